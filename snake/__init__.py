@@ -1,0 +1,22 @@
+"""snake: data-loading pipelines for deep learning on Trio structured concurrency.
+
+Package map:
+  _pipeline    Pipeline (the immutable builder) and from_iterable
+  _runner      runs a pipeline: stages, channels, one nursery, error policy
+  _chunking    stage boundaries: chunks, when to send them
+  _receiver    the channel open() yields
+  _sync        synchronous iteration through a background trio thread
+  _stages/     the operators, one family per module
+  _executors   worker threads and processes behind one protocol
+  _worker      what runs inside a worker
+  _ordering    the reorder buffer of ordered parallel stages
+  _errors      stage notes and unwrapping of exception groups
+  _validate    build-time argument checks
+"""
+
+from ._pipeline import Pipeline as Pipeline
+from ._pipeline import from_iterable as from_iterable
+
+__version__ = "0.1.0"
+
+__all__ = ["Pipeline", "from_iterable"]

@@ -1,0 +1,68 @@
+"""The ``snake`` command."""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+import time
+from collections.abc import Sequence
+
+import trio
+
+from . import _demo
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="snake", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser(
+        "demo",
+        help="run the seed example: async reads, then fib in worker processes",
+        description="100 items; an async read sleeping (i %% 3) time units; "
+        "fib(22 + i %% 5) in worker processes.",
+    )
+    demo.add_argument(
+        "--scale", type=_positive_float, default=0.05,
+        help="seconds in one time unit of the reads (default: 0.05)",
+    )  # fmt: skip
+    demo.add_argument(
+        "--items", type=int, default=100, help="number of items (default: 100)"
+    )
+    return parser
+
+
+def demo(items: int, scale: float) -> None:
+    async def run() -> list[int]:
+        return await _demo.pipeline(items, scale).collect()
+
+    began = time.perf_counter()
+    results = trio.run(run)
+    elapsed = time.perf_counter() - began
+    cost = _demo.estimate(items, scale)
+    print(f"{len(results)} results, in input order:")
+    print(textwrap.fill(" ".join(map(str, results)), width=79))
+    print()
+    print(f"elapsed            {elapsed:8.3f} s   (includes starting worker processes)")
+    print(f"sequential run     {cost.sequential:8.3f} s   "
+          f"({cost.sleep:.3f} s of reads + {cost.cpu:.3f} s of fib)")  # fmt: skip
+    print(f"ideal              {cost.ideal:8.3f} s   "
+          "(longest read + fib spread over every core)")  # fmt: skip
+    print(f"speed-up           {cost.sequential / elapsed:8.2f} x over sequential")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "demo":
+        demo(args.items, args.scale)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,71 @@
+"""How errors leave a pipeline: a note naming the stage, and no needless groups."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterator
+from typing import Any, NoReturn
+
+import trio
+
+
+def add_stage_note(
+    exc: BaseException, label: str, position: int, *, source: bool = False
+) -> None:
+    """Say, on a user's exception, which stage raised it and on which item.
+
+    ``position`` counts from 0: the item of the stage's input it was working
+    on, or for a source the item it was producing. Only ``Exception``
+    subclasses are annotated: ``KeyboardInterrupt``, ``SystemExit`` and
+    ``trio.Cancelled`` are control flow, not item failures.
+    """
+    if isinstance(exc, Exception):
+        where = f"producing item {position}" if source else f"at item {position} of its input"
+        exc.add_note(f"snake: in stage {label}, {where}")
+
+
+def failed_at(items: list[Any], it: Iterator[Any]) -> int:
+    """Index in ``items`` of the item being processed when its iterator ``it`` stopped.
+
+    What is left of the list's own iterator says how far it got, so the happy
+    path pays nothing for knowing where an error happened.
+    """
+    return len(items) - operator.length_hint(it) - 1
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for sub in exc.exceptions for leaf in _leaves(sub)]
+    return [exc]
+
+
+def simplify(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The exception a pipeline's caller should see instead of a nursery's group.
+
+    A single error (``Cancelled`` aside) is returned bare, so ``except
+    ValueError`` works; several independent errors become one flat group; a
+    group of nothing but ``Cancelled`` becomes one ``Cancelled``, which the
+    cancel scope that caused it then absorbs.
+    """
+    leaves = _leaves(group)
+    errors = [e for e in leaves if not isinstance(e, trio.Cancelled)]
+    if not errors:
+        return leaves[0]
+    if len(errors) == 1:
+        return errors[0]
+    return BaseExceptionGroup(f"{len(errors)} errors in a snake pipeline", errors)
+
+
+def raise_as_is(exc: BaseException) -> NoReturn:
+    """Raise ``exc`` keeping its own ``__context__``.
+
+    Raising inside an ``except`` block would chain the group we unwrapped (or a
+    ``Cancelled``) as the context, which only adds noise to the traceback.
+    """
+    context, suppress = exc.__context__, exc.__suppress_context__
+    try:
+        raise exc
+    finally:
+        exc.__context__ = context
+        exc.__suppress_context__ = suppress
+        del exc, context

@@ -1,0 +1,271 @@
+"""``Pipeline``: the immutable, typed builder. It describes; ``_runner`` runs."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Generic, Literal, NoReturn, TypeVar, overload
+
+import attrs
+import trio
+
+from . import _validate as check
+from ._runner import open_pipeline
+from ._stages._base import Spec
+from ._stages._inline import Batch, Enumerate, Filter, FlatMap, Map, Skip, Take, Unbatch
+from ._stages._parallel import ParMap, ParThen
+from ._stages._prefetch import Prefetch
+from ._stages._source import IterableSource
+from ._stages._then import Then
+from ._sync import iterate
+
+T = TypeVar("T")
+U = TypeVar("U")
+
+
+def from_iterable(obj: Iterable[T] | AsyncIterable[T], /) -> Pipeline[T]:
+    """A pipeline whose items come from ``obj``.
+
+    Args:
+      obj: a sync iterable (list, range, generator, ...) or an async iterable
+        (async generator, ``trio`` receive channel). A sync iterable is
+        pulled in the event loop's thread, so its items must be quick to
+        produce; a generator or async generator is closed when the pipeline
+        stops early. A re-iterable ``obj`` lets the pipeline run many times.
+
+    Raises:
+      TypeError: ``obj`` is not iterable.
+
+    Example::
+
+        list(snake.from_iterable(range(3)).map(str))  # ["0", "1", "2"]
+    """
+    if inspect.isgeneratorfunction(obj) or inspect.isasyncgenfunction(obj):
+        name = check.func_name(obj)
+        raise TypeError(
+            f"from_iterable() got the generator function {name}, not a generator: "
+            f"call it, as in from_iterable({name}())"
+        )
+    if not any(hasattr(obj, a) for a in ("__iter__", "__aiter__", "__getitem__")):
+        raise TypeError(
+            "from_iterable() needs an iterable or an async iterable, "
+            f"got {type(obj).__name__} {obj!r}"
+        )
+    return Pipeline((IterableSource(obj),))
+
+
+@attrs.frozen(repr=False)
+class Pipeline(Generic[T]):
+    """A chain of operators from a source to the items it yields.
+
+    Every method returns a new pipeline and leaves this one as it was, so a
+    pipeline can be extended in several ways and run many times. Nothing
+    runs until ``open()``, ``collect()`` or iteration. Start one with
+    :func:`snake.from_iterable`.
+    """
+
+    _specs: tuple[Spec, ...]
+
+    def __repr__(self) -> str:
+        return "snake." + ".".join(spec.describe() for spec in self._specs)
+
+    def _add(self, spec: Spec) -> Pipeline[Any]:
+        return Pipeline((*self._specs, spec))
+
+    # --- inline operators: fused into the stage before them -----------------
+
+    def map(self, fn: Callable[[T], U], /) -> Pipeline[U]:
+        """``fn(x)`` for each item, inline: for cheap functions.
+
+        Runs in the event loop's thread, fused with the stage before it (no
+        task or channel of its own). For slow work use ``par_map``.
+        """
+        check.check_sync_fn(fn, "map")
+        return self._add(Map(fn))
+
+    def filter(self, pred: Callable[[T], object], /) -> Pipeline[T]:
+        """Keep the items for which ``pred(x)`` is true, inline."""
+        check.check_sync_fn(pred, "filter")
+        return self._add(Filter(pred))
+
+    def flat_map(self, fn: Callable[[T], Iterable[U]], /) -> Pipeline[U]:
+        """Each item of ``fn(x)`` for each item, inline."""
+        check.check_sync_fn(fn, "flat_map")
+        return self._add(FlatMap(fn))
+
+    def enumerate(self, start: int = 0) -> Pipeline[tuple[int, T]]:
+        """``(i, x)`` pairs counting from ``start``, as ``enumerate`` does."""
+        check.check_int(start, "start", minimum=-(2**63))
+        return self._add(Enumerate(start))
+
+    def take(self, n: int) -> Pipeline[T]:
+        """The first ``n`` items; once it has them, the stages upstream stop.
+
+        Works on infinite sources. Items in flight upstream are cancelled.
+        """
+        return self._add(Take(check.check_int(n, "n", minimum=0)))
+
+    def skip(self, n: int) -> Pipeline[T]:
+        """All but the first ``n`` items."""
+        return self._add(Skip(check.check_int(n, "n", minimum=0)))
+
+    @overload
+    def batch(
+        self, size: int, *, drop_last: bool = ..., collate: None = ...
+    ) -> Pipeline[list[T]]: ...
+
+    @overload
+    def batch(
+        self, size: int, *, drop_last: bool = ..., collate: Callable[[list[T]], U]
+    ) -> Pipeline[U]: ...
+
+    def batch(
+        self,
+        size: int,
+        *,
+        drop_last: bool = False,
+        collate: Callable[[list[T]], Any] | None = None,
+    ) -> Pipeline[Any]:
+        """Lists of ``size`` consecutive items; the last may be shorter.
+
+        Args:
+          size: items per batch.
+          drop_last: drop a last batch shorter than ``size``.
+          collate: turns each list into one object (say, a stacked tensor).
+
+        Holds at most one partial batch.
+        """
+        check.check_int(size, "size", minimum=1)
+        check.check_bool(drop_last, "drop_last")
+        if collate is not None:
+            check.check_sync_fn(collate, "batch")
+        return self._add(Batch(size, drop_last, collate))
+
+    def unbatch(self: Pipeline[Iterable[U]]) -> Pipeline[U]:
+        """The items of each item, in order: the inverse of ``batch()``."""
+        return self._add(Unbatch())
+
+    # --- stages ------------------------------------------------------------
+
+    def then(self, fn: Callable[[T], Awaitable[U]], /) -> Pipeline[U]:
+        """``await fn(x)`` for each item, one at a time, in order.
+
+        A stage of its own. On cancel, the call in flight is cancelled.
+        """
+        check.check_async_fn(fn, "then")
+        return self._add(Then(fn))
+
+    def par_then(
+        self,
+        fn: Callable[[T], Awaitable[U]],
+        /,
+        *,
+        concurrency: int = 16,
+        ordered: bool = True,
+    ) -> Pipeline[U]:
+        """``await fn(x)`` with up to ``concurrency`` calls in flight: async I/O.
+
+        Args:
+          concurrency: most calls in flight at once.
+          ordered: keep input order; with ``False``, results leave as they
+            complete.
+
+        Ordering and memory: with ``ordered=True``, at most ``concurrency``
+        items are in flight or waiting for an earlier one (a slow item holds
+        back new calls, never memory). On cancel or error, calls in flight
+        are cancelled.
+        """
+        check.check_async_fn(fn, "par_then")
+        check.check_int(concurrency, "concurrency", minimum=1)
+        check.check_bool(ordered, "ordered")
+        return self._add(ParThen(fn, concurrency, ordered))
+
+    def par_map(
+        self,
+        fn: Callable[[T], U],
+        /,
+        *,
+        concurrency: int | None = None,
+        ordered: bool = True,
+        executor: Literal["process", "thread"] = "process",
+    ) -> Pipeline[U]:
+        """``fn(x)`` in worker processes (or threads): CPU work.
+
+        Args:
+          concurrency: most chunks of items in flight; ``None`` for one per
+            CPU. All process maps of a pipeline share one CPU budget (one
+            per CPU, or the largest ``concurrency`` asked for).
+          ordered: keep input order, as for ``par_then``.
+          executor: ``"process"`` (``trio_parallel`` workers, started for
+            each run and stopped when it ends) or ``"thread"`` (for functions
+            that release the GIL, such as image decoding).
+
+        Items travel to workers in chunks sized from their measured cost. On
+        cancel or error, worker processes in flight are killed; threads are
+        abandoned to finish on their own.
+
+        Raises:
+          TypeError: ``fn`` is async (use ``par_then``), or cannot be pickled
+            for a process.
+        """
+        check.check_sync_fn(fn, "par_map")
+        if concurrency is not None:
+            check.check_int(concurrency, "concurrency", minimum=1)
+        check.check_bool(ordered, "ordered")
+        check.check_choice(executor, "executor", ("process", "thread"))
+        if executor == "process":
+            check.check_picklable(fn, "par_map")
+        return self._add(ParMap(fn, concurrency, ordered, executor))
+
+    def prefetch(self, n: int) -> Pipeline[T]:
+        """A buffer of ``n`` items: the stages before run ahead of those after."""
+        return self._add(Prefetch(check.check_int(n, "n", minimum=1)))
+
+    # --- running -----------------------------------------------------------
+
+    def open(self) -> AbstractAsyncContextManager[trio.abc.ReceiveChannel[T]]:
+        """Run the pipeline for the duration of an ``async with`` block.
+
+        Yields a ``trio.abc.ReceiveChannel`` of the items. Every stage is a
+        task in a nursery this block owns: leaving it (early or not), or an
+        error in any stage, cancels and joins them all, kills worker
+        processes in flight and shuts the workers down.
+
+        Raises:
+          Exception: a stage's error as itself, with a note naming the stage
+            and the item; an ``ExceptionGroup`` only if several happened.
+
+        Example::
+
+            async with pipeline.open() as items:
+                async for x in items:
+                    print(x)
+        """
+        return open_pipeline(self._specs)
+
+    async def collect(self) -> list[T]:
+        """Run the pipeline to the end and return its items as a list."""
+        out: list[T] = []
+        async with open_pipeline(self._specs) as items:
+            while True:
+                try:
+                    out += await items._receive_chunk()
+                except trio.EndOfChannel:
+                    return out
+
+    def __iter__(self) -> Iterator[T]:
+        """Iterate synchronously, with trio running the pipeline in a thread.
+
+        Breaking out, closing the iterator, garbage collection or an
+        exception in the loop (Ctrl-C) stops every stage and joins the
+        thread. Not for use inside ``trio.run``: use ``collect``/``open``.
+        """
+        return iterate(lambda: open_pipeline(self._specs))
+
+    def __aiter__(self) -> NoReturn:
+        raise TypeError(
+            "a Pipeline cannot be iterated with `async for` directly, since its "
+            "stages need a nursery: use `async with pipeline.open() as items: "
+            "async for x in items: ...` or `await pipeline.collect()`"
+        )

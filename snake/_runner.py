@@ -1,0 +1,129 @@
+"""The one place that runs a pipeline: specs to stages, channels and tasks.
+
+Every stage is a task in the nursery ``open_pipeline`` owns, inside a cancel
+scope of its own; neighbours are joined by bounded memory channels carrying
+chunks. A stage that needs no more input (a satisfied ``take``, or nobody
+reading its output) cancels the stages upstream of it; leaving ``open`` or
+closing the receiver cancels them all. How errors leave is decided here once:
+see ``_errors.simplify``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+import attrs
+import trio
+
+from ._chunking import CHANNEL_CHUNKS, DownstreamClosed, Inbox, Outbox
+from ._errors import raise_as_is, simplify
+from ._executors import cpu_count, open_executors
+from ._receiver import PipelineReceiver
+from ._stages._base import InlineSpec, Spec, Stage, StageSpec
+from ._stages._inline import FusedSteps
+from ._stages._parallel import ParMap
+
+
+def label(index: int, spec: Spec) -> str:
+    """How notes and messages name an operator: ``#2 par_map(decode)``."""
+    return f"#{index} {spec.describe()}"
+
+
+@attrs.frozen
+class StagePlan:
+    """One stage: an operator with a task of its own, and the inline ops it hosts."""
+
+    index: int
+    spec: StageSpec
+    fused: tuple[tuple[int, InlineSpec], ...] = ()
+
+
+def plan(specs: Sequence[Spec]) -> list[StagePlan]:
+    """Group a pipeline's operators into stages; inline ops join the stage before."""
+    plans: list[StagePlan] = []
+    for index, spec in enumerate(specs):
+        if isinstance(spec, InlineSpec):
+            last = plans[-1]
+            plans[-1] = attrs.evolve(last, fused=(*last.fused, (index, spec)))
+        else:
+            assert isinstance(spec, StageSpec)
+            plans.append(StagePlan(index, spec))
+    return plans
+
+
+def process_tokens(specs: Sequence[Spec]) -> int | None:
+    """The shared CPU budget of the process maps, or ``None`` if there are none.
+
+    One token per CPU, or more if a stage explicitly asks for more workers.
+    """
+    maps = [s for s in specs if isinstance(s, ParMap) and s.executor == "process"]
+    if not maps:
+        return None
+    return max([cpu_count()] + [m.concurrency for m in maps if m.concurrency])
+
+
+@contextlib.asynccontextmanager
+async def open_pipeline(specs: Sequence[Spec]) -> AsyncIterator[PipelineReceiver[Any]]:
+    """Run a pipeline for the duration of the block; see ``Pipeline.open``."""
+    try:
+        async with _open(plan(specs), process_tokens(specs)) as items:
+            yield items
+    except BaseExceptionGroup as group:
+        raise_as_is(simplify(group))
+
+
+def _cancel(scopes: Sequence[trio.CancelScope]) -> None:
+    for scope in scopes:
+        scope.cancel()
+
+
+@contextlib.asynccontextmanager
+async def _open(
+    plans: list[StagePlan], tokens: int | None
+) -> AsyncIterator[PipelineReceiver[Any]]:
+    async with open_executors(tokens) as executors, trio.open_nursery() as nursery:
+        scopes = [trio.CancelScope() for _ in plans]
+        now = trio.lowlevel.current_clock().current_time
+        recv: trio.MemoryReceiveChannel[list[Any]] | None = None
+        for position, p in enumerate(plans):
+            send, next_recv = trio.open_memory_channel[list[Any]](CHANNEL_CHUNKS)
+            stage = p.spec.build(label(p.index, p.spec), executors)
+            steps = [spec.step(label(i, spec)) for i, spec in p.fused]
+            outbox = Outbox(send, FusedSteps(steps) if steps else None, now)
+            stop_upstream = functools.partial(_cancel, scopes[:position])
+            nursery.start_soon(_run_stage, stage, recv, outbox, send, scopes[position], stop_upstream)
+            recv = next_recv
+        assert recv is not None
+        stop = functools.partial(_cancel, scopes)
+        with recv:
+            try:
+                yield PipelineReceiver(recv, stop)
+            finally:
+                stop()
+
+
+async def _run_stage(
+    stage: Stage,
+    recv: trio.MemoryReceiveChannel[list[Any]] | None,
+    outbox: Outbox,
+    send: trio.MemorySendChannel[list[Any]],
+    scope: trio.CancelScope,
+    stop_upstream: Callable[[], None],
+) -> None:
+    with scope:
+        # Plain `with`: closing is synchronous, so a cancelled scope cannot
+        # turn the close into a Cancelled that hides the stage's own error.
+        with send, recv if recv is not None else contextlib.nullcontext():
+            try:
+                await stage.run(Inbox(recv, outbox) if recv is not None else None, outbox)
+                await outbox.finish()
+            except DownstreamClosed:
+                pass
+            else:
+                if not outbox.done:
+                    return
+        # It needs no more input: stop the stages feeding it, now.
+        stop_upstream()

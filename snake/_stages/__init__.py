@@ -1,0 +1,1 @@
+"""The operators: each module holds frozen specs and the code that runs them."""

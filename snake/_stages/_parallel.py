@@ -1,0 +1,162 @@
+"""``par_then`` and ``par_map``: many items in flight at once.
+
+Both run the same stage. A feeder task cuts the input into jobs (one item for
+``par_then``; a few, sized from measured cost, for ``par_map``) and starts
+each job as a task once a slot is free; the stage's own task collects the
+results. Ordering: with ``ordered=True`` results leave in input order, and a
+slot is freed only when its job's results leave, so at most ``concurrency``
+jobs are in flight or waiting for an earlier one, whatever the delays;
+with ``ordered=False`` they leave as they complete. On cancel or error,
+in-flight calls are cancelled, worker processes killed, threads abandoned.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+import trio
+
+from .._chunking import MAX_CHUNK, DownstreamClosed, Inbox, Outbox, Pacer
+from .._errors import add_stage_note
+from .._executors import Executor, Executors
+from .._ordering import Reorderer
+from .._validate import func_name
+from ._base import Stage, StageSpec
+
+#: Seconds of work a ``par_map`` job aims for: round trips stay a small cost.
+JOB_SECONDS = 0.005
+
+Call = Callable[[list[Any], int], Awaitable[tuple[list[Any], float]]]
+
+
+@attrs.frozen
+class ParThen(StageSpec):
+    fn: Callable[[Any], Awaitable[Any]]
+    concurrency: int
+    ordered: bool
+
+    def describe(self) -> str:
+        return f"par_then({func_name(self.fn)})"
+
+    def build(self, label: str, executors: Executors) -> Stage:
+        fn = self.fn
+
+        async def call(items: list[Any], base: int) -> tuple[list[Any], float]:
+            try:
+                return [await fn(items[0])], 0.0
+            except Exception as exc:
+                add_stage_note(exc, label, base)
+                raise
+
+        return _ParallelStage(call, self.concurrency, self.ordered, Pacer(maximum=1))
+
+
+@attrs.frozen
+class ParMap(StageSpec):
+    fn: Callable[[Any], Any]
+    concurrency: int | None
+    ordered: bool
+    executor: str
+
+    def describe(self) -> str:
+        return f"par_map({func_name(self.fn)})"
+
+    def build(self, label: str, executors: Executors) -> Stage:
+        executor: Executor = executors.get(self.executor, self.concurrency)
+        fn = self.fn
+
+        async def call(items: list[Any], base: int) -> tuple[list[Any], float]:
+            return await executor.run_chunk(fn, items, label, base)
+
+        concurrency = self.concurrency or executor.concurrency
+        return _ParallelStage(
+            call, concurrency, self.ordered, Pacer(JOB_SECONDS, MAX_CHUNK // 4)
+        )
+
+
+class _ParallelStage:
+    def __init__(self, call: Call, concurrency: int, ordered: bool, sizer: Pacer) -> None:
+        self._call = call
+        self._concurrency = concurrency
+        self._ordered = ordered
+        self._sizer = sizer
+
+    async def run(self, inbox: Inbox | None, outbox: Outbox) -> None:
+        assert inbox is not None
+        done_send, done_recv = trio.open_memory_channel[tuple[int, list[Any]]](math.inf)
+        slots = trio.Semaphore(self._concurrency)
+        closed = False
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._feed, inbox, nursery, done_send, slots)
+            with done_recv:
+                try:
+                    await self._collect(done_recv, slots, outbox)
+                except DownstreamClosed:
+                    closed = True
+            # Done early (a fused take is satisfied, or nobody reads): stop
+            # feeding and stop the work in flight.
+            nursery.cancel_scope.cancel()
+        if closed:
+            raise DownstreamClosed
+
+    async def _feed(
+        self,
+        inbox: Inbox,
+        nursery: trio.Nursery,
+        done_send: trio.MemorySendChannel[tuple[int, list[Any]]],
+        slots: trio.Semaphore,
+    ) -> None:
+        with done_send:
+            seq = 0
+            # The collector flushes when it waits; this task must not touch the outbox.
+            while (chunk := await inbox.next(flush=False)) is not None:
+                base = inbox.received - len(chunk)
+                start = 0
+                while start < len(chunk):
+                    size = self._sizer.size
+                    job = chunk if start == 0 and size >= len(chunk) else chunk[start : start + size]
+                    await slots.acquire()
+                    nursery.start_soon(self._job, seq, job, base + start, done_send.clone())
+                    seq += 1
+                    start += len(job)
+
+    async def _job(
+        self,
+        seq: int,
+        items: list[Any],
+        base: int,
+        done_send: trio.MemorySendChannel[tuple[int, list[Any]]],
+    ) -> None:
+        with done_send:
+            results, elapsed = await self._call(items, base)
+            self._sizer.record(len(items), elapsed)
+            done_send.send_nowait((seq, results))
+
+    async def _collect(
+        self,
+        done_recv: trio.MemoryReceiveChannel[tuple[int, list[Any]]],
+        slots: trio.Semaphore,
+        outbox: Outbox,
+    ) -> None:
+        reorder: Reorderer[list[Any]] | None = Reorderer() if self._ordered else None
+        now = outbox.now
+        while not outbox.done:
+            try:
+                seq, results = done_recv.receive_nowait()
+            except trio.WouldBlock:
+                await outbox.flush()
+                try:
+                    seq, results = await done_recv.receive()
+                except trio.EndOfChannel:
+                    return
+            except trio.EndOfChannel:
+                return
+            began = now()
+            for ready in [results] if reorder is None else reorder.push(seq, results):
+                await outbox.emit(ready, began)
+                slots.release()
+            if outbox.due(now(), 0.0):
+                await outbox.flush()

@@ -1,0 +1,64 @@
+"""``prefetch(n)``: an explicit buffer of ``n`` items between two stages.
+
+Ordering: input order. Buffering: the upstream runs ahead until ``n`` items
+wait here (a chunk may overshoot by less than one chunk). On cancel or error,
+the buffered items are dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import attrs
+import trio
+
+from .._chunking import DownstreamClosed, Inbox, Outbox
+from .._executors import Executors
+from ._base import Stage, StageSpec
+
+
+@attrs.frozen
+class Prefetch(StageSpec):
+    size: int
+
+    def describe(self) -> str:
+        return f"prefetch({self.size})"
+
+    def build(self, label: str, executors: Executors) -> Stage:
+        return _PrefetchStage(self.size)
+
+
+class _PrefetchStage:
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._room = trio.lowlevel.ParkingLot()
+
+    async def run(self, inbox: Inbox | None, outbox: Outbox) -> None:
+        assert inbox is not None
+        send, recv = trio.open_memory_channel[list[Any]](math.inf)
+        closed = False
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._read, inbox, send)
+            with recv:
+                try:
+                    await self._write(Inbox(recv, outbox), outbox)
+                except DownstreamClosed:
+                    closed = True
+            nursery.cancel_scope.cancel()
+        if closed:
+            raise DownstreamClosed
+
+    async def _read(self, inbox: Inbox, send: trio.MemorySendChannel[list[Any]]) -> None:
+        with send:
+            while (chunk := await inbox.next(flush=False)) is not None:
+                while self._free <= 0:
+                    await self._room.park()
+                self._free -= len(chunk)
+                send.send_nowait(chunk)
+
+    async def _write(self, buffered: Inbox, outbox: Outbox) -> None:
+        while not outbox.done and (chunk := await buffered.next()) is not None:
+            self._free += len(chunk)
+            self._room.unpark_all()
+            await outbox.emit(chunk, outbox.now())

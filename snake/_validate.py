@@ -1,0 +1,114 @@
+"""Argument checks run when a pipeline is built, with messages that name the fix."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any
+
+import cloudpickle
+
+
+def func_name(fn: object) -> str:
+    """A short, readable name for a user's callable, for labels and messages."""
+    if isinstance(fn, functools.partial):
+        return f"partial({func_name(fn.func)})"
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
+    if isinstance(name, str):
+        return name.rpartition("<locals>.")[2]
+    return type(fn).__name__
+
+
+def check_int(value: object, name: str, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(
+            f"`{name}` must be an int, got {type(value).__name__} {value!r}"
+        )
+    if value < minimum:
+        raise ValueError(f"`{name}` must be >= {minimum}, got {value}")
+    return value
+
+
+def check_bool(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(
+            f"`{name}` must be True or False, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        options = " or ".join(repr(c) for c in choices)
+        raise ValueError(f"`{name}` must be {options}, got {value!r}")
+    assert isinstance(value, str)
+    return value
+
+
+def check_callable(fn: object, method: str, name: str = "fn") -> None:
+    if not callable(fn):
+        raise TypeError(
+            f"{method}() needs a callable `{name}`, got {type(fn).__name__} {fn!r}"
+        )
+
+
+def is_async_callable(fn: object) -> bool:
+    """True for ``async def`` functions, partials of them and async ``__call__``."""
+    if inspect.iscoroutinefunction(fn):
+        return True
+    call = getattr(type(fn), "__call__", None)
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+def is_surely_sync(fn: object) -> bool:
+    """True for a named ``def`` function or a builtin, which cannot be awaited.
+
+    Lambdas, partials and callable objects may return awaitables
+    (``lambda u: fetch(u, timeout=3)``), so they are given the benefit of the
+    doubt and checked when called.
+    """
+    target = fn.func if isinstance(fn, functools.partial) else fn
+    if inspect.isbuiltin(target):
+        return True
+    return (
+        inspect.isfunction(target)
+        and target.__name__ != "<lambda>"
+        and not inspect.iscoroutinefunction(target)
+        and not inspect.isasyncgenfunction(target)
+    )
+
+
+def check_sync_fn(fn: object, method: str) -> None:
+    """Reject an async function given to an operator that calls it synchronously."""
+    check_callable(fn, method)
+    if is_async_callable(fn):
+        name = func_name(fn)
+        raise TypeError(
+            f"{method}() calls `fn` synchronously, but {name} is an async function: "
+            f"use .then({name}) for one call at a time or "
+            f".par_then({name}, concurrency=...) for many at once"
+        )
+
+
+def check_async_fn(fn: object, method: str) -> None:
+    """Reject a plain function given to ``then``/``par_then``."""
+    check_callable(fn, method)
+    if is_surely_sync(fn):
+        name = func_name(fn)
+        raise TypeError(
+            f"{method}() awaits `fn`, but {name} is a regular (sync) function: "
+            f"use .par_map({name}) for CPU work in worker processes or "
+            f".map({name}) for cheap work"
+        )
+
+
+def check_picklable(fn: Any, method: str) -> None:
+    """A process map ships `fn` to worker processes: fail now if it cannot go."""
+    try:
+        cloudpickle.dumps(fn)
+    except Exception as exc:
+        raise TypeError(
+            f"{method}() cannot send {func_name(fn)} to worker processes because it "
+            f"cannot be pickled ({type(exc).__name__}: {exc}); make what it captures "
+            f'picklable, or use executor="thread"'
+        ) from exc

@@ -1,0 +1,60 @@
+"""Fixtures shared by the whole suite; the leak check runs around every test."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+import psutil
+import pytest
+from hypothesis import settings
+
+settings.register_profile("ci", deadline=None, max_examples=60, print_blob=True)
+settings.register_profile("slow", deadline=None, max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+#: How long stray threads and processes get to finish after a test.
+LEAK_PATIENCE = 5.0
+
+
+def _idle_trio_thread(thread: threading.Thread) -> bool:
+    # trio keeps finished worker threads cached for a while, named
+    # "Trio thread N" while idle; any other name means it runs something.
+    return thread.name.startswith("Trio thread ")
+
+
+def _helper_process(proc: psutil.Process) -> bool:
+    # multiprocessing's resource tracker lives as long as the interpreter.
+    try:
+        return "resource_tracker" in " ".join(proc.cmdline())
+    except psutil.Error:
+        return True
+
+
+def leftovers(before: set[int]) -> list[str]:
+    """Threads and child processes alive now that a test should have ended."""
+    found = [
+        f"thread {t.name!r}"
+        for t in threading.enumerate()
+        if t.ident not in before and t.is_alive() and not _idle_trio_thread(t)
+    ]
+    for proc in psutil.Process().children(recursive=True):
+        if not _helper_process(proc):
+            try:
+                found.append(f"process {proc.pid} ({proc.status()}): {proc.cmdline()}")
+            except psutil.NoSuchProcess:
+                pass
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_leaks() -> Iterator[None]:
+    """Fail a test that leaves worker processes or busy threads behind."""
+    before = {t.ident for t in threading.enumerate() if t.ident is not None}
+    yield
+    deadline = time.monotonic() + LEAK_PATIENCE
+    while (found := leftovers(before)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not found, f"left behind after the test: {found}"
