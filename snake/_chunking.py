@@ -1,30 +1,36 @@
-"""Stage boundaries: stages exchange chunks, sent when full, late, or idle.
+"""Stage boundaries: stages exchange chunks, handed over when full or idle.
 
 A trio memory-channel hop costs several microseconds; a Python call costs a
 tenth of one. So stages send lists of items, and the one rule for when a
-pending chunk goes out lives here:
+pending chunk goes out lives here. It goes out
 
-* it holds ``MAX_CHUNK`` items (throughput for fast stages);
-* the stage is about to wait for input (nothing sits idle in a buffer);
-* its oldest item would otherwise wait longer than ``LATENCY_BUDGET``, judged
-  *before* the next unit of work from how long the last one took, so a stage
-  whose items take a second each sends every item on its own.
+* when it holds ``MAX_CHUNK`` items (throughput for fast stages);
+* when its stage is about to wait: for input, for results in flight, or
+  inside a user's coroutine that suspends (detected exactly, see
+  :func:`flush_on_suspend`), so nothing finished sits idle;
+* at least once per ``LATENCY_BUDGET`` of busy work, when the stage also
+  yields to the scheduler, so a stage computing for long still lets the
+  next one start.
 
 Synchronous work (pulling from a sync iterator, running fused inline ops) is
 cut into units sized to take about half the budget (:class:`Pacer`), so the
-rule can be checked between units.
+last rule can be kept between units.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Protocol
+import types
+from collections.abc import Awaitable, Generator
+from time import perf_counter
+from typing import Any, Protocol, TypeVar
 
 import trio
 
+T = TypeVar("T")
+
 #: Most items in one chunk.
 MAX_CHUNK = 256
-#: Longest an item should wait in a pending chunk while its stage works on.
+#: Longest a stage works without handing over its output and yielding.
 LATENCY_BUDGET = 0.001
 #: Chunks buffered in each channel between two stages.
 CHANNEL_CHUNKS = 1
@@ -49,17 +55,15 @@ class Pacer:
 
     Aims for ``target`` seconds a unit, with at most ``maximum`` items;
     starts at one item and at most doubles per unit, so a slow function is
-    noticed after one item, not after a whole chunk. ``expected`` is the
-    predicted duration of the next unit.
+    noticed after one item, not after a whole chunk.
     """
 
-    __slots__ = ("_maximum", "_target", "expected", "size")
+    __slots__ = ("_maximum", "_target", "size")
 
     def __init__(self, target: float = LATENCY_BUDGET / 2, maximum: int = MAX_CHUNK) -> None:
         self._target = target
         self._maximum = maximum
         self.size = 1
-        self.expected = 0.0
 
     def record(self, count: int, elapsed: float) -> None:
         if count <= 0:
@@ -67,7 +71,6 @@ class Pacer:
         per_item = elapsed / count
         fit = int(self._target / per_item) if per_item > 0 else self._maximum
         self.size = max(1, min(fit, 2 * self.size, self._maximum))
-        self.expected = per_item * self.size
 
 
 class Outbox:
@@ -76,19 +79,13 @@ class Outbox:
     Owned by one task. ``sent`` counts the items delivered downstream.
     """
 
-    __slots__ = ("_chain", "_pacer", "_send", "_since", "now", "pending", "sent")
+    __slots__ = ("_chain", "_pacer", "_send", "_yield_at", "pending", "sent")
 
-    def __init__(
-        self,
-        send: trio.MemorySendChannel[list[Any]],
-        chain: Chain | None,
-        now: Callable[[], float],
-    ) -> None:
+    def __init__(self, send: trio.MemorySendChannel[list[Any]], chain: Chain | None) -> None:
         self._send = send
         self._chain = chain
         self._pacer = Pacer()
-        self._since = 0.0
-        self.now = now
+        self._yield_at = perf_counter() + LATENCY_BUDGET
         self.pending: list[Any] = []
         self.sent = 0
 
@@ -97,12 +94,8 @@ class Outbox:
         """A fused ``take`` has all it needs: the stage should stop."""
         return self._chain is not None and self._chain.done
 
-    def due(self, now: float, expected: float) -> bool:
-        """Would the oldest pending item exceed the budget during ``expected`` more seconds?"""
-        return bool(self.pending) and now - self._since + expected >= LATENCY_BUDGET
-
     async def flush(self) -> None:
-        """Send the pending chunk, if any."""
+        """Send the pending chunk, if any, waiting for room downstream."""
         chunk = self.pending
         if chunk:
             self.pending = []
@@ -111,46 +104,110 @@ class Outbox:
             except trio.BrokenResourceError:
                 raise DownstreamClosed from None
             self.sent += len(chunk)
+            self._yield_at = perf_counter() + LATENCY_BUDGET
 
-    async def emit(self, items: list[Any], started: float) -> None:
-        """Queue the output of a unit of work begun at ``started``.
+    def flush_nowait(self) -> None:
+        """Hand the pending chunk over if there is room downstream right now.
 
-        The hosted inline ops run here, in paced slices. ``items`` becomes
-        the outbox's: the caller must not touch it again.
+        If there is not, the next stage is busy and not waiting for it: it
+        stays pending, to go out with the next flush.
+        """
+        chunk = self.pending
+        if chunk:
+            try:
+                self._send.send_nowait(chunk)
+            except (trio.WouldBlock, trio.BrokenResourceError):
+                return  # a closed downstream is reported by the next flush()
+            self.pending = []
+            self.sent += len(chunk)
+
+    async def emit(self, items: list[Any]) -> None:
+        """Queue the output of a unit of work; the hosted inline ops run here.
+
+        ``items`` becomes the outbox's: the caller must not touch it again.
         """
         chain = self._chain
         if chain is None:
-            await self._add(items, started)
+            await self._add(items)
             return
-        pacer, now = self._pacer, self.now
+        pacer = self._pacer
         start, count = 0, len(items)
         while start < count and not chain.done:
             size = pacer.size
             part = items if start == 0 and size >= count else items[start : start + size]
             start += size
-            began = now()
-            if self.due(began, pacer.expected):
-                await self.flush()
+            began = perf_counter()
             out = chain.process(part)
-            pacer.record(len(part), now() - began)
-            await self._add(out, began)
+            pacer.record(len(part), perf_counter() - began)
+            await self._add(out)
 
     async def finish(self) -> None:
         """End of input: send what the hosted ops still hold, such as a last batch."""
         if self._chain is not None:
-            await self._add(self._chain.finish(), self.now())
+            await self._add(self._chain.finish())
         await self.flush()
 
-    async def _add(self, items: list[Any], started: float) -> None:
-        if not items:
-            return
-        if self.pending:
-            self.pending += items
+    async def _add(self, items: list[Any]) -> None:
+        if items:
+            if not self.pending:
+                self.pending = items
+            elif len(self.pending) + len(items) <= MAX_CHUNK:
+                self.pending += items
+            else:
+                # Keep chunks within MAX_CHUNK (a single unit may exceed it).
+                await self.flush()
+                self.pending = items
+            if len(self.pending) >= MAX_CHUNK:
+                await self.flush()
+        if perf_counter() >= self._yield_at:
+            # Busy for a whole budget: hand over what there is, let others run.
+            if self.pending:
+                await self.flush()
+            else:
+                await trio.lowlevel.checkpoint()
+                self._yield_at = perf_counter() + LATENCY_BUDGET
+
+
+@types.coroutine
+def flush_on_suspend(awaitable: Awaitable[T], outbox: Outbox) -> Generator[Any, Any, T]:
+    """``await awaitable``, handing ``outbox``'s pending chunk over if it suspends.
+
+    A user's coroutine may finish at once or wait for seconds; only running
+    it tells which. This runs it up to its first suspension and, only then,
+    flushes without waiting, so a fast coroutine costs nothing extra and a
+    slow one never holds finished items back. After that it is exactly
+    ``yield from``: trio's traps, values and exceptions pass straight through.
+    """
+    try:
+        it = awaitable.__await__()
+    except AttributeError:
+        raise TypeError(
+            f"expected an awaitable, got {type(awaitable).__name__} {awaitable!r}"
+        ) from None
+    try:
+        trap = it.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    outbox.flush_nowait()
+    while True:
+        try:
+            value = yield trap
+        except GeneratorExit:
+            it.close()
+            raise
+        except BaseException as exc:
+            try:
+                trap = it.throw(exc)
+            except StopIteration as done:
+                result = done.value
+                return result
         else:
-            self.pending = items
-            self._since = started
-        if len(self.pending) >= MAX_CHUNK:
-            await self.flush()
+            try:
+                trap = it.send(value)
+            except StopIteration as done:
+                result = done.value
+                return result
 
 
 class Inbox:

@@ -86,13 +86,12 @@ async def _open(
 ) -> AsyncIterator[PipelineReceiver[Any]]:
     async with open_executors(tokens) as executors, trio.open_nursery() as nursery:
         scopes = [trio.CancelScope() for _ in plans]
-        now = trio.lowlevel.current_clock().current_time
         recv: trio.MemoryReceiveChannel[list[Any]] | None = None
         for position, p in enumerate(plans):
             send, next_recv = trio.open_memory_channel[list[Any]](CHANNEL_CHUNKS)
             stage = p.spec.build(label(p.index, p.spec), executors)
             steps = [spec.step(label(i, spec)) for i, spec in p.fused]
-            outbox = Outbox(send, FusedSteps(steps) if steps else None, now)
+            outbox = Outbox(send, FusedSteps(steps) if steps else None)
             stop_upstream = functools.partial(_cancel, scopes[:position])
             nursery.start_soon(_run_stage, stage, recv, outbox, send, scopes[position], stop_upstream)
             recv = next_recv

@@ -89,16 +89,18 @@ class _ParallelStage:
         done_send, done_recv = trio.open_memory_channel[tuple[int, list[Any]]](math.inf)
         slots = trio.Semaphore(self._concurrency)
         closed = False
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._feed, inbox, nursery, done_send, slots)
-            with done_recv:
+        # Closed only once every job has ended: a job finishing while the
+        # stage is being cancelled must not fail on a closed channel.
+        with done_recv:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._feed, inbox, nursery, done_send, slots)
                 try:
                     await self._collect(done_recv, slots, outbox)
                 except DownstreamClosed:
                     closed = True
-            # Done early (a fused take is satisfied, or nobody reads): stop
-            # feeding and stop the work in flight.
-            nursery.cancel_scope.cancel()
+                # Done early (a fused take is satisfied, or nobody reads): stop
+                # feeding and stop the work in flight.
+                nursery.cancel_scope.cancel()
         if closed:
             raise DownstreamClosed
 
@@ -142,7 +144,6 @@ class _ParallelStage:
         outbox: Outbox,
     ) -> None:
         reorder: Reorderer[list[Any]] | None = Reorderer() if self._ordered else None
-        now = outbox.now
         while not outbox.done:
             try:
                 seq, results = done_recv.receive_nowait()
@@ -154,9 +155,6 @@ class _ParallelStage:
                     return
             except trio.EndOfChannel:
                 return
-            began = now()
             for ready in [results] if reorder is None else reorder.push(seq, results):
-                await outbox.emit(ready, began)
+                await outbox.emit(ready)
                 slots.release()
-            if outbox.due(now(), 0.0):
-                await outbox.flush()

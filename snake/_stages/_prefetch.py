@@ -38,14 +38,14 @@ class _PrefetchStage:
         assert inbox is not None
         send, recv = trio.open_memory_channel[list[Any]](math.inf)
         closed = False
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._read, inbox, send)
-            with recv:
+        with recv:  # closed once the reader has ended, as in _parallel
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._read, inbox, send)
                 try:
                     await self._write(Inbox(recv, outbox), outbox)
                 except DownstreamClosed:
                     closed = True
-            nursery.cancel_scope.cancel()
+                nursery.cancel_scope.cancel()
         if closed:
             raise DownstreamClosed
 
@@ -61,4 +61,4 @@ class _PrefetchStage:
         while not outbox.done and (chunk := await buffered.next()) is not None:
             self._free += len(chunk)
             self._room.unpark_all()
-            await outbox.emit(chunk, outbox.now())
+            await outbox.emit(chunk)

@@ -15,11 +15,11 @@ import time
 from typing import Any
 
 import attrs
-import trio
 
-from .._chunking import LATENCY_BUDGET, Inbox, Outbox, Pacer
+from .._chunking import Inbox, Outbox, Pacer, flush_on_suspend
 from .._errors import add_stage_note
 from .._executors import Executors
+from .._validate import func_name
 from ._base import Stage, StageSpec
 
 
@@ -29,33 +29,13 @@ class IterableSource(StageSpec):
 
     def describe(self) -> str:
         obj = self.obj
-        name = getattr(obj, "__qualname__", None) if inspect.isgenerator(obj) else None
-        return f"from_iterable({name or type(obj).__name__})"
+        generator = inspect.isgenerator(obj) or inspect.isasyncgen(obj)
+        return f"from_iterable({func_name(obj) if generator else type(obj).__name__})"
 
     def build(self, label: str, executors: Executors) -> Stage:
         if hasattr(self.obj, "__aiter__"):
             return _AsyncSource(self.obj, label)
         return _SyncSource(self.obj, label)
-
-
-class _Yielder:
-    """Yields to the scheduler when a source has run ``LATENCY_BUDGET`` without.
-
-    A source whose items are all filtered out never sends, so nothing else
-    would give other tasks (or a deadline) a turn. Real time, not trio's
-    clock: this is about the event loop, not the pipeline's pace.
-    """
-
-    __slots__ = ("_last",)
-
-    def __init__(self) -> None:
-        self._last = time.perf_counter()
-
-    async def tick(self) -> None:
-        now = time.perf_counter()
-        if now - self._last >= LATENCY_BUDGET:
-            self._last = now
-            await trio.lowlevel.checkpoint()
 
 
 class _SyncSource:
@@ -72,13 +52,11 @@ class _SyncSource:
                 it.close()
 
     async def _pull(self, it: Any, outbox: Outbox) -> None:
-        pacer, now, yielder = Pacer(), outbox.now, _Yielder()
+        pacer = Pacer()
         produced = 0
         while not outbox.done:
             size = pacer.size
-            began = now()
-            if outbox.due(began, pacer.expected):
-                await outbox.flush()
+            began = time.perf_counter()
             items: list[Any] = []
             try:
                 # On an error, extend() keeps the items it got: they count.
@@ -86,12 +64,11 @@ class _SyncSource:
             except Exception as exc:
                 add_stage_note(exc, self._label, produced + len(items), source=True)
                 raise
-            pacer.record(len(items), now() - began)
+            pacer.record(len(items), time.perf_counter() - began)
             produced += len(items)
-            await outbox.emit(items, began)
+            await outbox.emit(items)
             if len(items) < size:
                 return
-            await yielder.tick()
 
 
 class _AsyncSource:
@@ -108,22 +85,14 @@ class _AsyncSource:
             await self._pull(ait, outbox)
 
     async def _pull(self, ait: Any, outbox: Outbox) -> None:
-        now, yielder = outbox.now, _Yielder()
-        expected = 0.0
         produced = 0
         while not outbox.done:
-            began = now()
-            if outbox.due(began, expected):
-                await outbox.flush()
-                began = now()
             try:
-                item = await ait.__anext__()
+                item = await flush_on_suspend(ait.__anext__(), outbox)
             except StopAsyncIteration:
                 return
             except Exception as exc:
                 add_stage_note(exc, self._label, produced, source=True)
                 raise
             produced += 1
-            expected = now() - began
-            await outbox.emit([item], began)
-            await yielder.tick()
+            await outbox.emit([item])

@@ -1,7 +1,7 @@
 """``then``: one async call per item, one at a time.
 
-Ordering: input order. Buffering: one pending chunk, which goes out before a
-call that is expected to be slow (so a slow function keeps per-item latency).
+Ordering: input order. Buffering: one pending chunk, handed over as soon as a
+call suspends (so a slow function keeps per-item latency).
 On cancel or error, the call in flight is cancelled with the stage.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from .._chunking import Inbox, Outbox
+from .._chunking import Inbox, Outbox, flush_on_suspend
 from .._errors import add_stage_note
 from .._executors import Executors
 from .._validate import func_name
@@ -37,23 +37,15 @@ class _ThenStage:
 
     async def run(self, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
-        fn, now = self._fn, outbox.now
-        expected = 0.0
+        fn = self._fn
         while (chunk := await inbox.next()) is not None:
             base = inbox.received - len(chunk)
-            began = now()
             for i, x in enumerate(chunk):
-                if outbox.due(began, expected):
-                    await outbox.flush()
-                    began = now()
                 try:
-                    y = await fn(x)
+                    y = await flush_on_suspend(fn(x), outbox)
                 except Exception as exc:
                     add_stage_note(exc, self._label, base + i)
                     raise
-                ended = now()
-                expected = ended - began
-                await outbox.emit([y], began)
+                await outbox.emit([y])
                 if outbox.done:
                     return
-                began = ended

@@ -1,0 +1,169 @@
+"""Leaving early, outer deadlines and take(): every stage stops, nothing is left."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import trio
+import trio.testing
+
+import snake
+from snake._chunking import MAX_CHUNK
+
+#: "Within about 100 ms" of the contract, with room for a busy 2-core machine.
+PROMPT = 0.5
+
+
+def sleep_in_worker(x: int) -> int:
+    time.sleep(30)
+    return x
+
+
+async def sleep_forever_async(x: int) -> int:
+    await trio.sleep_forever()
+    return x
+
+
+async def test_leaving_open_early_cancels_every_stage(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    pipeline = (
+        snake.from_iterable(itertools.count())
+        .par_then(_echo, concurrency=4)
+        .then(_echo)
+        .prefetch(8)
+    )
+    async with pipeline.open() as items:
+        async for x in items:
+            if x == 100:
+                break
+    # Nothing to assert beyond returning at all: an uncancelled stage would
+    # keep the nursery, and so this test, open forever.
+
+
+async def _echo(x: int) -> int:
+    await trio.sleep(0.001)
+    return x
+
+
+@pytest.mark.parametrize("executor", ["process", "thread"])
+async def test_an_outer_deadline_is_honoured_promptly_with_work_in_flight(executor: str) -> None:
+    fn = sleep_in_worker if executor == "process" else _short_sleep
+    pipeline = snake.from_iterable(range(8)).par_map(fn, concurrency=2, executor=executor)  # type: ignore[arg-type]
+    async with pipeline.open() as items:
+        # Let the work start (and, for processes, the workers spawn) first.
+        await trio.sleep(0.1)
+        began = time.perf_counter()
+        with trio.move_on_after(0.2):
+            async for _ in items:
+                pass
+        late = time.perf_counter() - began - 0.2
+    assert late < PROMPT
+
+
+def _short_sleep(x: int) -> int:
+    time.sleep(2)  # a thread cannot be killed: it is abandoned and finishes
+    return x
+
+
+async def test_leaving_open_kills_worker_processes_mid_item() -> None:
+    began = time.perf_counter()
+    async with snake.from_iterable(range(4)).par_map(sleep_in_worker, concurrency=2).open() as items:
+        with trio.move_on_after(1.0):
+            await items.receive()
+    # Spawning workers and killing them takes well under the 30 s an item needs;
+    # the leak fixture checks that no worker process is left.
+    assert time.perf_counter() - began < 1.0 + 5 * PROMPT
+
+
+async def test_take_stops_an_infinite_source_and_the_stages_on_it() -> None:
+    pulled = 0
+
+    def naturals() -> Iterator[int]:
+        nonlocal pulled
+        for i in itertools.count():
+            pulled += 1
+            yield i
+
+    with trio.fail_after(5):
+        got = await snake.from_iterable(naturals()).then(_echo).take(10).collect()
+    assert got == list(range(10))
+    # Upstream stopped at once: no more than what fits between the two stages
+    # (the source's pending chunk, the channel's, the one in hand) and a slice.
+    assert pulled <= 10 + 4 * MAX_CHUNK
+
+
+async def test_take_kills_process_work_upstream_at_once() -> None:
+    with trio.fail_after(10):
+        got = await (
+            snake.from_iterable(range(6))
+            .par_map(_fast_then_forever, concurrency=2)
+            .take(1)
+            .collect()
+        )
+    assert got == [0]
+
+
+def _fast_then_forever(x: int) -> int:
+    if x:
+        time.sleep(30)
+    return x
+
+
+async def test_a_generator_source_is_closed_when_the_pipeline_stops_early() -> None:
+    closed = []
+
+    def source() -> Iterator[int]:
+        try:
+            yield from itertools.count()
+        finally:
+            closed.append("sync")
+
+    async def asource() -> AsyncIterator[int]:
+        try:
+            for i in itertools.count():
+                yield i
+                await trio.sleep(0)
+        finally:
+            closed.append("async")
+
+    assert await snake.from_iterable(source()).take(3).collect() == [0, 1, 2]
+    async with snake.from_iterable(asource()).open() as items:
+        assert await items.receive() == 0
+    assert closed == ["sync", "async"]
+
+
+async def test_closing_the_receiver_stops_the_stages_but_not_the_block() -> None:
+    async with snake.from_iterable(itertools.count()).then(_echo).open() as items:
+        assert await items.receive() == 0
+        await items.aclose()
+        with pytest.raises(trio.ClosedResourceError):
+            await items.receive()
+        # The block itself is not cancelled: it can still do its own work.
+        await trio.sleep(0.01)
+
+
+async def test_a_cancelled_consumer_that_never_blocks_still_stops() -> None:
+    count = 0
+    with trio.move_on_after(0.05):
+        async with snake.from_iterable(itertools.count()).open() as items:
+            async for _ in items:
+                count += 1
+    assert count > 0
+
+
+async def test_a_source_that_filters_everything_out_still_honours_a_deadline() -> None:
+    began = time.perf_counter()
+    with trio.move_on_after(0.1):
+        await snake.from_iterable(itertools.count()).filter(lambda x: x < 0).collect()
+    assert time.perf_counter() - began < 0.1 + PROMPT
+
+
+async def test_a_pipeline_can_be_opened_again_after_it_was_cut_short() -> None:
+    pipeline = snake.from_iterable(range(1000)).map(lambda x: x * 2)
+    async with pipeline.open() as items:
+        assert await items.receive() == 0
+    assert await pipeline.collect() == [x * 2 for x in range(1000)]

@@ -1,0 +1,195 @@
+"""Errors leave as themselves, with a note naming the stage and the item."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+import snake
+
+
+class Boom(Exception):
+    pass
+
+
+def fails_at(bad: int) -> Any:
+    def fn(x: int) -> int:
+        if x == bad:
+            raise Boom(f"item {x}")
+        return x
+
+    return fn
+
+
+def fails_in_worker(x: int) -> int:
+    if x == 7:
+        raise Boom("from a worker")
+    return x
+
+
+async def afails_at_3(x: int) -> int:
+    await trio.sleep(0.01 * (x % 4))
+    if x == 3:
+        raise Boom("async")
+    return x
+
+
+def notes(exc: BaseException) -> list[str]:
+    return list(getattr(exc, "__notes__", []))
+
+
+@pytest.mark.parametrize(
+    ("build", "note"),
+    [
+        (lambda p: p.map(fails_at(4)), "#1 map(fn), at item 4 of its input"),
+        (lambda p: p.filter(fails_at(4)), "#1 filter(fn), at item 4 of its input"),
+        (lambda p: p.flat_map(lambda x: [fails_at(4)(x)]), "#1 flat_map(<lambda>), at item 4"),
+        (lambda p: p.skip(2).map(fails_at(4)), "#2 map(fn), at item 2 of its input"),
+        (lambda p: p.then(afails_at_3), "#1 then(afails_at_3), at item 3 of its input"),
+        (lambda p: p.par_then(afails_at_3, concurrency=4), "#1 par_then(afails_at_3), at item 3"),
+        (
+            lambda p: p.par_map(fails_at(4), executor="thread"),
+            "#1 par_map(fn), at item 4 of its input",
+        ),
+        (lambda p: p.batch(3, collate=fails_at_batch(3)), "#1 batch(3, collate=fn), at item 5"),
+        (lambda p: p.map(lambda x: x if x != 4 else 1).unbatch(), "#2 unbatch(), at item 0"),
+    ],
+)
+async def test_a_single_error_arrives_bare_with_its_stage_note(build: Any, note: str) -> None:
+    with pytest.raises((Boom, TypeError)) as info:
+        await build(snake.from_iterable(range(10))).collect()
+    assert not isinstance(info.value, BaseExceptionGroup)
+    assert len(notes(info.value)) == 1
+    assert note in notes(info.value)[0]
+
+
+def fails_at_batch(bad_first: int) -> Any:
+    def fn(batch: list[int]) -> int:
+        if batch[0] == bad_first:
+            raise Boom("collate")
+        return sum(batch)
+
+    return fn
+
+
+async def test_a_worker_process_error_keeps_its_type_note_and_remote_traceback() -> None:
+    with pytest.raises(Boom) as info:
+        await snake.from_iterable(range(20)).par_map(fails_in_worker, concurrency=2).collect()
+    assert notes(info.value) == ["snake: in stage #1 par_map(fails_in_worker), at item 7 of its input"]
+    text = "".join(traceback.format_exception(info.value))
+    assert "fails_in_worker" in text and 'raise Boom("from a worker")' in text
+
+
+async def test_a_sync_source_error_names_the_item_it_was_producing() -> None:
+    def source() -> Iterator[int]:
+        yield from range(5)
+        raise Boom("source")
+
+    with pytest.raises(Boom) as info:
+        await snake.from_iterable(source()).collect()
+    assert notes(info.value) == ["snake: in stage #0 from_iterable(source), producing item 5"]
+
+
+async def test_an_async_source_error_names_the_item_it_was_producing() -> None:
+    async def source() -> AsyncIterator[int]:
+        for i in range(3):
+            yield i
+        raise Boom("async source")
+
+    with pytest.raises(Boom) as info:
+        await snake.from_iterable(source()).collect()
+    assert notes(info.value) == ["snake: in stage #0 from_iterable(source), producing item 3"]
+
+
+async def test_what_arrives_before_an_error_is_a_prefix_of_the_output() -> None:
+    async def pause(x: int) -> int:
+        await trio.sleep(0.001)
+        return x
+
+    for pipeline in [
+        snake.from_iterable(range(10)).map(fails_at(6)),
+        snake.from_iterable(range(10)).then(pause).map(fails_at(6)),
+    ]:
+        got = []
+        with pytest.raises(Boom):
+            async with pipeline.open() as items:
+                async for x in items:
+                    got.append(x)
+        assert got == list(range(len(got)))
+    # A stage that suspends hands each item over before it fails.
+    assert got == [0, 1, 2, 3, 4, 5]
+
+
+async def test_the_error_carries_no_cancelled_or_group_as_context(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def slow(x: int) -> int:
+        await trio.sleep(10)
+        return x
+
+    pipeline = snake.from_iterable(range(3)).then(slow).map(fails_at(0))
+    with pytest.raises(Boom) as info:
+        async with snake.from_iterable(range(3)).map(fails_at(1)).open() as items:
+            async for _ in items:
+                pass
+    assert info.value.__context__ is None
+    # An error raised while the consumer waits (and is cancelled) likewise.
+    with pytest.raises(Boom) as info:
+        async with pipeline.open() as items:
+            async for _ in items:
+                pass
+    assert info.value.__context__ is None
+
+
+async def test_the_consumers_own_error_leaves_bare() -> None:
+    with pytest.raises(KeyError):
+        async with snake.from_iterable(range(10)).open() as items:
+            async for x in items:
+                if x == 3:
+                    raise KeyError(x)
+
+
+async def test_a_keyboard_interrupt_in_a_stage_arrives_bare() -> None:
+    def interrupt(x: int) -> int:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt) as info:
+        await snake.from_iterable(range(3)).map(interrupt).collect()
+    assert not notes(info.value)
+
+
+async def test_two_stages_failing_at_once_give_a_flat_group_of_both() -> None:
+    go = trio.Event()
+
+    async def fail_on_go(x: int) -> int:
+        await go.wait()
+        raise Boom(f"then {x}")
+
+    async def source() -> AsyncIterator[int]:
+        yield 0
+        await go.wait()
+        raise Boom("source")
+
+    async def release_both_later() -> None:
+        await trio.testing.wait_all_tasks_blocked()
+        go.set()  # both stages resume in the same batch: neither is cancelled first
+
+    with pytest.raises(BaseExceptionGroup) as info:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(release_both_later)
+            await snake.from_iterable(source()).then(fail_on_go).collect()
+    group = info.value
+    # The test's own nursery wraps what collect() raised: one flat group of two.
+    assert len(group.exceptions) == 1
+    leaves = group.exceptions[0]
+    assert isinstance(leaves, BaseExceptionGroup)
+    assert sorted(str(e) for e in leaves.exceptions) == ["source", "then 0"]
+    assert sorted(notes(e)[0] for e in leaves.exceptions) == [
+        "snake: in stage #0 from_iterable(source), producing item 1",
+        "snake: in stage #1 then(fail_on_go), at item 0 of its input",
+    ]
