@@ -271,9 +271,11 @@ def workload_a(n: int, rounds: int) -> None:
         f"(a) {n:,} ints through {STAGES} fused .map(lambda x: x + 1); "
         f"median of {rounds} rounds",
         speed_rows(n, timed[0], timed[1:], GOAL_MAP),
-        [f"reference: {STAGES} nested generator expressions over range(n), "
-         "consumed by a for loop"],
-    )  # fmt: skip
+        [
+            f"reference: {STAGES} nested generator expressions over range(n), "
+            "consumed by a for loop"
+        ],
+    )
 
 
 # --- (b) then stages ------------------------------------------------------------
@@ -318,8 +320,8 @@ def then_hand(n: int, buffer: int) -> float:
     began = time.perf_counter()
     out = trio.run(hand_chain, n, buffer)
     elapsed = time.perf_counter() - began
-    check(f"hand-written chain, buffer {buffer}", "(count, sum)",
-          (len(out), sum(out)), then_expected(n))  # fmt: skip
+    got = (len(out), sum(out))
+    check(f"hand-written chain, buffer {buffer}", "(count, sum)", got, then_expected(n))
     return elapsed
 
 
@@ -354,9 +356,11 @@ def workload_b(n: int, rounds: int) -> None:
     print_table(
         f"(b) {n:,} ints through {STAGES} .then(ident) stages; median of {rounds} rounds",
         rows,
-        [f"hand-written: a source task + {STAGES} tasks, one item per send, "
-         "memory channels of the buffer size shown"],
-    )  # fmt: skip
+        [
+            f"hand-written: a source task + {STAGES} tasks, one item per send, "
+            "memory channels of the buffer size shown"
+        ],
+    )
 
 
 # --- (c) the seed workload -------------------------------------------------------
@@ -424,26 +428,35 @@ def workload_c(rounds: int) -> None:
     for contender in runs:
         median = statistics.median(contender.seconds)
         per_round = [s / r for s, r in zip(contender.seconds, reference.seconds, strict=True)]
-        rows.append(Row(
-            contender.name,
-            f"{median:.3f} s",
-            ratio_text(median / ref_median),
-            f"{min(per_round):.2f}-{max(per_round):.2f}x",
-        ))  # fmt: skip
+        rows.append(
+            Row(
+                contender.name,
+                f"{median:.3f} s",
+                ratio_text(median / ref_median),
+                f"{min(per_round):.2f}-{max(per_round):.2f}x",
+            )
+        )
     first = seed.first_item
-    rows.append(Row("first item (open, receive)", f"{statistics.median(first):.3f} s",
-                    per_round=f"{min(first):.3f}-{max(first):.3f} s"))  # fmt: skip
+    rows.append(
+        Row(
+            "first item (open, receive)",
+            f"{statistics.median(first):.3f} s",
+            per_round=f"{min(first):.3f}-{max(first):.3f} s",
+        )
+    )
     sequential = statistics.median(e.sequential for e in estimates)
     cpu = statistics.median(e.cpu for e in estimates)
     print_table(
         f"(c) seed workload _demo.pipeline({SEED_ITEMS}, {SEED_UNIT}); "
         f"median of {rounds} rounds; ratio = elapsed / ideal (lower is better)",
         rows,
-        [f"ideal = longest read + fib CPU time / {cpu_count()} cores "
-         f"(fib alone: {cpu:.3f} s; sequential run: {sequential:.3f} s)",
-         "each run starts and stops its own worker processes, inside the timing",
-         "no fixed goal; issue #3 will target <= 1.1x"],
-    )  # fmt: skip
+        [
+            f"ideal = longest read + fib CPU time / {cpu_count()} cores "
+            f"(fib alone: {cpu:.3f} s; sequential run: {sequential:.3f} s)",
+            "each run starts and stops its own worker processes, inside the timing",
+            "no fixed goal; issue #3 will target <= 1.1x",
+        ],
+    )
 
 
 # --- command line ----------------------------------------------------------------
@@ -485,19 +498,25 @@ def _parser() -> argparse.ArgumentParser:
         "(see the module docstring for how to read the tables)."
     )
     parser.add_argument(
-        "--repeat", type=_rounds, default=None,
+        "--repeat",
+        type=_rounds,
+        default=None,
         help=f"timed rounds per workload, >= {MIN_ROUNDS} "
         f"(default: {FULL.rounds}, or {QUICK.rounds} with --quick)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--quick", action="store_true",
+        "--quick",
+        action="store_true",
         help=f"smaller sizes (a: {QUICK.map_items:,}, b: {QUICK.then_items:,}) "
         f"and {QUICK.rounds} rounds, for a smoke run",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--only", type=_workloads, default=WORKLOADS, metavar="a,b,c",
+        "--only",
+        type=_workloads,
+        default=WORKLOADS,
+        metavar="a,b,c",
         help="workloads to run (default: all)",
-    )  # fmt: skip
+    )
     return parser
 
 
@@ -512,12 +531,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     sizes = QUICK if args.quick else FULL
     rounds: int = args.repeat or sizes.rounds
-    print(f"Python {platform.python_version()} ({platform.python_implementation()}), "
-          f"trio {trio.__version__}, trio-parallel {_version('trio-parallel')}, "
-          f"snake {snake.__version__}")  # fmt: skip
+    print(
+        f"Python {platform.python_version()} ({platform.python_implementation()}), "
+        f"trio {trio.__version__}, trio-parallel {_version('trio-parallel')}, "
+        f"snake {snake.__version__}"
+    )
     print(f"CPUs: {os.cpu_count()} ({cpu_count()} usable); {platform.platform()}")
-    print(f"{'quick' if args.quick else 'full'} run, {rounds} rounds, "
-          "contenders interleaved round-robin, medians reported")  # fmt: skip
+    mode = "quick" if args.quick else "full"
+    print(f"{mode} run, {rounds} rounds, contenders interleaved round-robin, medians reported")
     if "a" in args.only:
         workload_a(sizes.map_items, rounds)
     if "b" in args.only:

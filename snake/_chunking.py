@@ -4,7 +4,8 @@ A trio memory-channel hop costs several microseconds; a Python call costs a
 tenth of one. So stages send lists of items, and the one rule for when a
 pending chunk goes out lives here. It goes out
 
-* when it holds ``MAX_CHUNK`` items (throughput for fast stages);
+* when it holds ``MAX_CHUNK`` items, the most a chunk ever holds
+  (throughput for fast stages, and a bound on memory);
 * when its stage is about to wait: for input, for results in flight, or
   inside a user's coroutine that suspends (detected exactly, see
   :func:`flush_on_suspend`), so nothing finished sits idle;
@@ -29,7 +30,7 @@ import trio
 T = TypeVar("T")
 
 #: Most items in one chunk.
-MAX_CHUNK = 256
+MAX_CHUNK = 1024
 #: Longest a stage works without handing over its output and yielding.
 LATENCY_BUDGET = 0.001
 #: Chunks buffered in each channel between two stages.
@@ -95,31 +96,54 @@ class Outbox:
         return self._chain is not None and self._chain.done
 
     async def flush(self) -> None:
-        """Send the pending chunk, if any, waiting for room downstream."""
-        chunk = self.pending
-        if chunk:
-            self.pending = []
-            try:
-                await self._send.send(chunk)
-            except trio.BrokenResourceError:
-                raise DownstreamClosed from None
-            self.sent += len(chunk)
+        """Send the pending items, if any, waiting for room downstream."""
+        if self.pending:
+            while self.pending:
+                await self._send_chunk()
             self._yield_at = perf_counter() + LATENCY_BUDGET
 
-    def flush_nowait(self) -> None:
-        """Hand the pending chunk over if there is room downstream right now.
+    async def _send_chunk(self) -> None:
+        chunk, self.pending = self._split()
+        try:
+            await self._send.send(chunk)
+        except trio.BrokenResourceError:
+            raise DownstreamClosed from None
+        self.sent += len(chunk)
 
-        If there is not, the next stage is busy and not waiting for it: it
-        stays pending, to go out with the next flush.
+    def flush_nowait(self) -> None:
+        """Hand pending items over as far as there is room downstream right now.
+
+        If there is none, the next stage is busy and not waiting for them:
+        they stay pending, to go out with the next flush.
         """
-        chunk = self.pending
-        if chunk:
+        while self.pending:
+            chunk, rest = self._split()
             try:
                 self._send.send_nowait(chunk)
             except (trio.WouldBlock, trio.BrokenResourceError):
                 return  # a closed downstream is reported by the next flush()
-            self.pending = []
+            self.pending = rest
             self.sent += len(chunk)
+
+    def _split(self) -> tuple[list[Any], list[Any]]:
+        # The next chunk to send, and what stays pending after it.
+        pending = self.pending
+        if len(pending) <= MAX_CHUNK:
+            return pending, []
+        return pending[:MAX_CHUNK], pending[MAX_CHUNK:]
+
+    def add_nowait(self, items: list[Any]) -> None:
+        """Queue items without waiting: the hosted ops run, nothing is sent.
+
+        For a stage about to wait; it must call ``flush_nowait()`` next and
+        let the pending items go out in full chunks with the next flush.
+        """
+        if self._chain is not None and not self._chain.done:
+            items = self._chain.process(items)
+        if self.pending:
+            self.pending += items
+        else:
+            self.pending = items
 
     async def emit(self, items: list[Any]) -> None:
         """Queue the output of a unit of work; the hosted inline ops run here.
@@ -148,17 +172,12 @@ class Outbox:
         await self.flush()
 
     async def _add(self, items: list[Any]) -> None:
-        if items:
-            if not self.pending:
-                self.pending = items
-            elif len(self.pending) + len(items) <= MAX_CHUNK:
-                self.pending += items
-            else:
-                # Keep chunks within MAX_CHUNK (a single unit may exceed it).
-                await self.flush()
-                self.pending = items
-            if len(self.pending) >= MAX_CHUNK:
-                await self.flush()
+        if self.pending:
+            self.pending += items
+        else:
+            self.pending = items
+        while len(self.pending) >= MAX_CHUNK:
+            await self._send_chunk()
         if perf_counter() >= self._yield_at:
             # Busy for a whole budget: hand over what there is, let others run.
             if self.pending:
@@ -170,26 +189,45 @@ class Outbox:
 
 @types.coroutine
 def flush_on_suspend(awaitable: Awaitable[T], outbox: Outbox) -> Generator[Any, Any, T]:
-    """``await awaitable``, handing ``outbox``'s pending chunk over if it suspends.
+    """``await awaitable``, handing ``outbox``'s pending items over if it suspends.
 
     A user's coroutine may finish at once or wait for seconds; only running
     it tells which. This runs it up to its first suspension and, only then,
     flushes without waiting, so a fast coroutine costs nothing extra and a
-    slow one never holds finished items back. After that it is exactly
-    ``yield from``: trio's traps, values and exceptions pass straight through.
+    slow one never holds finished items back.
     """
-    try:
-        it = awaitable.__await__()
-    except AttributeError:
-        raise TypeError(
-            f"expected an awaitable, got {type(awaitable).__name__} {awaitable!r}"
-        ) from None
+    it = await_iterator(awaitable)
     try:
         trap = it.send(None)
     except StopIteration as done:
         result: T = done.value
         return result
     outbox.flush_nowait()
+    result = yield from resume(it, trap)
+    return result
+
+
+def await_iterator(awaitable: Awaitable[T]) -> Any:
+    """What ``await awaitable`` steps through (a coroutine, or what ``__await__``
+    gives), or a ``TypeError`` naming the value."""
+    if type(awaitable) is types.CoroutineType:
+        return awaitable
+    try:
+        it = awaitable.__await__()
+    except AttributeError:
+        raise TypeError(
+            f"expected an awaitable, got {type(awaitable).__name__} {awaitable!r}"
+        ) from None
+    return it
+
+
+@types.coroutine
+def resume(it: Any, trap: Any) -> Generator[Any, Any, Any]:
+    """Go on awaiting ``it``, which has suspended with ``trap``.
+
+    Exactly ``yield from`` after the first step: trio's traps, values and
+    exceptions pass straight through.
+    """
     while True:
         try:
             value = yield trap
@@ -200,14 +238,12 @@ def flush_on_suspend(awaitable: Awaitable[T], outbox: Outbox) -> Generator[Any, 
             try:
                 trap = it.throw(exc)
             except StopIteration as done:
-                result = done.value
-                return result
+                return done.value
         else:
             try:
                 trap = it.send(value)
             except StopIteration as done:
-                result = done.value
-                return result
+                return done.value
 
 
 class Inbox:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import inspect
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager
@@ -18,7 +20,7 @@ from ._stages._parallel import ParMap, ParThen
 from ._stages._prefetch import Prefetch
 from ._stages._source import IterableSource
 from ._stages._then import Then
-from ._sync import iterate
+from ._sync import PipelineIterator
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -254,14 +256,14 @@ class Pipeline(Generic[T]):
                 except trio.EndOfChannel:
                     return out
 
-    def __iter__(self) -> Iterator[T]:
+    def __iter__(self) -> PipelineIterator[T]:
         """Iterate synchronously, with trio running the pipeline in a thread.
 
         Breaking out, closing the iterator, garbage collection or an
         exception in the loop (Ctrl-C) stops every stage and joins the
         thread. Not for use inside ``trio.run``: use ``collect``/``open``.
         """
-        return iterate(lambda: open_pipeline(self._specs))
+        return PipelineIterator(functools.partial(open_pipeline, self._specs))
 
     def __aiter__(self) -> NoReturn:
         raise TypeError(

@@ -66,10 +66,16 @@ def process_tokens(specs: Sequence[Spec]) -> int | None:
 
 
 @contextlib.asynccontextmanager
-async def open_pipeline(specs: Sequence[Spec]) -> AsyncIterator[PipelineReceiver[Any]]:
-    """Run a pipeline for the duration of the block; see ``Pipeline.open``."""
+async def open_pipeline(
+    specs: Sequence[Spec], *, output_chunks: int = CHANNEL_CHUNKS
+) -> AsyncIterator[PipelineReceiver[Any]]:
+    """Run a pipeline for the duration of the block; see ``Pipeline.open``.
+
+    ``output_chunks`` is the buffer of the last channel, the one ``items``
+    reads from.
+    """
     try:
-        async with _open(plan(specs), process_tokens(specs)) as items:
+        async with _open(plan(specs), process_tokens(specs), output_chunks) as items:
             yield items
     except BaseExceptionGroup as group:
         raise_as_is(simplify(group))
@@ -82,13 +88,15 @@ def _cancel(scopes: Sequence[trio.CancelScope]) -> None:
 
 @contextlib.asynccontextmanager
 async def _open(
-    plans: list[StagePlan], tokens: int | None
+    plans: list[StagePlan], tokens: int | None, output_chunks: int
 ) -> AsyncIterator[PipelineReceiver[Any]]:
     async with open_executors(tokens) as executors, trio.open_nursery() as nursery:
         scopes = [trio.CancelScope() for _ in plans]
         recv: trio.MemoryReceiveChannel[list[Any]] | None = None
         for position, p in enumerate(plans):
-            send, next_recv = trio.open_memory_channel[list[Any]](CHANNEL_CHUNKS)
+            last = position == len(plans) - 1
+            buffer = output_chunks if last else CHANNEL_CHUNKS
+            send, next_recv = trio.open_memory_channel[list[Any]](buffer)
             stage = p.spec.build(label(p.index, p.spec), executors)
             steps = [spec.step(label(i, spec)) for i, spec in p.fused]
             outbox = Outbox(send, FusedSteps(steps) if steps else None)
@@ -98,10 +106,12 @@ async def _open(
         assert recv is not None
         stop = functools.partial(_cancel, scopes)
         with recv:
+            items = PipelineReceiver(recv, stop)
             try:
-                yield PipelineReceiver(recv, stop)
+                yield items
             finally:
                 stop()
+                await items._close_iterator()
 
 
 async def _run_stage(

@@ -9,11 +9,13 @@ the consumer) cancels the run and joins the thread before returning.
 
 from __future__ import annotations
 
+import collections
+import itertools
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import trio
 
@@ -22,10 +24,19 @@ from ._receiver import PipelineReceiver
 
 T = TypeVar("T")
 
-#: Chunks that may wait for the consuming thread.
-HANDOFF_CHUNKS = 2
+#: Handoffs that may wait for the consuming thread.
+HANDOFFS = 2
+#: Most items in one handoff: waking the other thread costs tens of
+#: microseconds, so chunks that pile up meanwhile cross together.
+HANDOFF_ITEMS = 4096
+#: Buffer of the pipeline's last channel, in chunks, where they pile up.
+OUTPUT_CHUNKS = 8
 
-Opener = Callable[[], AbstractAsyncContextManager[PipelineReceiver[T]]]
+
+class Opener(Protocol[T]):
+    def __call__(
+        self, *, output_chunks: int
+    ) -> AbstractAsyncContextManager[PipelineReceiver[T]]: ...
 
 
 class _Failed:
@@ -45,7 +56,7 @@ class _Bridge(Generic[T]):
         self._token: trio.lowlevel.TrioToken | None = None
         self._stopping = False
         self._scope = trio.CancelScope()
-        self._room = trio.Semaphore(HANDOFF_CHUNKS)
+        self._room = trio.Semaphore(HANDOFFS)
         self._thread = threading.Thread(
             target=self._thread_main, name="snake pipeline", daemon=True
         )
@@ -66,25 +77,27 @@ class _Bridge(Generic[T]):
             self._token = trio.lowlevel.current_trio_token()
             if self._stopping:
                 self._scope.cancel()
-            async with self._open() as items:
+            async with self._open(output_chunks=OUTPUT_CHUNKS) as items:
                 while True:
                     try:
                         chunk = await items._receive_chunk()
                     except trio.EndOfChannel:
                         return
                     await self._room.acquire()
-                    self._queue.put(chunk)
+                    handoff = [chunk]
+                    items._receive_chunks_nowait(handoff, HANDOFF_ITEMS - len(chunk))
+                    self._queue.put(handoff)
 
-    def get(self) -> list[T] | None:
-        """The next chunk, ``None`` at the end; raises the pipeline's error."""
+    def get(self) -> list[list[T]] | None:
+        """The next chunks, ``None`` at the end; raises the pipeline's error."""
         got = self._queue.get()
         if got is _END:
             return None
         if isinstance(got, _Failed):
             raise_as_is(got.exc)
         self._call_soon(self._room.release)
-        chunk: list[T] = got
-        return chunk
+        chunks: list[list[T]] = got
+        return chunks
 
     def close(self) -> None:
         """Cancel the run, if still going, and wait for its thread to end."""
@@ -101,21 +114,44 @@ class _Bridge(Generic[T]):
                 pass
 
 
-def iterate(open_pipeline: Opener[T]) -> Iterator[T]:
-    """Run the pipeline in a background thread and yield its items here."""
-    if trio.lowlevel.in_trio_run():
-        raise RuntimeError(
-            "iterating a pipeline synchronously would block this trio program: "
-            "use `await pipeline.collect()` or "
-            "`async with pipeline.open() as items: async for x in items: ...`"
-        )
-    return _items(open_pipeline)
+class PipelineIterator(itertools.chain[T], Generic[T]):
+    """The items of a pipeline running in a background thread.
+
+    Taking an item costs what a list iterator costs: chunks arrive from the
+    thread whole and are read at C speed. ``close()`` (or dropping the
+    iterator) stops every stage and joins the thread.
+    """
+
+    __slots__ = ("_chunks",)
+
+    _chunks: Generator[Iterator[T], None, None]
+
+    def __new__(cls, open_pipeline: Opener[T]) -> PipelineIterator[T]:
+        if trio.lowlevel.in_trio_run():
+            raise RuntimeError(
+                "iterating a pipeline synchronously would block this trio program: "
+                "use `await pipeline.collect()` or "
+                "`async with pipeline.open() as items: async for x in items: ...`"
+            )
+        chunks = _chunks(open_pipeline)
+        self = cast("PipelineIterator[T]", cls.from_iterable(chunks))
+        self._chunks = chunks
+        return self
+
+    def close(self) -> None:
+        """Stop the pipeline; the iterator is exhausted afterwards."""
+        self._chunks.close()
 
 
-def _items(open_pipeline: Opener[T]) -> Iterator[T]:
+def _chunks(open_pipeline: Opener[T]) -> Generator[Iterator[T], None, None]:
     bridge = _Bridge(open_pipeline)
+    current: Iterator[T] = iter(())
     try:
-        while (chunk := bridge.get()) is not None:
-            yield from chunk
+        while (handoff := bridge.get()) is not None:
+            for chunk in handoff:
+                current = iter(chunk)
+                yield current
     finally:
+        # After close(), the chunk being read must not go on giving items.
+        collections.deque(current, maxlen=0)
         bridge.close()

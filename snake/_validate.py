@@ -83,10 +83,12 @@ def check_sync_fn(fn: object, method: str) -> None:
     check_callable(fn, method)
     if is_async_callable(fn):
         name = func_name(fn)
+        many = f".par_then({name}, concurrency=...) for many calls at once"
+        one = f".then({name}) for one call at a time"
+        fixes = f"{many}, or {one}" if method == "par_map" else f"{one}, or {many}"
         raise TypeError(
             f"{method}() calls `fn` synchronously, but {name} is an async function: "
-            f"use .then({name}) for one call at a time or "
-            f".par_then({name}, concurrency=...) for many at once"
+            f"use {fixes}"
         )
 
 

@@ -8,11 +8,14 @@ On cancel or error, the call in flight is cancelled with the stage.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from time import perf_counter
+from types import CoroutineType
 from typing import Any
 
 import attrs
+import trio
 
-from .._chunking import Inbox, Outbox, flush_on_suspend
+from .._chunking import LATENCY_BUDGET, Inbox, Outbox, await_iterator, resume
 from .._errors import add_stage_note
 from .._executors import Executors
 from .._validate import func_name
@@ -37,15 +40,60 @@ class _ThenStage:
 
     async def run(self, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
-        fn = self._fn
         while (chunk := await inbox.next()) is not None:
-            base = inbox.received - len(chunk)
+            await self._call_each(chunk, inbox.received - len(chunk), outbox)
+            if outbox.done:
+                return
+
+    async def _call_each(self, chunk: list[Any], base: int, outbox: Outbox) -> None:
+        # The hot loop of every `then`. A call is first stepped by hand: most
+        # finish without suspending, and their results gather in `results`
+        # at the cost of a list append. Only a call that suspends hands what
+        # is done over first, then goes on as an ordinary await.
+        fn = self._fn
+        results: list[Any] = []
+        yield_at = perf_counter() + LATENCY_BUDGET
+        failed: BaseException | None = None
+        with trio.CancelScope() as scope:
             for i, x in enumerate(chunk):
                 try:
-                    y = await flush_on_suspend(fn(x), outbox)
+                    coro: Any = fn(x)
+                    if type(coro) is not CoroutineType:
+                        coro = await_iterator(coro)
+                    try:
+                        trap = coro.send(None)
+                    except StopIteration as done:
+                        results.append(done.value)
+                    else:
+                        failed = _hand_over(results, outbox, scope)
+                        results = [await resume(coro, trap)]
+                        if outbox.done:
+                            return
                 except Exception as exc:
                     add_stage_note(exc, self._label, base + i)
                     raise
-                await outbox.emit([y])
-                if outbox.done:
-                    return
+                if perf_counter() >= yield_at:
+                    await outbox.emit(results)  # hands over and lets others run
+                    results = []
+                    yield_at = perf_counter() + LATENCY_BUDGET
+                    if outbox.done:
+                        return
+            await outbox.emit(results)
+        if failed is not None:
+            raise failed
+
+
+def _hand_over(results: list[Any], outbox: Outbox, scope: trio.CancelScope) -> BaseException | None:
+    """Send what is done while a call waits; returns an error of the fused ops.
+
+    The call has begun (it may be inside a cancel scope of its own), so it
+    must be resumed even then: the error cancels ``scope``, which ends the
+    call at once, and is raised after it.
+    """
+    try:
+        outbox.add_nowait(results)
+    except BaseException as exc:
+        scope.cancel()
+        return exc
+    outbox.flush_nowait()
+    return None

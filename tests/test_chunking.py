@@ -1,0 +1,117 @@
+"""Chunks: big when the pipeline is fast, single items when it is slow."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import trio
+import trio.testing
+
+import snake
+from snake._chunking import MAX_CHUNK, Pacer
+from snake._receiver import PipelineReceiver
+
+
+async def chunk_sizes(pipeline: snake.Pipeline[int]) -> list[int]:
+    sizes = []
+    async with pipeline.open() as items:
+        assert isinstance(items, PipelineReceiver)
+        while True:
+            try:
+                sizes.append(len(await items._receive_chunk()))
+            except trio.EndOfChannel:
+                return sizes
+
+
+async def test_a_fast_pipeline_moves_full_chunks() -> None:
+    async def ident(x: int) -> int:
+        return x
+
+    for pipeline in [
+        snake.from_iterable(range(10_000)).map(lambda x: x + 1),
+        snake.from_iterable(range(10_000)).then(ident),
+    ]:
+        sizes = await chunk_sizes(pipeline)
+        assert sum(sizes) == 10_000
+        assert max(sizes) == MAX_CHUNK
+        # Slow start aside, chunks are full.
+        assert len(sizes) < 10_000 / MAX_CHUNK + 12
+
+
+async def test_chunks_never_exceed_the_cap() -> None:
+    sizes = await chunk_sizes(
+        snake.from_iterable(range(5000)).filter(lambda x: x % 7).flat_map(lambda x: [x] * 3)
+    )
+    assert sum(sizes) == sum(3 for x in range(5000) if x % 7)
+    assert max(sizes) <= MAX_CHUNK
+
+
+async def arrival_times(pipeline: snake.Pipeline[int]) -> dict[int, float]:
+    seen = {}
+    async with pipeline.open() as items:
+        async for x in items:
+            seen[x] = trio.current_time()
+    return seen
+
+
+async def test_a_slow_then_hands_over_each_item_as_it_is_done(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def slow(x: int) -> int:
+        await trio.sleep(1)
+        return x
+
+    seen = await arrival_times(snake.from_iterable(range(5)).then(slow).map(lambda x: x))
+    assert seen == {i: pytest.approx(i + 1) for i in range(5)}
+
+
+async def test_a_burst_from_an_async_source_is_not_held_back_by_the_pause_after_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def bursts() -> AsyncIterator[int]:
+        for burst in range(3):
+            for i in range(4):
+                yield burst * 4 + i
+            await trio.sleep(100)
+
+    seen = await arrival_times(snake.from_iterable(bursts()).map(lambda x: x))
+    assert seen == {i: pytest.approx(100 * (i // 4)) for i in range(12)}
+
+
+async def test_a_then_with_uneven_calls_delays_no_item(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def uneven(x: int) -> int:
+        if x % 2:  # fast, fast, then a long wait: the fast ones go out first
+            await trio.sleep(10)
+        return x
+
+    seen = await arrival_times(snake.from_iterable(range(6)).then(uneven))
+    done_at = {0: 0, 1: 10, 2: 10, 3: 20, 4: 20, 5: 30}
+    assert seen == {i: pytest.approx(t) for i, t in done_at.items()}
+
+
+async def test_par_then_results_reach_the_consumer_as_they_complete(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def fn(x: int) -> int:
+        await trio.sleep(x)
+        return x
+
+    seen = await arrival_times(snake.from_iterable(range(5)).par_then(fn, concurrency=5))
+    assert seen == {i: pytest.approx(i) for i in range(5)}
+
+
+def test_pacer_starts_at_one_item_and_sizes_units_to_the_budget() -> None:
+    pacer = Pacer(target=0.001, maximum=64)
+    assert pacer.size == 1
+    sizes = []
+    for _ in range(8):
+        pacer.record(pacer.size, 0.0)  # free work: grow, at most doubling
+        sizes.append(pacer.size)
+    assert sizes == [2, 4, 8, 16, 32, 64, 64, 64]
+    pacer.record(64, 64 * 0.0001)  # 0.1 ms an item: 10 fit the target
+    assert pacer.size == 10
+    pacer.record(10, 10 * 0.01)  # slower than the whole target: one at a time
+    assert pacer.size == 1

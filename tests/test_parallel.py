@@ -1,0 +1,153 @@
+"""par_then and par_map: concurrency limits, ordering, reorder window, CPU budget."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+import snake
+from snake._executors import cpu_count
+
+
+class InFlight:
+    """Counts calls running at once."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.most = 0
+        self.started: list[int] = []
+
+    async def call(self, x: int, delay: float) -> int:
+        self.started.append(x)
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            await trio.sleep(delay)
+        finally:
+            self.now -= 1
+        return x
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+async def test_par_then_runs_up_to_concurrency_calls_at_once(
+    ordered: bool, autojump_clock: trio.testing.MockClock
+) -> None:
+    flight = InFlight()
+
+    async def fn(x: int) -> int:
+        return await flight.call(x, 1 + x % 3)
+
+    got = await snake.from_iterable(range(40)).par_then(fn, concurrency=7, ordered=ordered).collect()
+    assert flight.most == 7
+    assert got == list(range(40)) if ordered else sorted(got) == list(range(40))
+
+
+async def test_par_then_unordered_yields_in_completion_order(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def fn(x: int) -> int:
+        await trio.sleep(10 - x)
+        return x
+
+    got = await snake.from_iterable(range(10)).par_then(fn, concurrency=10, ordered=False).collect()
+    assert got == list(range(9, -1, -1))
+
+
+async def test_ordered_par_then_starts_nothing_past_its_window_behind_a_slow_item(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    flight = InFlight()
+    started_while_head_ran: list[int] = []
+
+    async def fn(x: int) -> int:
+        if x == 0:
+            await flight.call(x, 100)
+            started_while_head_ran.extend(flight.started)
+            return x
+        return await flight.call(x, 0.01)
+
+    got = await snake.from_iterable(range(50)).par_then(fn, concurrency=5).collect()
+    assert got == list(range(50))
+    # Items 1..4 finished long before item 0, but memory stays bounded:
+    # nothing beyond the window of 5 was started while item 0 held it.
+    assert sorted(started_while_head_ran) == [0, 1, 2, 3, 4]
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+async def test_par_map_in_processes_keeps_order_and_accepts_lambdas_and_closures() -> None:
+    offset = 1000
+    got = await (
+        snake.from_iterable(range(30))
+        .par_map(square, concurrency=2)
+        .par_map(lambda y: y + offset, concurrency=2)
+        .collect()
+    )
+    assert got == [x * x + offset for x in range(30)]
+
+
+async def test_par_map_unordered_is_a_permutation() -> None:
+    got = await snake.from_iterable(range(30)).par_map(square, ordered=False, executor="thread").collect()
+    assert sorted(got) == [x * x for x in range(30)]
+
+
+async def test_thread_map_has_a_limiter_of_its_own() -> None:
+    lock = threading.Lock()
+    running = [0, 0]  # now, most
+
+    def fn(x: int) -> int:
+        with lock:
+            running[0] += 1
+            running[1] = max(running[1], running[0])
+        time.sleep(0.01)
+        with lock:
+            running[0] -= 1
+        return x
+
+    got = await snake.from_iterable(range(24)).par_map(fn, concurrency=3, executor="thread").collect()
+    assert got == list(range(24))
+    assert running[1] == 3
+
+
+def stamp(x: Any) -> tuple[int, float, float]:
+    began = time.time()
+    time.sleep(0.05)
+    return os.getpid(), began, time.time()
+
+
+def most_overlapping(intervals: list[tuple[float, float]]) -> int:
+    events = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals])
+    now = most = 0
+    for _, step in events:
+        now += step
+        most = max(most, now)
+    return most
+
+
+async def test_process_maps_share_one_cpu_budget() -> None:
+    got = await (
+        snake.from_iterable(range(12))
+        .par_map(stamp)
+        .map(lambda r: (r, stamp(None)))  # keep the first stamp, pass something on
+        .par_map(lambda pair: (pair[0], stamp(None)))
+        .collect()
+    )
+    intervals = [(b, e) for first, second in got for _, b, e in (first, second)]
+    # Two process stages, each allowed one worker per CPU, never run more
+    # than one worker per CPU between them.
+    assert most_overlapping(intervals) <= cpu_count()
+    assert len({pid for first, second in got for pid, _, _ in (first, second)}) <= cpu_count()
+
+
+async def test_asking_a_process_map_for_more_workers_raises_the_budget() -> None:
+    wanted = cpu_count() + 1
+    got = await snake.from_iterable(range(3 * wanted)).par_map(stamp, concurrency=wanted).collect()
+    assert most_overlapping([(b, e) for _, b, e in got]) == wanted

@@ -1,0 +1,110 @@
+"""Bad input is refused when the pipeline is built, with a message naming the fix."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+import snake
+
+SRC = snake.from_iterable(range(3))
+
+
+async def fetch(x: int) -> int:
+    return x
+
+
+def work(x: int) -> int:
+    return x
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "message"),
+    [
+        (lambda: SRC.par_then(fetch, concurrency=0), ValueError, "`concurrency` must be >= 1, got 0"),
+        (lambda: SRC.par_map(work, concurrency=-2), ValueError, "`concurrency` must be >= 1, got -2"),
+        (lambda: SRC.par_then(fetch, concurrency=2.5), TypeError, "`concurrency` must be an int, got float 2.5"),
+        (lambda: SRC.par_then(fetch, concurrency=True), TypeError, "`concurrency` must be an int, got bool True"),
+        (lambda: SRC.par_map(work, ordered="yes"), TypeError, "`ordered` must be True or False, got str 'yes'"),
+        (lambda: SRC.par_map(work, executor="gpu"), ValueError, "`executor` must be 'process' or 'thread', got 'gpu'"),
+        (lambda: SRC.batch(0), ValueError, "`size` must be >= 1, got 0"),
+        (lambda: SRC.batch(2, drop_last=1), TypeError, "`drop_last` must be True or False, got int 1"),
+        (lambda: SRC.batch(2, collate=5), TypeError, "batch() needs a callable `fn`, got int 5"),
+        (lambda: SRC.take(-1), ValueError, "`n` must be >= 0, got -1"),
+        (lambda: SRC.skip("3"), TypeError, "`n` must be an int, got str '3'"),
+        (lambda: SRC.prefetch(0), ValueError, "`n` must be >= 1, got 0"),
+        (lambda: SRC.enumerate(start=1.0), TypeError, "`start` must be an int, got float 1.0"),
+        (lambda: SRC.map(3), TypeError, "map() needs a callable `fn`, got int 3"),
+        (lambda: SRC.filter(None), TypeError, "filter() needs a callable `fn`, got NoneType None"),
+        (lambda: snake.from_iterable(5), TypeError, "from_iterable() needs an iterable or an async iterable, got int 5"),
+    ],
+)
+def test_bad_arguments_are_refused_at_build_time(build: Any, error: type, message: str) -> None:
+    with pytest.raises(error) as info:
+        build()
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("method", ["map", "filter", "flat_map", "par_map"])
+def test_an_async_function_where_a_sync_one_is_called_names_then_and_par_then(method: str) -> None:
+    first = "par_then" if method == "par_map" else "then"
+    with pytest.raises(TypeError, match=rf"fetch is an async function: use \.{first}\(fetch"):
+        getattr(SRC, method)(fetch)
+    with pytest.raises(TypeError, match=rf"partial\(fetch\) is an async function: use \.{first}\("):
+        getattr(SRC, method)(functools.partial(fetch))
+
+
+@pytest.mark.parametrize("method", ["then", "par_then"])
+def test_a_sync_function_where_an_async_one_is_awaited_names_par_map_and_map(method: str) -> None:
+    with pytest.raises(TypeError, match=r"work is a regular \(sync\) function: use \.par_map\(work\) .* \.map\(work\)"):
+        getattr(SRC, method)(work)
+    with pytest.raises(TypeError, match=r"abs is a regular"):
+        getattr(SRC, method)(abs)
+
+
+def test_a_lambda_returning_a_coroutine_is_accepted_by_par_then() -> None:
+    assert snake.from_iterable(range(3)).par_then(lambda x: fetch(x + 1)).collect  # builds
+
+
+def test_a_function_that_cannot_be_pickled_is_refused_for_processes_only() -> None:
+    lock = threading.Lock()
+
+    def holds_a_lock(x: int) -> int:
+        with lock:
+            return x
+
+    with pytest.raises(TypeError, match=r"par_map\(\) cannot send holds_a_lock to worker processes .* use executor=\"thread\""):
+        SRC.par_map(holds_a_lock)
+    SRC.par_map(holds_a_lock, executor="thread")  # threads share memory: fine
+
+
+def test_an_uncalled_generator_function_is_refused_with_the_fix() -> None:
+    def numbers() -> Iterator[int]:
+        yield 1
+
+    async def anumbers() -> AsyncIterator[int]:
+        yield 1
+
+    with pytest.raises(TypeError, match=r"call it, as in from_iterable\(numbers\(\)\)"):
+        snake.from_iterable(numbers)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"from_iterable\(anumbers\(\)\)"):
+        snake.from_iterable(anumbers)  # type: ignore[arg-type]
+
+
+async def test_a_non_awaitable_from_then_fails_with_a_clear_type_error() -> None:
+    with pytest.raises(TypeError, match="expected an awaitable, got int 1") as info:
+        await SRC.then(lambda x: x + 1).collect()
+    assert info.value.__notes__ == ["snake: in stage #1 then(<lambda>), at item 0 of its input"]
+
+
+def test_the_function_is_positional_only_and_knobs_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        SRC.map(fn=work)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        SRC.par_then(fetch, 4)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        SRC.batch(2, True)  # type: ignore[misc]
