@@ -5,18 +5,25 @@ from __future__ import annotations
 import argparse
 import textwrap
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import trio
 
 from . import _demo
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+def _non_negative(kind: type[float] | type[int]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            what = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+        return value
+
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,11 +36,11 @@ def _parser() -> argparse.ArgumentParser:
         "fib(22 + i %% 5) in worker processes.",
     )
     demo.add_argument(
-        "--scale", type=_positive_float, default=0.05,
+        "--scale", type=_non_negative(float), default=0.05,
         help="seconds in one time unit of the reads (default: 0.05)",
     )  # fmt: skip
     demo.add_argument(
-        "--items", type=int, default=100, help="number of items (default: 100)"
+        "--items", type=_non_negative(int), default=100, help="number of items (default: 100)"
     )
     return parser
 
