@@ -1,8 +1,11 @@
 """Synchronous iteration: the pipeline runs under trio in a background thread.
 
-Chunks cross to the consuming thread through a queue; a semaphore on the trio
-side keeps at most ``HANDOFF_CHUNKS`` of them there, so a slow consumer holds
-the pipeline back instead of filling memory. Stopping (``break``, ``close()``,
+Chunks cross to the consuming thread through a queue, several at a time when
+they have piled up (waking a thread costs far more than an item); a semaphore
+on the trio side keeps at most ``HANDOFFS`` handoffs there, so a slow consumer
+holds the pipeline back instead of filling memory: it waits on at most
+``HANDOFFS * (HANDOFF_ITEMS + MAX_CHUNK)`` items beyond what the pipeline's
+own channels hold. Stopping (``break``, ``close()``,
 garbage collection, an exception such as Ctrl-C's ``KeyboardInterrupt`` in
 the consumer) cancels the run and joins the thread before returning.
 """
@@ -30,7 +33,7 @@ HANDOFFS = 2
 #: microseconds, so chunks that pile up meanwhile cross together.
 HANDOFF_ITEMS = 4096
 #: Buffer of the pipeline's last channel, in chunks, where they pile up.
-OUTPUT_CHUNKS = 8
+OUTPUT_CHUNKS = 2
 
 
 class Opener(Protocol[T]):
