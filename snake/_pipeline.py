@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import functools
-
 import inspect
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Generic, Literal, NoReturn, TypeVar, overload
 
@@ -15,8 +14,10 @@ import trio
 from . import _validate as check
 from ._runner import open_pipeline
 from ._stages._base import Spec
-from ._stages._inline import Batch, Enumerate, Filter, FlatMap, Map, Skip, Take, Unbatch
+from ._stages._batch import Batch, Unbatch
+from ._stages._inline import Filter, FlatMap, Map
 from ._stages._parallel import ParMap, ParThen
+from ._stages._positional import Enumerate, Skip, Take
 from ._stages._prefetch import Prefetch
 from ._stages._source import IterableSource
 from ._stages._then import Then

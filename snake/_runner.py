@@ -101,7 +101,9 @@ async def _open(
             steps = [spec.step(label(i, spec)) for i, spec in p.fused]
             outbox = Outbox(send, FusedSteps(steps) if steps else None)
             stop_upstream = functools.partial(_cancel, scopes[:position])
-            nursery.start_soon(_run_stage, stage, recv, outbox, send, scopes[position], stop_upstream)
+            nursery.start_soon(
+                _run_stage, stage, recv, outbox, send, scopes[position], stop_upstream
+            )
             recv = next_recv
         assert recv is not None
         stop = functools.partial(_cancel, scopes)

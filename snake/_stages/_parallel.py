@@ -119,7 +119,8 @@ class _ParallelStage:
                 start = 0
                 while start < len(chunk):
                     size = self._sizer.size
-                    job = chunk if start == 0 and size >= len(chunk) else chunk[start : start + size]
+                    whole = start == 0 and size >= len(chunk)
+                    job = chunk if whole else chunk[start : start + size]
                     await slots.acquire()
                     nursery.start_soon(self._job, seq, job, base + start, done_send.clone())
                     seq += 1

@@ -1,0 +1,98 @@
+"""``batch`` and ``unbatch``: inline steps that group items and ungroup them.
+
+Fused into the stage before them like every inline step (see ``_inline``).
+``batch`` holds at most one partial batch; ``collate`` runs on each full one
+as it forms.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import attrs
+
+from .._errors import add_stage_note, failed_at
+from .._validate import func_name
+from ._base import InlineSpec, Step
+from ._inline import FnStep
+
+
+class _UnbatchStep(FnStep):
+    __slots__ = ()
+
+    def _apply(self, it: Iterable[Any]) -> list[Any]:
+        return list(itertools.chain.from_iterable(it))
+
+
+@attrs.frozen
+class Unbatch(InlineSpec):
+    def describe(self) -> str:
+        return "unbatch()"
+
+    def step(self, label: str) -> Step:
+        return _UnbatchStep(iter, label)
+
+
+class _BatchStep:
+    __slots__ = ("collate", "drop_last", "held", "label", "seen", "size")
+    done = False
+
+    def __init__(
+        self,
+        size: int,
+        drop_last: bool,
+        collate: Callable[[list[Any]], Any] | None,
+        label: str,
+    ) -> None:
+        self.size = size
+        self.drop_last = drop_last
+        self.collate = collate
+        self.label = label
+        self.held: list[Any] = []
+        self.seen = 0
+
+    def process(self, items: list[Any]) -> list[Any]:
+        held = self.held + items if self.held else items
+        size = self.size
+        cut = len(held) - len(held) % size
+        self.held = held[cut:]
+        batches = [held[i : i + size] for i in range(0, cut, size)]
+        self.seen += len(items)
+        return self._collate(batches, last_position=self.seen - len(self.held) - 1)
+
+    def finish(self) -> list[Any]:
+        held, self.held = self.held, []
+        if not held or self.drop_last:
+            return []
+        return self._collate([held], last_position=self.seen - 1)
+
+    def _collate(self, batches: list[list[Any]], last_position: int) -> list[Any]:
+        collate = self.collate
+        if collate is None or not batches:
+            return batches
+        it = iter(batches)
+        try:
+            return list(map(collate, it))
+        except Exception as exc:
+            # Report the input item that completed the failing batch.
+            later = len(batches) - 1 - failed_at(batches, it)
+            add_stage_note(exc, self.label, last_position - later * self.size)
+            raise
+
+
+@attrs.frozen
+class Batch(InlineSpec):
+    size: int
+    drop_last: bool
+    collate: Callable[[list[Any]], Any] | None
+
+    def describe(self) -> str:
+        extra = ", drop_last=True" if self.drop_last else ""
+        if self.collate is not None:
+            extra += f", collate={func_name(self.collate)}"
+        return f"batch({self.size}{extra})"
+
+    def step(self, label: str) -> Step:
+        return _BatchStep(self.size, self.drop_last, self.collate, label)

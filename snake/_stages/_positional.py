@@ -1,0 +1,99 @@
+"""``enumerate``, ``take`` and ``skip``: inline steps that count positions.
+
+Fused into the stage before them like every inline step (see ``_inline``).
+``take`` marks itself done once it has its items, so the stage hosting it
+stops and the stages upstream are cancelled.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from ._base import InlineSpec, Step
+
+
+class _EnumerateStep:
+    __slots__ = ("next",)
+    done = False
+
+    def __init__(self, start: int) -> None:
+        self.next = start
+
+    def process(self, items: list[Any]) -> list[Any]:
+        start = self.next
+        self.next += len(items)
+        return list(zip(range(start, self.next), items))
+
+    def finish(self) -> list[Any]:
+        return []
+
+
+@attrs.frozen
+class Enumerate(InlineSpec):
+    start: int
+
+    def describe(self) -> str:
+        return f"enumerate(start={self.start})"
+
+    def step(self, label: str) -> Step:
+        return _EnumerateStep(self.start)
+
+
+class _TakeStep:
+    __slots__ = ("done", "left")
+
+    def __init__(self, n: int) -> None:
+        self.left = n
+        self.done = n == 0
+
+    def process(self, items: list[Any]) -> list[Any]:
+        if len(items) < self.left:
+            self.left -= len(items)
+            return items
+        out, self.left, self.done = items[: self.left], 0, True
+        return out
+
+    def finish(self) -> list[Any]:
+        return []
+
+
+@attrs.frozen
+class Take(InlineSpec):
+    n: int
+
+    def describe(self) -> str:
+        return f"take({self.n})"
+
+    def step(self, label: str) -> Step:
+        return _TakeStep(self.n)
+
+
+class _SkipStep:
+    __slots__ = ("left",)
+    done = False
+
+    def __init__(self, n: int) -> None:
+        self.left = n
+
+    def process(self, items: list[Any]) -> list[Any]:
+        if not self.left:
+            return items
+        out = items[self.left :]
+        self.left = max(0, self.left - len(items))
+        return out
+
+    def finish(self) -> list[Any]:
+        return []
+
+
+@attrs.frozen
+class Skip(InlineSpec):
+    n: int
+
+    def describe(self) -> str:
+        return f"skip({self.n})"
+
+    def step(self, label: str) -> Step:
+        return _SkipStep(self.n)
