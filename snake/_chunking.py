@@ -8,7 +8,7 @@ pending chunk goes out lives here. It goes out
   (throughput for fast stages, and a bound on memory);
 * when its stage is about to wait: for input, for results in flight, or
   inside a user's coroutine that suspends (detected exactly, see
-  :func:`flush_on_suspend`), so nothing finished sits idle;
+  ``_stepping``), so nothing finished sits idle;
 * at least once per ``LATENCY_BUDGET`` of busy work, when the stage also
   yields to the scheduler, so a stage computing for long still lets the
   next one start.
@@ -20,14 +20,10 @@ last rule can be kept between units.
 
 from __future__ import annotations
 
-import types
-from collections.abc import Awaitable, Generator
 from time import perf_counter
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import trio
-
-T = TypeVar("T")
 
 #: Most items in one chunk.
 MAX_CHUNK = 1024
@@ -185,65 +181,6 @@ class Outbox:
             else:
                 await trio.lowlevel.checkpoint()
                 self._yield_at = perf_counter() + LATENCY_BUDGET
-
-
-@types.coroutine
-def flush_on_suspend(awaitable: Awaitable[T], outbox: Outbox) -> Generator[Any, Any, T]:
-    """``await awaitable``, handing ``outbox``'s pending items over if it suspends.
-
-    A user's coroutine may finish at once or wait for seconds; only running
-    it tells which. This runs it up to its first suspension and, only then,
-    flushes without waiting, so a fast coroutine costs nothing extra and a
-    slow one never holds finished items back.
-    """
-    it = await_iterator(awaitable)
-    try:
-        trap = it.send(None)
-    except StopIteration as done:
-        result: T = done.value
-        return result
-    outbox.flush_nowait()
-    result = yield from resume(it, trap)
-    return result
-
-
-def await_iterator(awaitable: Awaitable[T]) -> Any:
-    """What ``await awaitable`` steps through (a coroutine, or what ``__await__``
-    gives), or a ``TypeError`` naming the value."""
-    if type(awaitable) is types.CoroutineType:
-        return awaitable
-    try:
-        it = awaitable.__await__()
-    except AttributeError:
-        raise TypeError(
-            f"expected an awaitable, got {type(awaitable).__name__} {awaitable!r}"
-        ) from None
-    return it
-
-
-@types.coroutine
-def resume(it: Any, trap: Any) -> Generator[Any, Any, Any]:
-    """Go on awaiting ``it``, which has suspended with ``trap``.
-
-    Exactly ``yield from`` after the first step: trio's traps, values and
-    exceptions pass straight through.
-    """
-    while True:
-        try:
-            value = yield trap
-        except GeneratorExit:
-            it.close()
-            raise
-        except BaseException as exc:
-            try:
-                trap = it.throw(exc)
-            except StopIteration as done:
-                return done.value
-        else:
-            try:
-                trap = it.send(value)
-            except StopIteration as done:
-                return done.value
 
 
 class Inbox:

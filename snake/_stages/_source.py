@@ -16,9 +16,10 @@ from typing import Any
 
 import attrs
 
-from .._chunking import Inbox, Outbox, Pacer, flush_on_suspend
+from .._chunking import Inbox, Outbox, Pacer
 from .._errors import add_stage_note
 from .._executors import Executors
+from .._stepping import flush_on_suspend
 from .._validate import func_name
 from ._base import Stage, StageSpec
 

@@ -15,9 +15,10 @@ from typing import Any
 import attrs
 import trio
 
-from .._chunking import LATENCY_BUDGET, Inbox, Outbox, await_iterator, resume
+from .._chunking import LATENCY_BUDGET, Inbox, Outbox
 from .._errors import add_stage_note
 from .._executors import Executors
+from .._stepping import await_iterator, resume
 from .._validate import func_name
 from ._base import Stage, StageSpec
 
