@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -90,6 +91,26 @@ async def test_a_then_with_uneven_calls_delays_no_item(
     seen = await arrival_times(snake.from_iterable(range(6)).then(uneven))
     done_at = {0: 0, 1: 10, 2: 10, 3: 20, 4: 20, 5: 30}
     assert seen == {i: pytest.approx(t) for i, t in done_at.items()}
+
+
+async def test_a_stage_busy_without_suspending_still_hands_items_over_each_budget() -> None:
+    def busy(x: int) -> int:
+        time.sleep(0.002)  # holds the event loop, as a careless function would
+        return x
+
+    async def busy_async(x: int) -> int:
+        return busy(x)
+
+    for pipeline in [
+        snake.from_iterable(range(100)).map(busy),
+        snake.from_iterable(range(100)).then(busy_async),
+    ]:
+        began = time.perf_counter()
+        async with pipeline.open() as items:
+            assert await items.receive() == 0
+            first = time.perf_counter() - began
+        # Far less than the whole input's 0.2 s: the first budget's worth.
+        assert first < 0.1
 
 
 async def test_par_then_results_reach_the_consumer_as_they_complete(
