@@ -38,9 +38,13 @@ class DownstreamClosed(Exception):
 
 
 class Chain(Protocol):
-    """Inline operators fused into the stage before them (see ``_stages._inline``)."""
+    """Inline operators fused into the stage before them (see ``_stages._inline``).
+
+    ``ends``: some operator may end the stream (a ``take``); ``done``: it has.
+    """
 
     done: bool
+    ends: bool
 
     def process(self, items: list[Any]) -> list[Any]: ...
 
@@ -90,6 +94,11 @@ class Outbox:
     def done(self) -> bool:
         """A fused ``take`` has all it needs: the stage should stop."""
         return self._chain is not None and self._chain.done
+
+    @property
+    def ends(self) -> bool:
+        """A fused ``take`` may end the stream: feed it each item as it comes."""
+        return self._chain is not None and self._chain.ends
 
     async def flush(self) -> None:
         """Send the pending items, if any, waiting for room downstream."""

@@ -32,8 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo",
         help="run the seed example: async reads, then fib in worker processes",
-        description="100 items; an async read sleeping (i %% 3) time units; "
-        "fib(22 + i %% 5) in worker processes.",
+        description="100 items; an async read sleeping (i % 3) time units; "
+        "fib(22 + i % 5) in worker processes.",
     )
     demo.add_argument(
         "--scale", type=_non_negative(float), default=0.05,

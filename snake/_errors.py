@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any, NoReturn
 
 import trio
@@ -33,27 +34,33 @@ def failed_at(items: list[Any], it: Iterator[Any]) -> int:
     return len(items) - operator.length_hint(it) - 1
 
 
-def _leaves(exc: BaseException) -> list[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        return [leaf for sub in exc.exceptions for leaf in _leaves(sub)]
-    return [exc]
-
-
 def simplify(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The exception a pipeline's caller should see instead of a nursery's group.
 
-    A single error (``Cancelled`` aside) is returned bare, so ``except
-    ValueError`` works; several independent errors become one flat group; a
+    Looks one level down only: every nursery snake opens passes its own
+    group through here, so what is below is the tasks' own exceptions, left
+    exactly as raised (a user's function may raise a group of its own). A
+    single error (``Cancelled`` aside) is returned bare, so ``except
+    ValueError`` works; several independent errors become one group; a
     group of nothing but ``Cancelled`` becomes one ``Cancelled``, which the
     cancel scope that caused it then absorbs.
     """
-    leaves = _leaves(group)
-    errors = [e for e in leaves if not isinstance(e, trio.Cancelled)]
+    errors = [e for e in group.exceptions if not isinstance(e, trio.Cancelled)]
     if not errors:
-        return leaves[0]
+        return group.exceptions[0]
     if len(errors) == 1:
         return errors[0]
     return BaseExceptionGroup(f"{len(errors)} errors in a snake pipeline", errors)
+
+
+@asynccontextmanager
+async def open_nursery() -> AsyncIterator[trio.Nursery]:
+    """``trio.open_nursery()`` that lets a single error out bare (see ``simplify``)."""
+    try:
+        async with trio.open_nursery() as nursery:
+            yield nursery
+    except BaseExceptionGroup as group:
+        raise_as_is(simplify(group))
 
 
 def raise_as_is(exc: BaseException) -> NoReturn:

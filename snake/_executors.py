@@ -85,10 +85,19 @@ class ProcessExecutor:
     async def run_chunk(
         self, fn: Callable[[Any], Any], items: list[Any], label: str, base: int
     ) -> tuple[list[Any], float]:
-        result: tuple[list[Any], float] = await self._context.run_sync(
-            apply_chunk, fn, items, label, base,
-            kill_on_cancel=True, limiter=self._budget,
-        )  # fmt: skip
+        try:
+            result: tuple[list[Any], float] = await self._context.run_sync(
+                apply_chunk, fn, items, label, base,
+                kill_on_cancel=True, limiter=self._budget,
+            )  # fmt: skip
+        except trio_parallel.BrokenWorkerError as exc:
+            exc.add_note(
+                f"snake: in stage {label}, the worker process running items {base} to "
+                f"{base + len(items) - 1} of its input died. Common causes: a crash in "
+                "native code, running out of memory, or a script without an "
+                '`if __name__ == "__main__":` guard (workers are spawned and import it)'
+            )
+            raise
         return result
 
 

@@ -89,7 +89,7 @@ class Pipeline(Generic[T]):
 
     def filter(self, pred: Callable[[T], object], /) -> Pipeline[T]:
         """Keep the items for which ``pred(x)`` is true, inline."""
-        check.check_sync_fn(pred, "filter")
+        check.check_sync_fn(pred, "filter", "pred")
         return self._add(Filter(pred))
 
     def flat_map(self, fn: Callable[[T], Iterable[U]], /) -> Pipeline[U]:
@@ -142,7 +142,7 @@ class Pipeline(Generic[T]):
         check.check_int(size, "size", minimum=1)
         check.check_bool(drop_last, "drop_last")
         if collate is not None:
-            check.check_sync_fn(collate, "batch")
+            check.check_sync_fn(collate, "batch", "collate")
         return self._add(Batch(size, drop_last, collate))
 
     def unbatch(self: Pipeline[Iterable[U]]) -> Pipeline[U]:

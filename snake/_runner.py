@@ -4,8 +4,8 @@ Every stage is a task in the nursery ``open_pipeline`` owns, inside a cancel
 scope of its own; neighbours are joined by bounded memory channels carrying
 chunks. A stage that needs no more input (a satisfied ``take``, or nobody
 reading its output) cancels the stages upstream of it; leaving ``open`` or
-closing the receiver cancels them all. How errors leave is decided here once:
-see ``_errors.simplify``.
+closing the receiver cancels them all. How errors leave is decided once, in
+``_errors.open_nursery``, which every nursery of snake uses.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import attrs
 import trio
 
 from ._chunking import CHANNEL_CHUNKS, DownstreamClosed, Inbox, Outbox
-from ._errors import raise_as_is, simplify
+from ._errors import open_nursery
 from ._executors import cpu_count, open_executors
 from ._receiver import PipelineReceiver
 from ._stages._base import InlineSpec, Spec, Stage, StageSpec
@@ -74,11 +74,8 @@ async def open_pipeline(
     ``output_chunks`` is the buffer of the last channel, the one ``items``
     reads from.
     """
-    try:
-        async with _open(plan(specs), process_tokens(specs), output_chunks) as items:
-            yield items
-    except BaseExceptionGroup as group:
-        raise_as_is(simplify(group))
+    async with _open(plan(specs), process_tokens(specs), output_chunks) as items:
+        yield items
 
 
 def _cancel(scopes: Sequence[trio.CancelScope]) -> None:
@@ -90,7 +87,7 @@ def _cancel(scopes: Sequence[trio.CancelScope]) -> None:
 async def _open(
     plans: list[StagePlan], tokens: int | None, output_chunks: int
 ) -> AsyncIterator[PipelineReceiver[Any]]:
-    async with open_executors(tokens) as executors, trio.open_nursery() as nursery:
+    async with open_executors(tokens) as executors, open_nursery() as nursery:
         scopes = [trio.CancelScope() for _ in plans]
         recv: trio.MemoryReceiveChannel[list[Any]] | None = None
         for position, p in enumerate(plans):

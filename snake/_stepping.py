@@ -38,18 +38,18 @@ def flush_on_suspend(awaitable: Awaitable[T], outbox: Outbox) -> Generator[Any, 
     return result
 
 
-def await_iterator(awaitable: Awaitable[T]) -> Any:
-    """What ``await awaitable`` steps through (a coroutine, or what ``__await__``
-    gives), or a ``TypeError`` naming the value."""
-    if type(awaitable) is types.CoroutineType:
-        return awaitable
-    try:
-        it = awaitable.__await__()
-    except AttributeError:
-        raise TypeError(
-            f"expected an awaitable, got {type(awaitable).__name__} {awaitable!r}"
-        ) from None
-    return it
+def awaitable(value: Awaitable[T]) -> Awaitable[T]:
+    """``value``, or a ``TypeError`` naming it if it cannot be awaited."""
+    if type(value) is types.CoroutineType or hasattr(value, "__await__"):
+        return value
+    raise TypeError(f"expected an awaitable, got {type(value).__name__} {value!r}")
+
+
+def await_iterator(value: Awaitable[T]) -> Any:
+    """What ``await value`` steps through: a coroutine, or what ``__await__`` gives."""
+    if type(value) is types.CoroutineType:
+        return value
+    return awaitable(value).__await__()
 
 
 @types.coroutine

@@ -78,16 +78,16 @@ def is_surely_sync(fn: object) -> bool:
     )
 
 
-def check_sync_fn(fn: object, method: str) -> None:
+def check_sync_fn(fn: object, method: str, name: str = "fn") -> None:
     """Reject an async function given to an operator that calls it synchronously."""
-    check_callable(fn, method)
+    check_callable(fn, method, name)
     if is_async_callable(fn):
-        name = func_name(fn)
-        many = f".par_then({name}, concurrency=...) for many calls at once"
-        one = f".then({name}) for one call at a time"
+        arg, fname = name, func_name(fn)
+        many = f".par_then({fname}, concurrency=...) for many calls at once"
+        one = f".then({fname}) for one call at a time"
         fixes = f"{many}, or {one}" if method == "par_map" else f"{one}, or {many}"
         raise TypeError(
-            f"{method}() calls `fn` synchronously, but {name} is an async function: "
+            f"{method}() calls `{arg}` synchronously, but {fname} is an async function: "
             f"use {fixes}"
         )
 

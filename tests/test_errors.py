@@ -193,3 +193,61 @@ async def test_two_stages_failing_at_once_give_a_flat_group_of_both() -> None:
         "snake: in stage #0 from_iterable(source), producing item 1",
         "snake: in stage #1 then(fail_on_go), at item 0 of its input",
     ]
+
+
+async def test_items_in_flight_failing_at_once_give_the_earliest_items_error() -> None:
+    go = trio.Event()
+
+    async def fail_on_go(x: int) -> int:
+        await go.wait()
+        raise Boom(f"item {x}")
+
+    async def release_all_later() -> None:
+        await trio.testing.wait_all_tasks_blocked()
+        go.set()  # all eight calls fail in the same batch
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(release_all_later)
+        with pytest.raises(Boom, match="item 0") as info:
+            await snake.from_iterable(range(8)).par_then(fail_on_go, concurrency=8).collect()
+    assert notes(info.value) == [
+        "snake: in stage #1 par_then(fail_on_go), at item 0 of its input",
+        "snake: 7 later item(s) of this stage failed at the same time; their errors are not shown",
+    ]
+
+
+async def test_a_users_own_exception_group_arrives_intact() -> None:
+    async def fans_out(x: int) -> int:
+        async with trio.open_nursery() as nursery:  # raises a group of its own
+            nursery.start_soon(afails_at_3, 3)
+        return x
+
+    for pipeline in [
+        snake.from_iterable(range(2)).then(fans_out),
+        snake.from_iterable(range(2)).par_then(fans_out),
+    ]:
+        with pytest.raises(ExceptionGroup) as info:
+            await pipeline.collect()
+        assert [type(e) for e in info.value.exceptions] == [Boom]
+    # Likewise one raised by the consumer itself.
+    with pytest.raises(ExceptionGroup) as info:
+        async with snake.from_iterable(range(3)).open():
+            raise ExceptionGroup("mine", [KeyError(1)])
+    assert str(info.value) == "mine (1 sub-exception)"
+
+
+def dies(x: int) -> int:
+    import os
+
+    os._exit(3)
+
+
+async def test_a_dead_worker_process_is_reported_with_its_stage_and_items() -> None:
+    import trio_parallel
+
+    with pytest.raises(trio_parallel.BrokenWorkerError) as info:
+        await snake.from_iterable([1]).par_map(dies).collect()
+    assert notes(info.value)[0].startswith(
+        "snake: in stage #1 par_map(dies), the worker process running items 0 to 0 "
+        "of its input died."
+    )

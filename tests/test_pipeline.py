@@ -188,3 +188,21 @@ async def test_every_stage_stops_at_an_outer_cancel(stage: str) -> None:
             async for _ in items:
                 pass
     assert scope.cancelled_caught
+
+
+@pytest.mark.parametrize("n", [0, 1, 5])
+async def test_then_makes_no_call_past_a_take_after_it(n: int) -> None:
+    calls: list[int] = []
+
+    async def record(x: int) -> int:
+        calls.append(x)
+        return x
+
+    for pipeline in [
+        snake.from_iterable(range(100)).then(record).take(n),
+        snake.from_iterable(range(100)).then(record).filter(lambda x: x % 2).take(n),
+    ]:
+        calls.clear()
+        got = await pipeline.collect()
+        assert len(got) == n
+        assert calls == list(range((got[-1] + 1) if got else 0))

@@ -33,13 +33,13 @@ def work(x: int) -> int:
         (lambda: SRC.par_map(work, executor="gpu"), ValueError, "`executor` must be 'process' or 'thread', got 'gpu'"),
         (lambda: SRC.batch(0), ValueError, "`size` must be >= 1, got 0"),
         (lambda: SRC.batch(2, drop_last=1), TypeError, "`drop_last` must be True or False, got int 1"),
-        (lambda: SRC.batch(2, collate=5), TypeError, "batch() needs a callable `fn`, got int 5"),
+        (lambda: SRC.batch(2, collate=5), TypeError, "batch() needs a callable `collate`, got int 5"),
         (lambda: SRC.take(-1), ValueError, "`n` must be >= 0, got -1"),
         (lambda: SRC.skip("3"), TypeError, "`n` must be an int, got str '3'"),
         (lambda: SRC.prefetch(0), ValueError, "`n` must be >= 1, got 0"),
         (lambda: SRC.enumerate(start=1.0), TypeError, "`start` must be an int, got float 1.0"),
         (lambda: SRC.map(3), TypeError, "map() needs a callable `fn`, got int 3"),
-        (lambda: SRC.filter(None), TypeError, "filter() needs a callable `fn`, got NoneType None"),
+        (lambda: SRC.filter(None), TypeError, "filter() needs a callable `pred`, got NoneType None"),
         (lambda: snake.from_iterable(5), TypeError, "from_iterable() needs an iterable or an async iterable, got int 5"),
     ],
 )
@@ -95,10 +95,11 @@ def test_an_uncalled_generator_function_is_refused_with_the_fix() -> None:
         snake.from_iterable(anumbers)  # type: ignore[arg-type]
 
 
-async def test_a_non_awaitable_from_then_fails_with_a_clear_type_error() -> None:
+@pytest.mark.parametrize("method", ["then", "par_then"])
+async def test_a_non_awaitable_from_then_fails_with_a_clear_type_error(method: str) -> None:
     with pytest.raises(TypeError, match="expected an awaitable, got int 1") as info:
-        await SRC.then(lambda x: x + 1).collect()
-    assert info.value.__notes__ == ["snake: in stage #1 then(<lambda>), at item 0 of its input"]
+        await getattr(SRC, method)(lambda x: x + 1).collect()
+    assert info.value.__notes__[0] == f"snake: in stage #1 {method}(<lambda>), at item 0 of its input"
 
 
 def test_the_function_is_positional_only_and_knobs_keyword_only() -> None:

@@ -45,10 +45,12 @@ class Step(Protocol):
     """A running inline operator: synchronous, chunk in, chunk out.
 
     ``done`` turns true once it will take no more input (a satisfied
-    ``take``); ``finish`` returns what it still holds at the end of input.
+    ``take``), which only a step with ``ends`` does; ``finish`` returns what
+    it still holds at the end of input.
     """
 
     done: bool
+    ends: bool
 
     def process(self, items: list[Any]) -> list[Any]: ...
 

@@ -38,6 +38,7 @@ class Unbatch(InlineSpec):
 class _BatchStep:
     __slots__ = ("collate", "drop_last", "held", "label", "seen", "size")
     done = False
+    ends = False
 
     def __init__(
         self,

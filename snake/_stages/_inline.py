@@ -26,6 +26,7 @@ class FnStep:
 
     __slots__ = ("fn", "label", "seen")
     done = False
+    ends = False
 
     def __init__(self, fn: Callable[..., Any], label: str) -> None:
         self.fn = fn
@@ -111,10 +112,11 @@ class FusedSteps:
     cut off and only the ones after it are finished at the end.
     """
 
-    __slots__ = ("_cut", "_steps", "done")
+    __slots__ = ("_cut", "_steps", "done", "ends")
 
     def __init__(self, steps: list[Step]) -> None:
         self._steps = steps
+        self.ends = any(step.ends for step in steps)
         self._cut = next((i for i, s in enumerate(steps) if s.done), -1)
         self.done = self._cut >= 0
 

@@ -8,6 +8,8 @@ slot is freed only when its job's results leave, so at most ``concurrency``
 jobs are in flight or waiting for an earlier one, whatever the delays;
 with ``ordered=False`` they leave as they complete. On cancel or error,
 in-flight calls are cancelled, worker processes killed, threads abandoned.
+Calls that fail at once (the same bug hit by several items in flight) give
+one error, that of the earliest item, as a sequential loop would.
 """
 
 from __future__ import annotations
@@ -19,15 +21,18 @@ from typing import Any
 import attrs
 import trio
 
-from .._chunking import MAX_CHUNK, DownstreamClosed, Inbox, Outbox, Pacer
-from .._errors import add_stage_note
-from .._executors import Executor, Executors
+from .._chunking import DownstreamClosed, Inbox, Outbox, Pacer
+from .._errors import add_stage_note, open_nursery
+from .._executors import Executor, Executors, cpu_count
 from .._ordering import Reorderer
+from .._stepping import awaitable
 from .._validate import func_name
 from ._base import Stage, StageSpec
 
 #: Seconds of work a ``par_map`` job aims for: round trips stay a small cost.
 JOB_SECONDS = 0.005
+#: Most items in one ``par_map`` job.
+JOB_ITEMS = 64
 
 Call = Callable[[list[Any], int], Awaitable[tuple[list[Any], float]]]
 
@@ -46,7 +51,7 @@ class ParThen(StageSpec):
 
         async def call(items: list[Any], base: int) -> tuple[list[Any], float]:
             try:
-                return [await fn(items[0])], 0.0
+                return [await awaitable(fn(items[0]))], 0.0
             except Exception as exc:
                 add_stage_note(exc, label, base)
                 raise
@@ -71,10 +76,10 @@ class ParMap(StageSpec):
         async def call(items: list[Any], base: int) -> tuple[list[Any], float]:
             return await executor.run_chunk(fn, items, label, base)
 
-        concurrency = self.concurrency or executor.concurrency
-        return _ParallelStage(
-            call, concurrency, self.ordered, Pacer(JOB_SECONDS, MAX_CHUNK // 4)
-        )
+        # Without a concurrency of its own, a stage keeps one job per CPU in
+        # flight; the executor's limiter bounds all stages sharing it.
+        concurrency = self.concurrency or cpu_count()
+        return _ParallelStage(call, concurrency, self.ordered, Pacer(JOB_SECONDS, JOB_ITEMS))
 
 
 class _ParallelStage:
@@ -83,6 +88,8 @@ class _ParallelStage:
         self._concurrency = concurrency
         self._ordered = ordered
         self._sizer = sizer
+        self._failed: tuple[int, Exception] | None = None  # earliest failure
+        self._also_failed = 0
 
     async def run(self, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
@@ -92,7 +99,8 @@ class _ParallelStage:
         # Closed only once every job has ended: a job finishing while the
         # stage is being cancelled must not fail on a closed channel.
         with done_recv:
-            async with trio.open_nursery() as nursery:
+            async with open_nursery() as nursery:
+                self._nursery = nursery
                 nursery.start_soon(self._feed, inbox, nursery, done_send, slots)
                 try:
                     await self._collect(done_recv, slots, outbox)
@@ -101,6 +109,14 @@ class _ParallelStage:
                 # Done early (a fused take is satisfied, or nobody reads): stop
                 # feeding and stop the work in flight.
                 nursery.cancel_scope.cancel()
+        if self._failed is not None:
+            exc = self._failed[1]
+            if self._also_failed:
+                exc.add_note(
+                    f"snake: {self._also_failed} later item(s) of this stage failed "
+                    "at the same time; their errors are not shown"
+                )
+            raise exc
         if closed:
             raise DownstreamClosed
 
@@ -134,9 +150,24 @@ class _ParallelStage:
         done_send: trio.MemorySendChannel[tuple[int, list[Any]]],
     ) -> None:
         with done_send:
-            results, elapsed = await self._call(items, base)
+            try:
+                results, elapsed = await self._call(items, base)
+            except Exception as exc:
+                self._fail(base, exc)
+                return
             self._sizer.record(len(items), elapsed)
             done_send.send_nowait((seq, results))
+
+    def _fail(self, base: int, exc: Exception) -> None:
+        # Keep the earliest item's error and stop the stage; the run method
+        # raises it once every job has ended.
+        if self._failed is None:
+            self._failed = (base, exc)
+        else:
+            self._also_failed += 1
+            if base < self._failed[0]:
+                self._failed = (base, exc)
+        self._nursery.cancel_scope.cancel()
 
     async def _collect(
         self,

@@ -17,6 +17,7 @@ from ._base import InlineSpec, Step
 class _EnumerateStep:
     __slots__ = ("next",)
     done = False
+    ends = False
 
     def __init__(self, start: int) -> None:
         self.next = start
@@ -43,6 +44,7 @@ class Enumerate(InlineSpec):
 
 class _TakeStep:
     __slots__ = ("done", "left")
+    ends = True
 
     def __init__(self, n: int) -> None:
         self.left = n
@@ -73,6 +75,7 @@ class Take(InlineSpec):
 class _SkipStep:
     __slots__ = ("left",)
     done = False
+    ends = False
 
     def __init__(self, n: int) -> None:
         self.left = n

@@ -14,6 +14,7 @@ import attrs
 import trio
 
 from .._chunking import DownstreamClosed, Inbox, Outbox
+from .._errors import open_nursery
 from .._executors import Executors
 from ._base import Stage, StageSpec
 
@@ -39,7 +40,7 @@ class _PrefetchStage:
         send, recv = trio.open_memory_channel[list[Any]](math.inf)
         closed = False
         with recv:  # closed once the reader has ended, as in _parallel
-            async with trio.open_nursery() as nursery:
+            async with open_nursery() as nursery:
                 nursery.start_soon(self._read, inbox, send)
                 try:
                     await self._write(Inbox(recv, outbox), outbox)

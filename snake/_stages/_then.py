@@ -41,6 +41,8 @@ class _ThenStage:
 
     async def run(self, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
+        if outbox.done:  # take(0): not one call
+            return
         while (chunk := await inbox.next()) is not None:
             await self._call_each(chunk, inbox.received - len(chunk), outbox)
             if outbox.done:
@@ -50,8 +52,10 @@ class _ThenStage:
         # The hot loop of every `then`. A call is first stepped by hand: most
         # finish without suspending, and their results gather in `results`
         # at the cost of a list append. Only a call that suspends hands what
-        # is done over first, then goes on as an ordinary await.
+        # is done over first, then goes on as an ordinary await. A fused
+        # `take` sees each result at once, so no call is made past its end.
         fn = self._fn
+        each = outbox.ends
         results: list[Any] = []
         yield_at = perf_counter() + LATENCY_BUDGET
         failed: BaseException | None = None
@@ -73,6 +77,11 @@ class _ThenStage:
                 except Exception as exc:
                     add_stage_note(exc, self._label, base + i)
                     raise
+                if each:
+                    outbox.add_nowait(results)
+                    results = []
+                    if outbox.done:
+                        return
                 if perf_counter() >= yield_at:
                     await outbox.emit(results)  # hands over and lets others run
                     results = []
