@@ -202,9 +202,7 @@ class Inbox:
 
     __slots__ = ("_outbox", "_recv", "received")
 
-    def __init__(
-        self, recv: trio.MemoryReceiveChannel[list[Any]], outbox: Outbox | None
-    ) -> None:
+    def __init__(self, recv: trio.MemoryReceiveChannel[list[Any]], outbox: Outbox | None) -> None:
         self._recv = recv
         self._outbox = outbox
         self.received = 0

@@ -10,9 +10,7 @@ from typing import Any, NoReturn
 import trio
 
 
-def add_stage_note(
-    exc: BaseException, label: str, position: int, *, source: bool = False
-) -> None:
+def add_stage_note(exc: BaseException, label: str, position: int, *, source: bool = False) -> None:
     """Say, on a user's exception, which stage raised it and on which item.
 
     ``position`` counts from 0: the item of the stage's input it was working

@@ -123,7 +123,5 @@ async def open_executors(process_tokens: int | None) -> AsyncIterator[Executors]
     if process_tokens is None:
         yield Executors(None)
         return
-    async with trio_parallel.open_worker_context(
-        grace_period=SHUTDOWN_GRACE
-    ) as context:
+    async with trio_parallel.open_worker_context(grace_period=SHUTDOWN_GRACE) as context:
         yield Executors(ProcessExecutor(context, process_tokens))

@@ -21,9 +21,7 @@ def func_name(fn: object) -> str:
 
 def check_int(value: object, name: str, *, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(
-            f"`{name}` must be an int, got {type(value).__name__} {value!r}"
-        )
+        raise TypeError(f"`{name}` must be an int, got {type(value).__name__} {value!r}")
     if value < minimum:
         raise ValueError(f"`{name}` must be >= {minimum}, got {value}")
     return value
@@ -31,9 +29,7 @@ def check_int(value: object, name: str, *, minimum: int) -> int:
 
 def check_bool(value: object, name: str) -> bool:
     if not isinstance(value, bool):
-        raise TypeError(
-            f"`{name}` must be True or False, got {type(value).__name__} {value!r}"
-        )
+        raise TypeError(f"`{name}` must be True or False, got {type(value).__name__} {value!r}")
     return value
 
 
@@ -47,9 +43,7 @@ def check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
 
 def check_callable(fn: object, method: str, name: str = "fn") -> None:
     if not callable(fn):
-        raise TypeError(
-            f"{method}() needs a callable `{name}`, got {type(fn).__name__} {fn!r}"
-        )
+        raise TypeError(f"{method}() needs a callable `{name}`, got {type(fn).__name__} {fn!r}")
 
 
 def is_async_callable(fn: object) -> bool:
@@ -87,8 +81,7 @@ def check_sync_fn(fn: object, method: str, name: str = "fn") -> None:
         one = f".then({fname}) for one call at a time"
         fixes = f"{many}, or {one}" if method == "par_map" else f"{one}, or {many}"
         raise TypeError(
-            f"{method}() calls `{arg}` synchronously, but {fname} is an async function: "
-            f"use {fixes}"
+            f"{method}() calls `{arg}` synchronously, but {fname} is an async function: use {fixes}"
         )
 
 

@@ -72,8 +72,8 @@ class _ThenStage:
                     else:
                         failed = _hand_over(results, outbox, scope)
                         results = [await resume(coro, trap)]
-                        if outbox.done:
-                            return
+                        if failed is not None or outbox.done:
+                            break
                 except Exception as exc:
                     add_stage_note(exc, self._label, base + i)
                     raise
@@ -88,7 +88,8 @@ class _ThenStage:
                     yield_at = perf_counter() + LATENCY_BUDGET
                     if outbox.done:
                         return
-            await outbox.emit(results)
+            else:
+                await outbox.emit(results)
         if failed is not None:
             raise failed
 
