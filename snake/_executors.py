@@ -11,12 +11,15 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+import cloudpickle
 import trio
 import trio_parallel
 
-from ._worker import apply_chunk
+from ._worker import apply_chunk, apply_shipped, ready
+
+T = TypeVar("T")
 
 #: Seconds a worker process may take to exit once its pipeline is done.
 SHUTDOWN_GRACE = 10.0
@@ -71,25 +74,46 @@ class ProcessExecutor:
     """``trio_parallel`` workers of one context; cancelled work is killed.
 
     All process maps of a pipeline share this executor, and so one limiter:
-    one CPU budget, however many ``par_map`` stages there are.
+    one CPU budget, however many ``par_map`` stages there are. Each function
+    goes to each worker process once (see ``_worker.apply_shipped``).
     """
 
     def __init__(self, context: trio_parallel.WorkerContext, tokens: int) -> None:
         self._context = context
         self._budget = trio.CapacityLimiter(tokens)
+        # id(fn) -> (fn, key, pickled fn); fn is kept so its id stays unique.
+        self._shipped: dict[int, tuple[Callable[[Any], Any], str, bytes]] = {}
 
     @property
     def concurrency(self) -> int:
         return int(self._budget.total_tokens)
 
+    async def warm_up(self) -> None:
+        """Start every worker the budget allows now, all at once.
+
+        Workers start on demand otherwise, one after another as the first
+        chunks arrive; started together, the first items wait for one start.
+        """
+        async with trio.open_nursery() as nursery:
+            for _ in range(self.concurrency):
+                nursery.start_soon(self._start_one)
+
+    async def _start_one(self) -> None:
+        try:
+            await self._run(ready)
+        except trio_parallel.BrokenWorkerError:
+            # Only an early start failed; the first chunk to need this worker
+            # starts it again and reports the failure, naming its stage.
+            pass
+
     async def run_chunk(
         self, fn: Callable[[Any], Any], items: list[Any], label: str, base: int
     ) -> tuple[list[Any], float]:
+        _, key, pickled = self._ship(fn)
         try:
-            result: tuple[list[Any], float] = await self._context.run_sync(
-                apply_chunk, fn, items, label, base,
-                kill_on_cancel=True, limiter=self._budget,
-            )  # fmt: skip
+            result = await self._run(apply_shipped, key, None, items, label, base)
+            if result is None:  # a worker that has not seen fn yet
+                result = await self._run(apply_shipped, key, pickled, items, label, base)
         except trio_parallel.BrokenWorkerError as exc:
             exc.add_note(
                 f"snake: in stage {label}, the worker process running items {base} to "
@@ -98,6 +122,20 @@ class ProcessExecutor:
                 '`if __name__ == "__main__":` guard (workers are spawned and import it)'
             )
             raise
+        assert result is not None
+        return result
+
+    def _ship(self, fn: Callable[[Any], Any]) -> tuple[Callable[[Any], Any], str, bytes]:
+        shipped = self._shipped.get(id(fn))
+        if shipped is None:
+            key = f"{os.getpid()}-{id(self)}-{len(self._shipped)}"
+            shipped = self._shipped[id(fn)] = (fn, key, cloudpickle.dumps(fn))
+        return shipped
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        result: T = await self._context.run_sync(
+            fn, *args, kill_on_cancel=True, limiter=self._budget
+        )
         return result
 
 
@@ -106,6 +144,15 @@ class Executors:
 
     def __init__(self, process: ProcessExecutor | None) -> None:
         self._process = process
+
+    @property
+    def has_processes(self) -> bool:
+        return self._process is not None
+
+    async def warm_up(self) -> None:
+        """Start the worker processes before the first chunk needs them."""
+        assert self._process is not None
+        await self._process.warm_up()
 
     def get(self, kind: str, concurrency: int | None) -> Executor:
         if kind == "thread":

@@ -151,3 +151,50 @@ async def test_asking_a_process_map_for_more_workers_raises_the_budget() -> None
     wanted = cpu_count() + 1
     got = await snake.from_iterable(range(3 * wanted)).par_map(stamp, concurrency=wanted).collect()
     assert most_overlapping([(b, e) for _, b, e in got]) == wanted
+
+
+class CountsPickling:
+    """A callable that counts how often it is pickled in this process."""
+
+    pickled = 0
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+
+    def __call__(self, x: int) -> int:
+        return x + len(self.payload)
+
+    def __reduce__(self) -> Any:
+        type(self).pickled += 1
+        return (CountsPickling, (self.payload,))
+
+
+async def test_a_process_map_sends_its_function_once_not_with_every_chunk() -> None:
+    fn = CountsPickling(b"x" * 1_000_000)  # a function holding a lot of data
+    pipeline = snake.from_iterable(range(3000)).par_map(fn)
+    before = CountsPickling.pickled
+    got = await pipeline.collect()
+    assert got == [x + 1_000_000 for x in range(3000)]
+    assert CountsPickling.pickled - before == 1
+
+
+async def test_worker_processes_start_together_before_the_first_item() -> None:
+    import psutil
+
+    arrive = trio.Event()
+
+    async def late_source() -> Any:
+        await arrive.wait()
+        yield 1
+
+    me = psutil.Process()
+
+    def workers() -> int:
+        return sum("resource_tracker" not in " ".join(c.cmdline()) for c in me.children())
+
+    async with snake.from_iterable(late_source()).par_map(abs).open() as items:
+        with trio.fail_after(20):
+            while workers() < cpu_count():
+                await trio.sleep(0.01)  # no item has reached the map yet
+        arrive.set()
+        assert [x async for x in items] == [1]
