@@ -79,6 +79,45 @@ async def test_ordered_par_then_starts_nothing_past_its_window_behind_a_slow_ite
     assert sorted(started_while_head_ran) == [0, 1, 2, 3, 4]
 
 
+async def test_ordered_par_map_runs_concurrency_jobs_and_holds_a_window_of_twice_that() -> None:
+    release = threading.Event()
+    lock = threading.Lock()
+    started: list[int] = []
+    running = most = 0
+
+    def fn(x: int) -> int:
+        nonlocal running, most
+        with lock:
+            started.append(x)
+            running += 1
+            most = max(most, running)
+        if x == 0:
+            release.wait(10)
+        else:
+            time.sleep(0.01)
+        with lock:
+            running -= 1
+        return x
+
+    before_release: list[int] = []
+
+    async def release_when_settled() -> None:
+        await trio.sleep(0.5)  # items 1.. finish meanwhile; the window fills
+        with lock:
+            before_release.extend(started)
+        release.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(release_when_settled)
+        p = snake.from_iterable(range(40)).par_map(fn, concurrency=2, executor="thread")
+        got = await p.collect()
+    assert got == list(range(40))
+    assert most == 2  # never more than `concurrency` at once
+    # While item 0 held the ordered output, one-item jobs 1..3 ran (the window
+    # is twice the concurrency) and nothing after them started.
+    assert sorted(before_release) == [0, 1, 2, 3]
+
+
 def square(x: int) -> int:
     return x * x
 

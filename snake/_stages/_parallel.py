@@ -5,7 +5,8 @@ Both run the same stage. A feeder task cuts the input into jobs (one item for
 each job as a task once a slot is free; the stage's own task collects the
 results. Ordering: with ``ordered=True`` results leave in input order, and a
 slot is freed only when its job's results leave, so at most ``concurrency``
-jobs are in flight or waiting for an earlier one, whatever the delays;
+calls (``par_then``) or twice that many jobs (``par_map``, of which
+``concurrency`` run at once) are in flight or waiting for an earlier one;
 with ``ordered=False`` they leave as they complete. On cancel or error,
 in-flight calls are cancelled, worker processes killed, threads abandoned.
 Calls that fail at once (the same bug hit by several items in flight) give
@@ -33,6 +34,9 @@ from ._base import Stage, StageSpec
 JOB_SECONDS = 0.005
 #: Most items in one ``par_map`` job.
 JOB_ITEMS = 64
+#: Jobs in flight (running, queued or waiting for an earlier one) per job
+#: running at once.
+JOB_WINDOW = 2
 
 Call = Callable[[list[Any], int], Awaitable[tuple[list[Any], float]]]
 
@@ -73,13 +77,20 @@ class ParMap(StageSpec):
         executor: Executor = executors.get(self.executor, self.concurrency)
         fn = self.fn
 
-        async def call(items: list[Any], base: int) -> tuple[list[Any], float]:
-            return await executor.run_chunk(fn, items, label, base)
-
-        # Without a concurrency of its own, a stage keeps one job per CPU in
-        # flight; the executor's limiter bounds all stages sharing it.
+        # Without a concurrency of its own, a stage runs one job per CPU at
+        # once; the executor's limiter bounds all stages sharing it.
         concurrency = self.concurrency or cpu_count()
-        return _ParallelStage(call, concurrency, self.ordered, Pacer(JOB_SECONDS, JOB_ITEMS))
+        running = trio.CapacityLimiter(concurrency)
+
+        async def call(items: list[Any], base: int) -> tuple[list[Any], float]:
+            async with running:
+                return await executor.run_chunk(fn, items, label, base)
+
+        # Twice as many jobs as run at once may be in flight, so that a worker
+        # done early starts the next job while an earlier, slower one is
+        # still holding up the ordered output.
+        window = JOB_WINDOW * concurrency
+        return _ParallelStage(call, window, self.ordered, Pacer(JOB_SECONDS, JOB_ITEMS))
 
 
 class _ParallelStage:
