@@ -9,6 +9,7 @@ Package map:
   _sync        synchronous iteration through a background trio thread
   _stages/     the operators, one family per module
   _executors   worker threads and processes behind one protocol
+  _worker_options  WorkerOptions: how worker processes start and live
   _worker      what runs inside a worker
   _ordering    the reorder buffer of ordered parallel stages
   _errors      stage notes and unwrapping of exception groups
@@ -17,7 +18,8 @@ Package map:
 
 from ._pipeline import Pipeline as Pipeline
 from ._pipeline import from_iterable as from_iterable
+from ._worker_options import WorkerOptions as WorkerOptions
 
 __version__ = "0.1.0"
 
-__all__ = ["Pipeline", "from_iterable"]
+__all__ = ["Pipeline", "WorkerOptions", "from_iterable"]

@@ -8,6 +8,8 @@ only module that imports ``trio_parallel``.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -17,7 +19,8 @@ import cloudpickle
 import trio
 import trio_parallel
 
-from ._worker import apply_chunk, apply_shipped, ready
+from ._worker import apply_chunk, apply_shipped, ready, should_retire, start
+from ._worker_options import WorkerOptions
 
 T = TypeVar("T")
 
@@ -78,24 +81,27 @@ class ProcessExecutor:
     goes to each worker process once (see ``_worker.apply_shipped``).
     """
 
-    def __init__(self, context: trio_parallel.WorkerContext, tokens: int) -> None:
+    def __init__(
+        self, context: trio_parallel.WorkerContext, budget: trio.CapacityLimiter, workers: int
+    ) -> None:
         self._context = context
-        self._budget = trio.CapacityLimiter(tokens)
+        self._budget = budget
+        self._workers = workers
         # id(fn) -> (fn, key, pickled fn); fn is kept so its id stays unique.
         self._shipped: dict[int, tuple[Callable[[Any], Any], str, bytes]] = {}
 
     @property
     def concurrency(self) -> int:
-        return int(self._budget.total_tokens)
+        return self._workers
 
     async def warm_up(self) -> None:
-        """Start every worker the budget allows now, all at once.
+        """Start the workers its stages will use now, all at once.
 
         Workers start on demand otherwise, one after another as the first
         chunks arrive; started together, the first items wait for one start.
         """
         async with trio.open_nursery() as nursery:
-            for _ in range(self.concurrency):
+            for _ in range(self._workers):
                 nursery.start_soon(self._start_one)
 
     async def _start_one(self) -> None:
@@ -139,36 +145,74 @@ class ProcessExecutor:
         return result
 
 
+class WorkerStart:
+    """The set-up ``trio_parallel`` sends each new worker of one context.
+
+    It is pickled once per worker it starts, so pickling it hands out the
+    worker numbers that ``WorkerOptions.init`` receives.
+    """
+
+    def __init__(self, options: WorkerOptions) -> None:
+        self._init = None if options.init is None else cloudpickle.dumps(options.init)
+        self._max_items = options.max_items
+        self._started = itertools.count()
+
+    def __call__(self) -> None:  # pragma: no cover - only its pickled form runs
+        raise RuntimeError("WorkerStart runs in the worker it was pickled for")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (start, (next(self._started), self._init, self._max_items))
+
+
 class Executors:
     """The executors of one run of a pipeline."""
 
-    def __init__(self, process: ProcessExecutor | None) -> None:
-        self._process = process
+    def __init__(self, processes: dict[WorkerOptions, ProcessExecutor]) -> None:
+        self._processes = processes
 
     @property
     def has_processes(self) -> bool:
-        return self._process is not None
+        return bool(self._processes)
 
     async def warm_up(self) -> None:
         """Start the worker processes before the first chunk needs them."""
-        assert self._process is not None
-        await self._process.warm_up()
+        async with trio.open_nursery() as nursery:
+            for executor in self._processes.values():
+                nursery.start_soon(executor.warm_up)
 
-    def get(self, kind: str, concurrency: int | None) -> Executor:
+    def get(self, kind: str, concurrency: int | None, options: WorkerOptions) -> Executor:
         if kind == "thread":
             return ThreadExecutor(concurrency or cpu_count())
-        assert self._process is not None, "open_executors was not told of this stage"
-        return self._process
+        return self._processes[options]
 
 
 @asynccontextmanager
-async def open_executors(process_tokens: int | None) -> AsyncIterator[Executors]:
-    """Executors for one run; with ``process_tokens``, a worker context of its own.
+async def open_executors(
+    tokens: int, workers: dict[WorkerOptions, int]
+) -> AsyncIterator[Executors]:
+    """Executors for one run: a worker context for each distinct ``WorkerOptions``.
 
-    The context is closed on exit, so no worker process outlives the run.
+    ``workers`` says how many workers the stages with those options use at
+    most; all contexts draw from one budget of ``tokens``. The contexts are
+    closed on exit, so no worker process outlives the run.
     """
-    if process_tokens is None:
-        yield Executors(None)
-        return
-    async with trio_parallel.open_worker_context(grace_period=SHUTDOWN_GRACE) as context:
-        yield Executors(ProcessExecutor(context, process_tokens))
+    budget = trio.CapacityLimiter(tokens)
+    async with contextlib.AsyncExitStack() as stack:
+        processes = {}
+        for options, count in workers.items():
+            context = await stack.enter_async_context(
+                trio_parallel.open_worker_context(
+                    init=WorkerStart(options),
+                    retire=should_retire,
+                    grace_period=SHUTDOWN_GRACE,
+                    worker_type=_WORKER_TYPES[options.start_method],
+                )
+            )
+            processes[options] = ProcessExecutor(context, budget, min(count, tokens))
+        yield Executors(processes)
+
+
+_WORKER_TYPES = {
+    "spawn": trio_parallel.WorkerType.SPAWN,
+    "forkserver": trio_parallel.WorkerType.FORKSERVER,
+}

@@ -22,6 +22,7 @@ from ._stages._prefetch import Prefetch
 from ._stages._source import IterableSource
 from ._stages._then import Then
 from ._sync import PipelineIterator
+from ._worker_options import WorkerOptions
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -192,17 +193,20 @@ class Pipeline(Generic[T]):
         concurrency: int | None = None,
         ordered: bool = True,
         executor: Literal["process", "thread"] = "process",
+        workers: WorkerOptions | None = None,
     ) -> Pipeline[U]:
         """``fn(x)`` in worker processes (or threads): CPU work.
 
         Args:
-          concurrency: most chunks of items in flight; ``None`` for one per
-            CPU. All process maps of a pipeline share one CPU budget (one
-            per CPU, or the largest ``concurrency`` asked for).
+          concurrency: most chunks of items running at once; ``None`` for
+            one per CPU. All process maps of a pipeline share one CPU budget
+            (one per CPU, or the largest ``concurrency`` asked for).
           ordered: keep input order, as for ``par_then``.
           executor: ``"process"`` (``trio_parallel`` workers, started for
             each run and stopped when it ends) or ``"thread"`` (for functions
             that release the GIL, such as image decoding).
+          workers: how worker processes start and live (start method,
+            per-worker init, retirement); see :class:`snake.WorkerOptions`.
 
         Items travel to workers in chunks sized from their measured cost. On
         cancel or error, worker processes in flight are killed; threads are
@@ -219,7 +223,15 @@ class Pipeline(Generic[T]):
         check.check_choice(executor, "executor", ("process", "thread"))
         if executor == "process":
             check.check_picklable(fn, "par_map")
-        return self._add(ParMap(fn, concurrency, ordered, executor))
+        if workers is None:
+            workers = WorkerOptions()
+        elif not isinstance(workers, WorkerOptions):
+            raise TypeError(
+                f"`workers` must be a snake.WorkerOptions, got {type(workers).__name__} {workers!r}"
+            )
+        elif executor != "process":
+            raise ValueError('`workers` applies to executor="process" only')
+        return self._add(ParMap(fn, concurrency, ordered, executor, workers))
 
     def prefetch(self, n: int) -> Pipeline[T]:
         """A buffer of ``n`` items: the stages before run ahead of those after."""

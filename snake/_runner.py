@@ -25,6 +25,7 @@ from ._receiver import PipelineReceiver
 from ._stages._base import InlineSpec, Spec, Stage, StageSpec
 from ._stages._inline import FusedSteps
 from ._stages._parallel import ParMap
+from ._worker_options import WorkerOptions
 
 
 def label(index: int, spec: Spec) -> str:
@@ -54,15 +55,18 @@ def plan(specs: Sequence[Spec]) -> list[StagePlan]:
     return plans
 
 
-def process_tokens(specs: Sequence[Spec]) -> int | None:
-    """The shared CPU budget of the process maps, or ``None`` if there are none.
+def process_workers(specs: Sequence[Spec]) -> tuple[int, dict[WorkerOptions, int]]:
+    """The shared CPU budget of the process maps, and the workers each kind uses.
 
-    One token per CPU, or more if a stage explicitly asks for more workers.
+    The budget is one token per CPU, or more if a stage explicitly asks for
+    more workers; maps with equal ``WorkerOptions`` share their workers.
     """
     maps = [s for s in specs if isinstance(s, ParMap) and s.executor == "process"]
-    if not maps:
-        return None
-    return max([cpu_count()] + [m.concurrency for m in maps if m.concurrency])
+    workers: dict[WorkerOptions, int] = {}
+    for m in maps:
+        workers[m.options] = workers.get(m.options, 0) + (m.concurrency or cpu_count())
+    tokens = max([cpu_count()] + [m.concurrency for m in maps if m.concurrency])
+    return tokens, workers
 
 
 @contextlib.asynccontextmanager
@@ -74,7 +78,7 @@ async def open_pipeline(
     ``output_chunks`` is the buffer of the last channel, the one ``items``
     reads from.
     """
-    async with _open(plan(specs), process_tokens(specs), output_chunks) as items:
+    async with _open(plan(specs), *process_workers(specs), output_chunks) as items:
         yield items
 
 
@@ -85,9 +89,9 @@ def _cancel(scopes: Sequence[trio.CancelScope]) -> None:
 
 @contextlib.asynccontextmanager
 async def _open(
-    plans: list[StagePlan], tokens: int | None, output_chunks: int
+    plans: list[StagePlan], tokens: int, workers: dict[WorkerOptions, int], output_chunks: int
 ) -> AsyncIterator[PipelineReceiver[Any]]:
-    async with open_executors(tokens) as executors, open_nursery() as nursery:
+    async with open_executors(tokens, workers) as executors, open_nursery() as nursery:
         scopes = [trio.CancelScope() for _ in plans]
         recv: trio.MemoryReceiveChannel[list[Any]] | None = None
         for position, p in enumerate(plans):

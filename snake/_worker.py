@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import pickle
 import time
 from collections.abc import Callable
@@ -11,10 +12,40 @@ from ._errors import add_stage_note, failed_at
 
 #: Functions this worker process has received, by the key of their stage.
 _functions: dict[str, Callable[[Any], Any]] = {}
+#: Items this worker process has processed, and how many it may.
+_items_done = 0
+_max_items: int | None = None
+#: What the user's init raised here, for the first job to report.
+_init_error: Exception | None = None
 
 
 def ready() -> None:
     """A call that does nothing: it makes the pool start a worker."""
+
+
+def start(index: int, init: bytes | None, max_items: int | None) -> Callable[[], None]:
+    """The set-up a new worker process runs before its first job.
+
+    Called while unpickling the set-up the pool sends each new worker, so
+    that each gets its own ``index`` (see ``_executors.WorkerStart``).
+    """
+    return functools.partial(_set_up, index, init, max_items)
+
+
+def _set_up(index: int, init: bytes | None, max_items: int | None) -> None:
+    global _max_items, _init_error
+    _max_items = max_items
+    if init is not None:
+        try:
+            pickle.loads(init)(index)
+        except Exception as exc:
+            exc.add_note(f"snake: raised by WorkerOptions.init in worker {index}")
+            _init_error = exc
+
+
+def should_retire() -> bool:
+    """Whether this worker has done the items it may (``WorkerOptions.max_items``)."""
+    return _max_items is not None and _items_done >= _max_items
 
 
 def apply_chunk(
@@ -44,9 +75,13 @@ def apply_shipped(
     may hold large data). Returns ``None`` when this process does not have
     it yet and ``pickled`` is not given: the caller then sends it.
     """
+    global _items_done
+    if _init_error is not None:
+        raise _init_error
     fn = _functions.get(key)
     if fn is None:
         if pickled is None:
             return None
         fn = _functions[key] = pickle.loads(pickled)
+    _items_done += len(items)
     return apply_chunk(fn, items, label, base)

@@ -26,9 +26,11 @@ def _idle_trio_thread(thread: threading.Thread) -> bool:
 
 
 def _helper_process(proc: psutil.Process) -> bool:
-    # multiprocessing's resource tracker lives as long as the interpreter.
+    # multiprocessing's resource tracker and fork server live as long as the
+    # interpreter; they are not workers.
     try:
-        return "resource_tracker" in " ".join(proc.cmdline())
+        cmdline = " ".join(proc.cmdline())
+        return "resource_tracker" in cmdline or "multiprocessing.forkserver" in cmdline
     except psutil.Error:
         return True
 

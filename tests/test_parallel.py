@@ -229,7 +229,7 @@ async def test_worker_processes_start_together_before_the_first_item() -> None:
     me = psutil.Process()
 
     def workers() -> int:
-        return sum("resource_tracker" not in " ".join(c.cmdline()) for c in me.children())
+        return sum("spawn_main" in " ".join(c.cmdline()) for c in me.children())
 
     async with snake.from_iterable(late_source()).par_map(abs).open() as items:
         with trio.fail_after(20):
@@ -237,3 +237,64 @@ async def test_worker_processes_start_together_before_the_first_item() -> None:
                 await trio.sleep(0.01)  # no item has reached the map yet
         arrive.set()
         assert [x async for x in items] == [1]
+
+
+_worker_index: int | None = None
+
+
+def remember_index(index: int) -> None:
+    global _worker_index
+    _worker_index = index
+
+
+def whoami(x: int) -> tuple[int, int | None]:
+    time.sleep(0.002)
+    return os.getpid(), _worker_index
+
+
+def refuse_to_start(index: int) -> None:
+    raise RuntimeError(f"no worker {index} today")
+
+
+async def test_worker_init_runs_once_in_each_worker_with_its_number() -> None:
+    options = snake.WorkerOptions(init=remember_index)
+    got = await snake.from_iterable(range(200)).par_map(whoami, workers=options).collect()
+    by_pid: dict[int, set[int | None]] = {}
+    for pid, index in got:
+        by_pid.setdefault(pid, set()).add(index)
+    assert all(len(indexes) == 1 for indexes in by_pid.values())
+    assert sorted(i for (i,) in by_pid.values()) == list(range(len(by_pid)))
+    assert len(by_pid) == cpu_count()
+
+
+async def test_an_error_in_worker_init_arrives_as_itself() -> None:
+    options = snake.WorkerOptions(init=refuse_to_start)
+    with pytest.raises(RuntimeError, match=r"no worker \d today") as info:
+        await snake.from_iterable(range(5)).par_map(whoami, workers=options).collect()
+    assert any("raised by WorkerOptions.init in worker" in n for n in info.value.__notes__)
+
+
+async def test_workers_retire_after_max_items() -> None:
+    options = snake.WorkerOptions(max_items=5)
+    got = await snake.from_iterable(range(60)).par_map(whoami, workers=options).collect()
+    assert len({pid for pid, _ in got}) > cpu_count()
+    assert len(got) == 60
+
+
+async def test_forkserver_workers_give_the_same_results() -> None:
+    options = snake.WorkerOptions(start_method="forkserver", init=remember_index)
+    got = await snake.from_iterable(range(50)).par_map(whoami, workers=options).collect()
+    assert len(got) == 50
+    assert {index for _, index in got} <= set(range(cpu_count()))
+
+
+async def test_maps_with_different_worker_options_still_share_the_cpu_budget() -> None:
+    got = await (
+        snake.from_iterable(range(12))
+        .par_map(stamp, workers=snake.WorkerOptions(init=remember_index))
+        .map(lambda r: (r, stamp(None)))
+        .par_map(lambda pair: (pair[0], stamp(None)), workers=snake.WorkerOptions(max_items=100))
+        .collect()
+    )
+    intervals = [(b, e) for first, second in got for _, b, e in (first, second)]
+    assert most_overlapping(intervals) <= cpu_count()

@@ -15,7 +15,7 @@ import snake
 
 
 def test_the_public_api_is_exactly_this() -> None:
-    assert sorted(snake.__all__) == ["Pipeline", "from_iterable"]
+    assert sorted(snake.__all__) == ["Pipeline", "WorkerOptions", "from_iterable"]
     for name in snake.__all__:
         assert getattr(snake, name).__module__.startswith("snake.")
     assert isinstance(snake.__version__, str)

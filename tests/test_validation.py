@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -109,3 +110,25 @@ def test_the_function_is_positional_only_and_knobs_keyword_only() -> None:
         SRC.par_then(fetch, 4)  # type: ignore[misc]
     with pytest.raises(TypeError):
         SRC.batch(2, True)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "message"),
+    [
+        (lambda: snake.WorkerOptions(start_method="fork"), ValueError,
+         "`start_method` must be 'spawn' or 'forkserver', got 'fork'"),
+        (lambda: snake.WorkerOptions(max_items=0), ValueError, "`max_items` must be >= 1, got 0"),
+        (lambda: snake.WorkerOptions(init=5), TypeError,
+         "WorkerOptions() needs a callable `init`, got int 5"),
+        (lambda: snake.WorkerOptions(init=fetch), TypeError,
+         "WorkerOptions() calls `init` synchronously, but fetch is an async function"),
+        (lambda: snake.WorkerOptions("spawn"), TypeError, "positional"),
+        (lambda: SRC.par_map(work, workers="spawn"), TypeError,
+         "`workers` must be a snake.WorkerOptions, got str 'spawn'"),
+        (lambda: SRC.par_map(work, executor="thread", workers=snake.WorkerOptions()), ValueError,
+         '`workers` applies to executor="process" only'),
+    ],  # fmt: skip
+)
+def test_worker_options_are_checked_when_made(build: Any, error: type, message: str) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        build()

@@ -28,6 +28,7 @@ from .._executors import Executor, Executors, cpu_count
 from .._ordering import Reorderer
 from .._stepping import awaitable
 from .._validate import func_name
+from .._worker_options import WorkerOptions
 from ._base import Stage, StageSpec
 
 #: Seconds of work a ``par_map`` job aims for: round trips stay a small cost.
@@ -69,12 +70,13 @@ class ParMap(StageSpec):
     concurrency: int | None
     ordered: bool
     executor: str
+    options: WorkerOptions = WorkerOptions()
 
     def describe(self) -> str:
         return f"par_map({func_name(self.fn)})"
 
     def build(self, label: str, executors: Executors) -> Stage:
-        executor: Executor = executors.get(self.executor, self.concurrency)
+        executor: Executor = executors.get(self.executor, self.concurrency, self.options)
         fn = self.fn
 
         # Without a concurrency of its own, a stage runs one job per CPU at

@@ -1,0 +1,65 @@
+"""``WorkerOptions``: how a process map's worker processes start and live."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable
+from typing import Any, Literal
+
+import attrs
+
+from . import _validate as check
+
+StartMethod = Literal["spawn", "forkserver"]
+
+
+def _start_method(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    check.check_choice(value, "start_method", ("spawn", "forkserver"))
+    if value not in multiprocessing.get_all_start_methods():
+        raise ValueError(f"`start_method` {value!r} is not available on this platform")
+
+
+def _init(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None:
+        check.check_sync_fn(value, "WorkerOptions", "init")
+        check.check_picklable(value, "WorkerOptions")
+
+
+def _max_items(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None:
+        check.check_int(value, "max_items", minimum=1)
+
+
+@attrs.frozen(kw_only=True)
+class WorkerOptions:
+    """How the worker processes of a ``par_map(..., executor="process")`` start and live.
+
+    Args:
+      start_method: ``"spawn"`` (the default: a fresh interpreter that
+        imports your script's module, about 0.1 s plus your imports) or
+        ``"forkserver"`` (workers are forked from a server process that
+        imported your script once: much faster to start; your script must
+        still have an ``if __name__ == "__main__":`` guard; the server, one
+        per interpreter, stays until the interpreter exits). ``"fork"`` is
+        not offered: forking a process that runs threads, as trio does, can
+        deadlock the child.
+      init: called once in each worker process before its first item, with
+        the worker's number (0, 1, ... in the order they start; a worker
+        started to replace one gets the next number), for instance to seed
+        random generators per worker as PyTorch's ``worker_init_fn`` does.
+        An exception it raises arrives with the first items that worker
+        was given.
+      max_items: retire a worker once it has processed this many items (a
+        fresh one takes over), for libraries that leak memory.
+
+    Maps with equal options share their worker processes; all process maps
+    of a pipeline share one CPU budget.
+
+    Example::
+
+        pipeline.par_map(augment, workers=snake.WorkerOptions(init=seed_worker))
+    """
+
+    start_method: StartMethod = attrs.field(default="spawn", validator=_start_method)
+    init: Callable[[int], object] | None = attrs.field(default=None, validator=_init)
+    max_items: int | None = attrs.field(default=None, validator=_max_items)
