@@ -25,14 +25,22 @@ def _idle_trio_thread(thread: threading.Thread) -> bool:
     return thread.name.startswith("Trio thread ")
 
 
-def _helper_process(proc: psutil.Process) -> bool:
+def _helper_process(proc: psutil.Process, root: psutil.Process) -> bool:
     # multiprocessing's resource tracker and fork server live as long as the
-    # interpreter; they are not workers.
+    # interpreter; they are not workers. Workers forked by the server share
+    # its command line but are its children, not the root's.
     try:
         cmdline = " ".join(proc.cmdline())
-        return "resource_tracker" in cmdline or "multiprocessing.forkserver" in cmdline
+        server = "multiprocessing.forkserver" in cmdline and proc.ppid() == root.pid
+        return "resource_tracker" in cmdline or server
     except psutil.Error:
         return True
+
+
+def worker_processes(root: psutil.Process | None = None) -> list[psutil.Process]:
+    """Worker processes of ``root`` (this process), spawned or forked by its fork server."""
+    root = root or psutil.Process()
+    return [p for p in root.children(recursive=True) if not _helper_process(p, root)]
 
 
 def leftovers(before: set[int]) -> list[str]:
@@ -42,12 +50,11 @@ def leftovers(before: set[int]) -> list[str]:
         for t in threading.enumerate()
         if t.ident not in before and t.is_alive() and not _idle_trio_thread(t)
     ]
-    for proc in psutil.Process().children(recursive=True):
-        if not _helper_process(proc):
-            try:
-                found.append(f"process {proc.pid} ({proc.status()}): {proc.cmdline()}")
-            except psutil.NoSuchProcess:
-                pass
+    for proc in worker_processes():
+        try:
+            found.append(f"process {proc.pid} ({proc.status()}): {proc.cmdline()}")
+        except psutil.NoSuchProcess:
+            pass
     return found
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from conftest import worker_processes
 
 import snake
 from snake._executors import cpu_count
@@ -218,22 +219,15 @@ async def test_a_process_map_sends_its_function_once_not_with_every_chunk() -> N
 
 
 async def test_worker_processes_start_together_before_the_first_item() -> None:
-    import psutil
-
     arrive = trio.Event()
 
     async def late_source() -> Any:
         await arrive.wait()
         yield 1
 
-    me = psutil.Process()
-
-    def workers() -> int:
-        return sum("spawn_main" in " ".join(c.cmdline()) for c in me.children())
-
     async with snake.from_iterable(late_source()).par_map(abs).open() as items:
         with trio.fail_after(20):
-            while workers() < cpu_count():
+            while len(worker_processes()) < cpu_count():
                 await trio.sleep(0.01)  # no item has reached the map yet
         arrive.set()
         assert [x async for x in items] == [1]

@@ -16,6 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 import trio
+from conftest import worker_processes
 
 import snake
 
@@ -140,7 +141,7 @@ def test_ctrl_c_stops_everything_and_arrives_bare(mode: str, tmp_path: Path) -> 
         proc = psutil.Process(child.pid)
         # Wait until both worker processes are busy with an item.
         deadline = time.monotonic() + 30
-        while len(workers := _workers(proc)) < 2 and time.monotonic() < deadline:
+        while len(workers := worker_processes(proc)) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert len(workers) == 2
         time.sleep(0.2)
@@ -157,11 +158,3 @@ def test_ctrl_c_stops_everything_and_arrives_bare(mode: str, tmp_path: Path) -> 
     assert "ExceptionGroup" not in stderr, stderr
     assert took < 2.0
     assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
-
-
-def _workers(proc: psutil.Process) -> list[psutil.Process]:
-    return [
-        p
-        for p in proc.children(recursive=True)
-        if "resource_tracker" not in " ".join(p.cmdline())
-    ]
