@@ -31,8 +31,11 @@ from .._validate import func_name
 from .._worker_options import WorkerOptions
 from ._base import Stage, StageSpec
 
-#: Seconds of work a ``par_map`` job aims for: round trips stay a small cost.
-JOB_SECONDS = 0.005
+#: Seconds of work a ``par_map`` job aims for. Each job costs the main process
+#: a round trip and a fraction of a millisecond of CPU taken from the workers;
+#: measured on 1 ms items and 2 workers, 5 ms jobs kept the workers 82 % busy,
+#: 20 ms jobs 93 %. Items arriving one at a time still go out one at a time.
+JOB_SECONDS = 0.02
 #: Most items in one ``par_map`` job.
 JOB_ITEMS = 64
 #: Jobs in flight (running, queued or waiting for an earlier one) per job
