@@ -21,7 +21,7 @@ import cloudpickle
 import trio
 import trio_parallel
 
-from ._worker import apply_chunk, apply_shipped, ready, should_retire, start
+from ._worker import Work, apply_chunk, apply_shipped, ready, should_retire, start
 from ._worker_options import WorkerOptions
 
 T = TypeVar("T")
@@ -45,13 +45,11 @@ class Executor(Protocol):
     def concurrency(self) -> int:
         """How many chunks a stage using it should have in flight by default."""
 
-    async def run_chunk(
-        self, fn: Callable[[Any], Any], items: list[Any], label: str, base: int
-    ) -> tuple[list[Any], float]:
-        """``[fn(x) for x in items]`` and the seconds it took where it ran.
+    async def run_chunk(self, work: Work, items: list[Any], base: int) -> tuple[list[Any], float]:
+        """``work`` over ``items`` and the seconds it took where it ran.
 
-        An error from ``fn`` is raised here as itself, with its stage note
-        (``label``, ``base`` being the stage-input position of ``items[0]``).
+        An error from a user function is raised here as itself, with its
+        stage note (``base`` is the stage-input position of ``items[0]``).
         On cancel, the work is stopped (processes are killed) or abandoned.
         """
 
@@ -66,11 +64,9 @@ class ThreadExecutor:
     def concurrency(self) -> int:
         return int(self._limiter.total_tokens)
 
-    async def run_chunk(
-        self, fn: Callable[[Any], Any], items: list[Any], label: str, base: int
-    ) -> tuple[list[Any], float]:
+    async def run_chunk(self, work: Work, items: list[Any], base: int) -> tuple[list[Any], float]:
         return await trio.to_thread.run_sync(
-            apply_chunk, fn, items, label, base,
+            apply_chunk, work, items, base,
             limiter=self._limiter, abandon_on_cancel=True,
         )  # fmt: skip
 
@@ -89,8 +85,8 @@ class ProcessExecutor:
         self._context = context
         self._budget = budget
         self._workers = workers
-        # id(fn) -> (fn, key, pickled fn); fn is kept so its id stays unique.
-        self._shipped: dict[int, tuple[Callable[[Any], Any], str, bytes]] = {}
+        # id(work) -> (work, key, pickled work); kept so the id stays unique.
+        self._shipped: dict[int, tuple[Work, str, bytes]] = {}
 
     @property
     def concurrency(self) -> int:
@@ -114,17 +110,15 @@ class ProcessExecutor:
             # starts it again and reports the failure, naming its stage.
             pass
 
-    async def run_chunk(
-        self, fn: Callable[[Any], Any], items: list[Any], label: str, base: int
-    ) -> tuple[list[Any], float]:
-        _, key, pickled = self._ship(fn)
+    async def run_chunk(self, work: Work, items: list[Any], base: int) -> tuple[list[Any], float]:
+        _, key, pickled = self._ship(work)
         try:
-            result = await self._run(apply_shipped, key, None, items, label, base)
-            if result is None:  # a worker that has not seen fn yet
-                result = await self._run(apply_shipped, key, pickled, items, label, base)
+            result = await self._run(apply_shipped, key, None, items, base)
+            if result is None:  # a worker that has not seen this work yet
+                result = await self._run(apply_shipped, key, pickled, items, base)
         except trio_parallel.BrokenWorkerError as exc:
             exc.add_note(
-                f"snake: in stage {label}, the worker process running items {base} to "
+                f"snake: in stage {work.label}, the worker process running items {base} to "
                 f"{base + len(items) - 1} of its input died. Common causes: a crash in "
                 "native code, running out of memory, or a script without an "
                 '`if __name__ == "__main__":` guard (workers are spawned and import it)'
@@ -133,11 +127,11 @@ class ProcessExecutor:
         assert result is not None
         return result
 
-    def _ship(self, fn: Callable[[Any], Any]) -> tuple[Callable[[Any], Any], str, bytes]:
-        shipped = self._shipped.get(id(fn))
+    def _ship(self, work: Work) -> tuple[Work, str, bytes]:
+        shipped = self._shipped.get(id(work))
         if shipped is None:
             key = f"{os.getpid()}-{id(self)}-{len(self._shipped)}"
-            shipped = self._shipped[id(fn)] = (fn, key, cloudpickle.dumps(fn))
+            shipped = self._shipped[id(work)] = (work, key, cloudpickle.dumps(work))
         return shipped
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:

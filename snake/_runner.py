@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import attrs
+import cloudpickle
 import trio
 
 from ._chunking import CHANNEL_CHUNKS, DownstreamClosed, Inbox, Outbox
@@ -23,7 +24,7 @@ from ._errors import open_nursery
 from ._executors import cpu_count, open_executors
 from ._receiver import PipelineReceiver
 from ._stages._base import InlineSpec, Spec, Stage, StageSpec
-from ._stages._inline import FusedSteps
+from ._stages._inline import Filter, FusedSteps, Map
 from ._stages._parallel import ParMap
 from ._worker_options import WorkerOptions
 
@@ -43,7 +44,11 @@ class StagePlan:
 
 
 def plan(specs: Sequence[Spec]) -> list[StagePlan]:
-    """Group a pipeline's operators into stages; inline ops join the stage before."""
+    """Group a pipeline's operators into stages; inline ops join the stage before.
+
+    Maps, and a filter after them, that follow a process map run inside its
+    worker processes instead (see :func:`into_workers`).
+    """
     plans: list[StagePlan] = []
     for index, spec in enumerate(specs):
         if isinstance(spec, InlineSpec):
@@ -52,7 +57,39 @@ def plan(specs: Sequence[Spec]) -> list[StagePlan]:
         else:
             assert isinstance(spec, StageSpec)
             plans.append(StagePlan(index, spec))
-    return plans
+    return [into_workers(p) for p in plans]
+
+
+def into_workers(p: StagePlan) -> StagePlan:
+    """Move the maps (and one filter) after a process map into its workers.
+
+    Their output then crosses the process boundary instead of their input,
+    and the main process, whose CPU the workers need, does less. Only maps
+    and a last filter qualify: each sees items at the positions they had in
+    the stage's input, so error notes stay exact. A function that cannot be
+    pickled stays in the main process, with what follows it.
+    """
+    spec = p.spec
+    if not isinstance(spec, ParMap) or spec.executor != "process":
+        return p
+    moved: list[tuple[str, Map | Filter]] = []
+    for index, inline in p.fused:
+        if not isinstance(inline, (Map, Filter)) or not _picklable(inline.fn):
+            break
+        moved.append((label(index, inline), inline))
+        if isinstance(inline, Filter):
+            break
+    if not moved:
+        return p
+    return attrs.evolve(p, spec=attrs.evolve(spec, after=tuple(moved)), fused=p.fused[len(moved) :])
+
+
+def _picklable(fn: object) -> bool:
+    try:
+        cloudpickle.dumps(fn)
+    except Exception:
+        return False
+    return True
 
 
 def process_workers(specs: Sequence[Spec]) -> tuple[int, dict[WorkerOptions, int]]:

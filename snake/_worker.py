@@ -1,4 +1,4 @@
-"""What runs in a worker thread or process: a user function over one chunk."""
+"""What runs in a worker thread or process: a job's steps over its items."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 from ._errors import add_stage_note, failed_at
 
-#: Functions this worker process has received, by the key of their stage.
-_functions: dict[str, Callable[[Any], Any]] = {}
+#: Work this worker process has received, by the key of its stage.
+_work: dict[str, Work] = {}
 #: Items this worker process has processed, and how many it may.
 _items_done = 0
 _max_items: int | None = None
@@ -48,40 +48,58 @@ def should_retire() -> bool:
     return _max_items is not None and _items_done >= _max_items
 
 
-def apply_chunk(
-    fn: Callable[[Any], Any], items: list[Any], label: str, base: int
-) -> tuple[list[Any], float]:
-    """``[fn(x) for x in items]`` and how long it took.
+class Work:
+    """What a job does to each item: a map's function, and the steps fused after it.
+
+    ``steps`` holds ``(keep, fn, label)``: ``keep`` marks a filter, ``label``
+    names the operator in error notes. Only a map's function, maps and one
+    last filter are fused, so every step sees items at the positions they
+    had in the stage's input, and an error note can name them exactly.
+    """
+
+    __slots__ = ("steps",)
+
+    def __init__(self, steps: tuple[tuple[bool, Callable[[Any], Any], str], ...]) -> None:
+        self.steps = steps
+
+    @property
+    def label(self) -> str:
+        return self.steps[0][2]
+
+
+def apply_chunk(work: Work, items: list[Any], base: int) -> tuple[list[Any], float]:
+    """``work`` over ``items`` and how long it took.
 
     An exception gets its stage note here, where the failing item is known,
     so it crosses the process boundary already annotated.
     """
     began = time.perf_counter()
-    it = iter(items)
-    try:
-        results = list(map(fn, it))
-    except Exception as exc:
-        add_stage_note(exc, label, base + failed_at(items, it))
-        raise
-    return results, time.perf_counter() - began
+    for keep, fn, label in work.steps:
+        it = iter(items)
+        try:
+            items = [x for x in it if fn(x)] if keep else list(map(fn, it))
+        except Exception as exc:
+            add_stage_note(exc, label, base + failed_at(items, it))
+            raise
+    return items, time.perf_counter() - began
 
 
 def apply_shipped(
-    key: str, pickled: bytes | None, items: list[Any], label: str, base: int
+    key: str, pickled: bytes | None, items: list[Any], base: int
 ) -> tuple[list[Any], float] | None:
-    """``apply_chunk`` with the function this process keeps under ``key``.
+    """``apply_chunk`` with the work this process keeps under ``key``.
 
-    A function is sent to each worker process once, not with every chunk (it
-    may hold large data). Returns ``None`` when this process does not have
-    it yet and ``pickled`` is not given: the caller then sends it.
+    Work is sent to each worker process once, not with every job (its
+    functions may hold large data). Returns ``None`` when this process does
+    not have it yet and ``pickled`` is not given: the caller then sends it.
     """
     global _items_done
     if _init_error is not None:
         raise _init_error
-    fn = _functions.get(key)
-    if fn is None:
+    work = _work.get(key)
+    if work is None:
         if pickled is None:
             return None
-        fn = _functions[key] = pickle.loads(pickled)
+        work = _work[key] = pickle.loads(pickled)
     _items_done += len(items)
-    return apply_chunk(fn, items, label, base)
+    return apply_chunk(work, items, base)

@@ -292,3 +292,51 @@ async def test_maps_with_different_worker_options_still_share_the_cpu_budget() -
     )
     intervals = [(b, e) for first, second in got for _, b, e in (first, second)]
     assert most_overlapping(intervals) <= cpu_count()
+
+
+def pid_of(x: Any) -> tuple[Any, int]:
+    return x, os.getpid()
+
+
+def fails_at_7(x: int) -> int:
+    if x == 7:
+        raise ValueError("seven")
+    return x
+
+
+async def test_maps_and_a_filter_after_a_process_map_run_in_its_workers() -> None:
+    me = os.getpid()
+    got = await (
+        snake.from_iterable(range(40))
+        .par_map(abs)
+        .map(pid_of)
+        .filter(lambda pair: pair[0] % 2 == 0)
+        .map(lambda pair: (pair, os.getpid()))  # after the filter: main process
+        .collect()
+    )
+    assert [x for (x, _), _ in got] == list(range(0, 40, 2))
+    assert all(worker != me and main == me for (_, worker), main in got)
+
+
+async def test_a_map_that_cannot_be_pickled_stays_in_the_main_process() -> None:
+    lock = threading.Lock()
+    got = await (
+        snake.from_iterable(range(5)).par_map(abs).map(lambda x: (lock.locked(), x, os.getpid()))
+    ).collect()
+    assert [(x, pid) for _, x, pid in got] == [(x, os.getpid()) for x in range(5)]
+
+
+@pytest.mark.parametrize(
+    ("build", "note"),
+    [
+        (lambda p: p.map(fails_at_7), "snake: in stage #2 map(fails_at_7), at item 7 of its input"),
+        (lambda p: p.map(abs).filter(fails_at_7),
+         "snake: in stage #3 filter(fails_at_7), at item 7 of its input"),
+    ],  # fmt: skip
+)
+async def test_an_error_in_a_step_run_in_the_worker_names_its_own_stage(
+    build: Any, note: str
+) -> None:
+    with pytest.raises(ValueError, match="seven") as info:
+        await build(snake.from_iterable(range(20)).par_map(abs)).collect()
+    assert info.value.__notes__[0] == note

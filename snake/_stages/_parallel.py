@@ -28,8 +28,10 @@ from .._executors import Executor, Executors, cpu_count
 from .._ordering import Reorderer
 from .._stepping import awaitable
 from .._validate import func_name
+from .._worker import Work
 from .._worker_options import WorkerOptions
 from ._base import Stage, StageSpec
+from ._inline import Filter, Map
 
 #: Seconds of work a ``par_map`` job aims for. Each job costs the main process
 #: a round trip and a fraction of a millisecond of CPU taken from the workers;
@@ -74,13 +76,19 @@ class ParMap(StageSpec):
     ordered: bool
     executor: str
     options: WorkerOptions = WorkerOptions()
+    #: Inline maps (and a last filter) run in the worker after ``fn``, with
+    #: their labels; see ``_runner.plan``.
+    after: tuple[tuple[str, Map | Filter], ...] = ()
 
     def describe(self) -> str:
         return f"par_map({func_name(self.fn)})"
 
     def build(self, label: str, executors: Executors) -> Stage:
         executor: Executor = executors.get(self.executor, self.concurrency, self.options)
-        fn = self.fn
+        steps = ((False, self.fn, label),) + tuple(
+            (isinstance(spec, Filter), spec.fn, step_label) for step_label, spec in self.after
+        )
+        work = Work(steps)
 
         # Without a concurrency of its own, a stage runs one job per CPU at
         # once; the executor's limiter bounds all stages sharing it.
@@ -89,7 +97,7 @@ class ParMap(StageSpec):
 
         async def call(items: list[Any], base: int) -> tuple[list[Any], float]:
             async with running:
-                return await executor.run_chunk(fn, items, label, base)
+                return await executor.run_chunk(work, items, base)
 
         # Twice as many jobs as run at once may be in flight, so that a worker
         # done early starts the next job while an earlier, slower one is
