@@ -24,6 +24,7 @@ from ._errors import open_nursery
 from ._executors import cpu_count, open_executors
 from ._receiver import PipelineReceiver
 from ._stages._base import InlineSpec, Spec, Stage, StageSpec
+from ._stages._batch import Batch
 from ._stages._inline import Filter, FusedSteps, Map
 from ._stages._parallel import ParMap
 from ._worker_options import WorkerOptions
@@ -46,8 +47,8 @@ class StagePlan:
 def plan(specs: Sequence[Spec]) -> list[StagePlan]:
     """Group a pipeline's operators into stages; inline ops join the stage before.
 
-    Maps, and a filter after them, that follow a process map run inside its
-    worker processes instead (see :func:`into_workers`).
+    Maps, and a filter or batch after them, that follow a process map run
+    inside its worker processes instead (see :func:`into_workers`).
     """
     plans: list[StagePlan] = []
     for index, spec in enumerate(specs):
@@ -61,23 +62,27 @@ def plan(specs: Sequence[Spec]) -> list[StagePlan]:
 
 
 def into_workers(p: StagePlan) -> StagePlan:
-    """Move the maps (and one filter) after a process map into its workers.
+    """Move the maps, and one filter or batch after them, into a process map's workers.
 
-    Their output then crosses the process boundary instead of their input,
-    and the main process, whose CPU the workers need, does less. Only maps
-    and a last filter qualify: each sees items at the positions they had in
-    the stage's input, so error notes stay exact. A function that cannot be
-    pickled stays in the main process, with what follows it.
+    Their output then crosses the process boundary instead of their input
+    (a collated batch instead of its items), and the main process, whose CPU
+    the workers need, does less. Only these qualify: each sees items at the
+    positions they had in the stage's input, so error notes stay exact; a
+    batch makes the stage cut its jobs at batch boundaries. A function that
+    cannot be pickled stays in the main process, with what follows it.
     """
     spec = p.spec
     if not isinstance(spec, ParMap) or spec.executor != "process":
         return p
-    moved: list[tuple[str, Map | Filter]] = []
+    moved: list[tuple[str, Map | Filter | Batch]] = []
     for index, inline in p.fused:
-        if not isinstance(inline, (Map, Filter)) or not _picklable(inline.fn):
+        if isinstance(inline, Batch):
+            if inline.collate is not None and not _picklable(inline.collate):
+                break
+        elif not isinstance(inline, (Map, Filter)) or not _picklable(inline.fn):
             break
         moved.append((label(index, inline), inline))
-        if isinstance(inline, Filter):
+        if isinstance(inline, (Filter, Batch)):
             break
     if not moved:
         return p

@@ -48,19 +48,58 @@ def should_retire() -> bool:
     return _max_items is not None and _items_done >= _max_items
 
 
+class Batching:
+    """A ``batch`` run in the worker: jobs then hold whole batches."""
+
+    __slots__ = ("collate", "drop_last", "label", "size")
+
+    def __init__(
+        self, size: int, drop_last: bool, collate: Callable[[list[Any]], Any] | None, label: str
+    ) -> None:
+        self.size = size
+        self.drop_last = drop_last
+        self.collate = collate
+        self.label = label
+
+    def apply(self, items: list[Any], base: int) -> list[Any]:
+        # Only the last job of a run can end with a short batch.
+        size = self.size
+        batches = [items[i : i + size] for i in range(0, len(items), size)]
+        if batches and len(batches[-1]) < size and self.drop_last:
+            batches.pop()
+        collate = self.collate
+        if collate is None:
+            return batches
+        out = []
+        for k, batch in enumerate(batches):
+            try:
+                out.append(collate(batch))
+            except Exception as exc:
+                # The input item that completed the failing batch.
+                add_stage_note(exc, self.label, base + k * size + len(batch) - 1)
+                raise
+        return out
+
+
 class Work:
     """What a job does to each item: a map's function, and the steps fused after it.
 
     ``steps`` holds ``(keep, fn, label)``: ``keep`` marks a filter, ``label``
-    names the operator in error notes. Only a map's function, maps and one
-    last filter are fused, so every step sees items at the positions they
-    had in the stage's input, and an error note can name them exactly.
+    names the operator in error notes; ``batch``, if any, comes last. Only a
+    map's function, maps and then one filter or one batch are fused, so every
+    step sees items at the positions they had in the stage's input, and an
+    error note can name them exactly.
     """
 
-    __slots__ = ("steps",)
+    __slots__ = ("batch", "steps")
 
-    def __init__(self, steps: tuple[tuple[bool, Callable[[Any], Any], str], ...]) -> None:
+    def __init__(
+        self,
+        steps: tuple[tuple[bool, Callable[[Any], Any], str], ...],
+        batch: Batching | None = None,
+    ) -> None:
         self.steps = steps
+        self.batch = batch
 
     @property
     def label(self) -> str:
@@ -81,6 +120,8 @@ def apply_chunk(work: Work, items: list[Any], base: int) -> tuple[list[Any], flo
         except Exception as exc:
             add_stage_note(exc, label, base + failed_at(items, it))
             raise
+    if work.batch is not None:
+        items = work.batch.apply(items, base)
     return items, time.perf_counter() - began
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import os
 import threading
 import time
@@ -44,7 +45,9 @@ async def test_par_then_runs_up_to_concurrency_calls_at_once(
     async def fn(x: int) -> int:
         return await flight.call(x, 1 + x % 3)
 
-    got = await snake.from_iterable(range(40)).par_then(fn, concurrency=7, ordered=ordered).collect()
+    got = (
+        await snake.from_iterable(range(40)).par_then(fn, concurrency=7, ordered=ordered).collect()
+    )
     assert flight.most == 7
     assert got == list(range(40)) if ordered else sorted(got) == list(range(40))
 
@@ -135,7 +138,11 @@ async def test_par_map_in_processes_keeps_order_and_accepts_lambdas_and_closures
 
 
 async def test_par_map_unordered_is_a_permutation() -> None:
-    got = await snake.from_iterable(range(30)).par_map(square, ordered=False, executor="thread").collect()
+    got = (
+        await snake.from_iterable(range(30))
+        .par_map(square, ordered=False, executor="thread")
+        .collect()
+    )
     assert sorted(got) == [x * x for x in range(30)]
 
 
@@ -152,7 +159,9 @@ async def test_thread_map_has_a_limiter_of_its_own() -> None:
             running[0] -= 1
         return x
 
-    got = await snake.from_iterable(range(24)).par_map(fn, concurrency=3, executor="thread").collect()
+    got = (
+        await snake.from_iterable(range(24)).par_map(fn, concurrency=3, executor="thread").collect()
+    )
     assert got == list(range(24))
     assert running[1] == 3
 
@@ -330,8 +339,10 @@ async def test_a_map_that_cannot_be_pickled_stays_in_the_main_process() -> None:
     ("build", "note"),
     [
         (lambda p: p.map(fails_at_7), "snake: in stage #2 map(fails_at_7), at item 7 of its input"),
-        (lambda p: p.map(abs).filter(fails_at_7),
-         "snake: in stage #3 filter(fails_at_7), at item 7 of its input"),
+        (
+            lambda p: p.map(abs).filter(fails_at_7),
+            "snake: in stage #3 filter(fails_at_7), at item 7 of its input",
+        ),
     ],  # fmt: skip
 )
 async def test_an_error_in_a_step_run_in_the_worker_names_its_own_stage(
@@ -340,3 +351,52 @@ async def test_an_error_in_a_step_run_in_the_worker_names_its_own_stage(
     with pytest.raises(ValueError, match="seven") as info:
         await build(snake.from_iterable(range(20)).par_map(abs)).collect()
     assert info.value.__notes__[0] == note
+
+
+def chunks_of(items: list[int], size: int, drop_last: bool) -> list[list[int]]:
+    out = [items[i : i + size] for i in range(0, len(items), size)]
+    return out[:-1] if out and drop_last and len(out[-1]) < size else out
+
+
+def batch_with_pid(batch: list[int]) -> tuple[list[int], int]:
+    return batch, os.getpid()
+
+
+@pytest.mark.parametrize(("n", "size"), [(0, 3), (2, 3), (300, 7), (301, 7), (500, 100)])
+@pytest.mark.parametrize("drop_last", [False, True])
+async def test_a_batch_after_a_process_map_is_collated_in_the_workers(
+    n: int, size: int, drop_last: bool
+) -> None:
+    expected = chunks_of([-x for x in range(n)], size, drop_last)
+    for ordered in (True, False):
+        got = await (
+            snake.from_iterable(range(n))
+            .par_map(abs, ordered=ordered)
+            .map(operator.neg)
+            .batch(size, drop_last=drop_last, collate=batch_with_pid)
+            .collect()
+        )
+        batches = [b for b, _ in got]
+        assert (batches if ordered else sorted(batches, key=lambda b: -b[0])) == expected
+        assert all(pid != os.getpid() for _, pid in got)
+
+
+def collate_fails_on_7(batch: list[int]) -> int:
+    if 7 in batch:
+        raise ValueError("seven")
+    return sum(batch)
+
+
+async def test_an_error_in_a_collate_run_in_the_worker_names_the_item_completing_the_batch() -> (
+    None
+):
+    with pytest.raises(ValueError, match="seven") as info:
+        await (
+            snake.from_iterable(range(20))
+            .par_map(abs)
+            .batch(4, collate=collate_fails_on_7)
+            .collect()
+        )
+    assert info.value.__notes__[0] == (
+        "snake: in stage #2 batch(4, collate=collate_fails_on_7), at item 7 of its input"
+    )

@@ -28,9 +28,10 @@ from .._executors import Executor, Executors, cpu_count
 from .._ordering import Reorderer
 from .._stepping import awaitable
 from .._validate import func_name
-from .._worker import Work
+from .._worker import Batching, Work
 from .._worker_options import WorkerOptions
 from ._base import Stage, StageSpec
+from ._batch import Batch
 from ._inline import Filter, Map
 
 #: Seconds of work a ``par_map`` job aims for. Each job costs the main process
@@ -76,19 +77,23 @@ class ParMap(StageSpec):
     ordered: bool
     executor: str
     options: WorkerOptions = WorkerOptions()
-    #: Inline maps (and a last filter) run in the worker after ``fn``, with
-    #: their labels; see ``_runner.plan``.
-    after: tuple[tuple[str, Map | Filter], ...] = ()
+    #: Inline maps (and a last filter or batch) run in the worker after
+    #: ``fn``, with their labels; see ``_runner.into_workers``.
+    after: tuple[tuple[str, Map | Filter | Batch], ...] = ()
 
     def describe(self) -> str:
         return f"par_map({func_name(self.fn)})"
 
     def build(self, label: str, executors: Executors) -> Stage:
         executor: Executor = executors.get(self.executor, self.concurrency, self.options)
-        steps = ((False, self.fn, label),) + tuple(
-            (isinstance(spec, Filter), spec.fn, step_label) for step_label, spec in self.after
-        )
-        work = Work(steps)
+        steps = [(False, self.fn, label)]
+        batching = None
+        for step_label, spec in self.after:
+            if isinstance(spec, Batch):
+                batching = Batching(spec.size, spec.drop_last, spec.collate, step_label)
+            else:
+                steps.append((isinstance(spec, Filter), spec.fn, step_label))
+        work = Work(tuple(steps), batching)
 
         # Without a concurrency of its own, a stage runs one job per CPU at
         # once; the executor's limiter bounds all stages sharing it.
@@ -103,15 +108,20 @@ class ParMap(StageSpec):
         # done early starts the next job while an earlier, slower one is
         # still holding up the ordered output.
         window = JOB_WINDOW * concurrency
-        return _ParallelStage(call, window, self.ordered, Pacer(JOB_SECONDS, JOB_ITEMS))
+        sizer = Pacer(JOB_SECONDS, JOB_ITEMS)
+        unit = 1 if batching is None else batching.size
+        return _ParallelStage(call, window, self.ordered, sizer, unit)
 
 
 class _ParallelStage:
-    def __init__(self, call: Call, concurrency: int, ordered: bool, sizer: Pacer) -> None:
+    def __init__(
+        self, call: Call, concurrency: int, ordered: bool, sizer: Pacer, unit: int = 1
+    ) -> None:
         self._call = call
         self._concurrency = concurrency
         self._ordered = ordered
         self._sizer = sizer
+        self._unit = unit  # jobs hold whole multiples of it, but the last
         self._failed: tuple[int, Exception] | None = None  # earliest failure
         self._also_failed = 0
 
@@ -153,18 +163,27 @@ class _ParallelStage:
     ) -> None:
         with done_send:
             seq = 0
+            unit = self._unit
+            held: list[Any] = []  # fewer than `unit` items, waiting for more
             # The collector flushes when it waits; this task must not touch the outbox.
             while (chunk := await inbox.next(flush=False)) is not None:
-                base = inbox.received - len(chunk)
+                items = held + chunk if held else chunk
+                base = inbox.received - len(items)
+                usable = len(items) - len(items) % unit
                 start = 0
-                while start < len(chunk):
-                    size = self._sizer.size
-                    whole = start == 0 and size >= len(chunk)
-                    job = chunk if whole else chunk[start : start + size]
+                while start < usable:
+                    size = max(unit, self._sizer.size // unit * unit)
+                    whole = start == 0 and size >= usable == len(items)
+                    job = items if whole else items[start : min(start + size, usable)]
                     await slots.acquire()
                     nursery.start_soon(self._job, seq, job, base + start, done_send.clone())
                     seq += 1
                     start += len(job)
+                held = items[usable:]
+            if held:  # the end of the input: a short last batch
+                await slots.acquire()
+                base = inbox.received - len(held)
+                nursery.start_soon(self._job, seq, held, base, done_send.clone())
 
     async def _job(
         self,
