@@ -1,0 +1,1274 @@
+"""snake against the loaders people use today, side by side in one run.
+
+Four workloads, each printed as a table:
+
+(seed)  the seed workload of ``snake demo``: 100 items; item ``i`` is read by
+        an async sleep of ``(i % 3) * 0.05`` s, then ``fib(22 + i % 5)`` runs
+        in 2 worker processes. Contenders: snake
+        (``await snake._demo.pipeline(100, 0.05).collect()``, and the same
+        pipeline read through ``open()`` for its time to first item); asyncio
+        (``gather`` of the reads, then ``run_in_executor`` on a
+        ``ProcessPoolExecutor(2)`` per item); raw trio (a nursery of 100 tasks,
+        each reading then calling ``run_sync(fib)`` on a ``trio_parallel``
+        worker context of its own); torchdata.nodes (``IterableWrapper`` ->
+        ``ParallelMapper(method="thread")`` for the reads -> ``Mapper`` ->
+        ``ParallelMapper(method="process", num_workers=2)`` for fib); torch
+        ``DataLoader(num_workers=2)`` over a map-style dataset whose
+        ``__getitem__`` sleeps, then computes fib. Reference: the ideal from
+        ``snake._demo.estimate`` (longest read + fib CPU time / cores),
+        re-estimated every round. Goal: snake <= 1.1x the ideal and faster
+        than every peer. Also the time to the first item of snake and of
+        DataLoader.
+(cpu)   2,000 items (``--quick``: 1,000) of pure-Python work calibrated at start
+        to take about 1 ms, in 2 worker processes. Contenders: a serial loop
+        (reference); snake ``from_iterable(range(n)).par_map(work)``,
+        collected; ``multiprocessing.Pool(2).imap`` with chunksize 1, 4, 16
+        and 64 (the best one is marked); ``DataLoader(num_workers=2,
+        batch_size=None)``; torchdata ``ParallelMapper(method="process",
+        num_workers=2)``, without and with ``prebatch=16`` (which is
+        ``Batcher`` -> ``ParallelMapper`` over lists -> ``Unbatcher``). Goal:
+        snake >= 1.8x serial and >= 1.15x the best peer.
+(stage) 200,000 ints (``--quick``: 40,000) through five stages that pass
+        each item on unchanged: five ``.then(ident)`` stages of snake (an
+        async identity), five torchdata ``Mapper`` nodes under a ``Loader``,
+        and a chain of five generator expressions (reference), each calling
+        an identity function. Goals: snake >= 3x torchdata.nodes and >= 0.4x
+        the generator chain.
+(first) time to the first item of a 2-worker process map of the cpu
+        workload: snake ``par_map(work)`` opened with ``async with
+        p.open() as items: await items.receive()``, against
+        ``next(iter(DataLoader(num_workers=2)))`` (reference); torchdata and
+        ``Pool(2).imap`` are shown without a goal. Goal: snake <= DataLoader.
+
+How it is measured: the machine is shared and noisy (single-core speed
+switches between two modes about 1.7x apart within seconds), so the
+contenders of a workload run interleaved, round-robin (A, B, C, A, B, C, ...),
+for ``--repeat`` rounds, after one untimed warm-up round at a small size.
+Every contender starts its own worker processes inside the timing, fresh in
+every round, and stops them inside it too, as a user's program would:
+timings run from just before the pool, loader or pipeline starts to the
+moment its workers are stopped (for ``first``, to the first item). Each
+contender uses its library's default start method, shown in the header:
+snake its own default (``snake.WorkerOptions().start_method``: a fork
+server where one exists, started once per interpreter, before the rounds;
+that first start is timed apart and printed in the header),
+raw trio ``trio_parallel``'s default (spawn), the others
+``multiprocessing``'s platform default (fork on Linux before Python 3.14).
+Every run's output is checked against the expected values in
+order, so a contender that did nothing, or lost or reordered items, cannot
+look fast: it is reported as failed, with the reason, and leaves the rounds.
+torch and torchdata are optional: without them their contenders are skipped,
+with a line saying so.
+
+How to read a table: ``median`` is the median over the rounds, in seconds
+(lower is better) or items/s (higher is better). ``vs ref`` divides the
+contender's median by the reference's: elapsed/reference for times, where
+below 1 is faster, and a speed ratio for items/s, where above 1 is faster.
+``per round`` is the smallest and largest of the same ratio taken within each
+round, where both ran close together in time: when it straddles the goal,
+the verdict is within the machine's noise. The goal compares medians.
+
+Usage::
+
+    python benchmarks/parallel.py                      # full run, 5 rounds
+    python benchmarks/parallel.py --quick              # smaller sizes, 3 rounds
+    python benchmarks/parallel.py --only cpu,first --repeat 7
+    python benchmarks/parallel.py --plot parallel.png  # also a bar chart per table
+
+torch, torchdata and matplotlib come with ``pip install -e ".[bench]"``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import gc
+import math
+import multiprocessing
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import trio
+import trio_parallel
+
+import snake
+import snake._demo
+from snake._executors import cpu_count
+
+# Only what a snake user's script would import is imported at the top:
+# spawned workers, and a fork server, import this script again when they
+# start, and must not pay for torch, asyncio and the like.
+
+#: Worker processes (or slots) every parallel contender gets.
+WORKERS = 2
+#: The seed workload.
+SEED_ITEMS = 100
+SEED_UNIT = 0.05
+#: torchdata's read threads in the seed workload: as many reads in flight as
+#: snake, asyncio and trio allow.
+SEED_READ_THREADS = SEED_ITEMS
+#: Pure-Python work per item of the cpu workload, in seconds (calibrated).
+WORK_SECONDS = 0.001
+#: Chunk sizes tried for multiprocessing.Pool.imap.
+POOL_CHUNKSIZES = (1, 4, 16, 64)
+#: torchdata's pre-batching size.
+PREBATCH = 16
+#: Stages in the stage-boundary workload.
+STAGES = 5
+#: Goals.
+GOAL_SEED_IDEAL = 1.1  # snake elapsed / ideal, at most
+GOAL_CPU_SERIAL = 1.8  # snake items/s / serial, at least
+GOAL_CPU_PEER = 1.15  # snake items/s / best peer, at least
+GOAL_STAGE_TORCHDATA = 3.0  # snake items/s / torchdata.nodes, at least
+GOAL_STAGE_GENERATOR = 0.4  # snake items/s / generator chain, at least
+GOAL_FIRST = 1.0  # snake first item / DataLoader first item, at most
+
+
+class OutputMismatch(RuntimeError):
+    """A contender produced the wrong items: its timing would mean nothing."""
+
+
+def check(name: str, got: list[Any], expected: list[Any]) -> None:
+    if got == expected:
+        return
+    if len(got) != len(expected):
+        raise OutputMismatch(f"{name}: {len(got)} items, expected {len(expected)}")
+    at = next(i for i, (g, e) in enumerate(zip(got, expected, strict=True)) if g != e)
+    raise OutputMismatch(f"{name}: item {at} is {got[at]!r}, expected {expected[at]!r}")
+
+
+# --- the work, at module top level so that it pickles ---------------------------
+
+
+def spin(i: int, loops: int) -> tuple[int, int]:
+    """About ``loops`` steps of pure-Python arithmetic; ``(i, a value of i % 97)``."""
+    x = i % 97
+    for _ in range(loops):
+        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+    return i, x
+
+
+def calibrate(seconds: float) -> int:
+    """How many ``spin`` loops take about ``seconds`` (the fastest of a few tries)."""
+    probe = 20_000
+    best = math.inf
+    for _ in range(7):
+        began = time.perf_counter()
+        spin(0, probe)
+        best = min(best, time.perf_counter() - began)
+    return max(1, round(probe * seconds / best))
+
+
+def spin_expected(n: int, loops: int) -> list[tuple[int, int]]:
+    values = {r: spin(r, loops)[1] for r in range(min(n, 97))}
+    return [(i, values[i % 97]) for i in range(n)]
+
+
+def noop(x: int) -> int:
+    return x
+
+
+def ident_sync(x: int) -> int:
+    return x
+
+
+async def ident(x: int) -> int:
+    return x
+
+
+def read_blocking(i: int) -> int:
+    """The seed workload's read, for thread-based loaders."""
+    time.sleep((i % 3) * SEED_UNIT)
+    return i
+
+
+class SeedDataset:
+    """Map-style dataset (``__getitem__`` + ``__len__``) of the seed workload."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        time.sleep((i % 3) * SEED_UNIT)
+        return snake._demo.fib(snake._demo.fib_input(i))
+
+
+class WorkDataset:
+    """Map-style dataset of the cpu workload: item ``i`` is ``spin(i, loops)``."""
+
+    def __init__(self, n: int, loops: int) -> None:
+        self.n = n
+        self.loops = loops
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> tuple[int, int]:
+        return spin(i, self.loops)
+
+
+class NoopDataset:
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+# --- optional peers -------------------------------------------------------------
+
+
+@dataclass
+class Peers:
+    """torch's DataLoader and torchdata.nodes, where importable."""
+
+    torch: ModuleType | None = None
+    nodes: ModuleType | None = None
+    missing: dict[str, str] = field(default_factory=dict)
+
+    def skipped(self, what: str, needs: str) -> str | None:
+        """Why the contender ``what`` cannot run, or ``None`` if it can."""
+        reason = self.missing.get(needs)
+        return None if reason is None else f"skipped {what}: {needs} is not importable ({reason})"
+
+
+def load_peers() -> Peers:
+    peers = Peers()
+    try:
+        import torch
+        import torch.utils.data
+
+        peers.torch = torch
+    except Exception as exc:  # ImportError, or a broken install
+        peers.missing["torch"] = f"{type(exc).__name__}: {exc}"
+    try:
+        import torchdata.nodes
+
+        peers.nodes = torchdata.nodes
+    except Exception as exc:
+        peers.missing["torchdata"] = f"{type(exc).__name__}: {exc}"
+    return peers
+
+
+def stop_nodes(root: Any) -> None:
+    """Join torchdata's worker threads and processes now, not at garbage collection.
+
+    A ``ParallelMapper`` signals its workers at the end of its input but joins
+    them only in its iterator's ``__del__``; this does that join.
+    """
+    seen: set[int] = set()
+    todo = [root]
+    while todo:
+        node = todo.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        shutdown = getattr(node, "_shutdown", None)
+        if callable(shutdown):
+            shutdown()
+        todo += [getattr(node, a, None) for a in ("_it", "source", "root")]
+
+
+def frees_nodes(run: Callable[..., float]) -> Callable[..., float]:
+    """Free a torchdata run's nodes once it returns, outside its timing.
+
+    They sit in reference cycles; left to a later collection, a process forked
+    meanwhile inherits them, and their ``__del__`` then fails in the child.
+    """
+
+    @functools.wraps(run)
+    def wrapper(*args: Any) -> float:
+        try:
+            return run(*args)
+        finally:
+            gc.collect()
+
+    return wrapper
+
+
+# --- running contenders round-robin ---------------------------------------------
+
+
+@dataclass
+class Contender:
+    """One way of doing a workload's work; ``run`` returns the timed seconds.
+
+    A contender that raises (a wrong output included) is marked failed and
+    leaves the rounds.
+    """
+
+    name: str
+    run: Callable[[], float]
+    seconds: list[float] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and bool(self.seconds)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    def attempt(self) -> None:
+        if self.error is not None:
+            return
+        try:
+            self.seconds.append(self.run())
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+            print(f"  ! {self.name} failed: {self.error}", file=sys.stderr, flush=True)
+
+
+def round_robin(contenders: Sequence[Contender], rounds: int) -> None:
+    """Run the contenders interleaved, A B C A B C ..., ``rounds`` times."""
+    for _ in range(rounds):
+        for contender in contenders:
+            contender.attempt()
+
+
+def warm_up(contenders: Sequence[Contender]) -> None:
+    """One untimed run each; a failure here is kept, as in a timed round."""
+    for contender in contenders:
+        contender.attempt()
+        contender.seconds.clear()
+
+
+# --- printing -------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    contender: str
+    median: str
+    ratio: str = "-"
+    per_round: str = "-"
+    goal: str = "-"
+    verdict: str = "-"
+
+
+HEADERS = Row("contender", "median", "vs ref", "per round", "goal", "verdict")
+#: Columns holding numbers are right-aligned.
+RIGHT = (False, True, True, True, False, False)
+
+
+def print_table(title: str, rows: Sequence[Row], notes: Sequence[str] = ()) -> None:
+    cells = [list(vars(row).values()) for row in (HEADERS, *rows)]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(RIGHT))]
+
+    def fmt(line: list[str]) -> str:
+        parts = [
+            c.rjust(w) if right else c.ljust(w)
+            for c, w, right in zip(line, widths, RIGHT, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    print()
+    print(title)
+    print(fmt(cells[0]))
+    print("  ".join("-" * w for w in widths))
+    for line in cells[1:]:
+        print(fmt(line))
+    for note in notes:
+        print(f"  {note}")
+    sys.stdout.flush()
+
+
+def ratio_text(ratio: float) -> str:
+    return f"{ratio:.2f}x"
+
+
+def span_text(values: Sequence[float]) -> str:
+    return f"{min(values):.2f}-{max(values):.2f}x"
+
+
+@dataclass
+class Metric:
+    """Seconds (lower is better) or items/s (higher is better) for ``n`` items."""
+
+    n: int | None = None  # None: report seconds
+
+    def values(self, c: Contender) -> list[float]:
+        return c.seconds if self.n is None else [self.n / s for s in c.seconds]
+
+    def median(self, c: Contender) -> float:
+        return statistics.median(self.values(c))
+
+    def text(self, value: float) -> str:
+        return f"{value:.3f} s" if self.n is None else f"{value:,.0f} items/s"
+
+    def ratios(self, c: Contender, ref: Contender) -> list[float]:
+        pairs = zip(self.values(c), self.values(ref), strict=True)
+        return [a / b for a, b in pairs]
+
+
+def rows_for(
+    metric: Metric, ref: Contender | None, contenders: Sequence[Contender], ref_label: str
+) -> list[Row]:
+    """A row per contender, with ratios against ``ref`` where it ran."""
+    rows = []
+    for c in contenders:
+        if not c.ok:
+            rows.append(Row(c.name, "failed", verdict="see note" if c.error else "-"))
+            continue
+        row = Row(c.name, metric.text(metric.median(c)))
+        if c is ref:
+            row.contender = f"{c.name} ({ref_label})"
+            row.ratio = "1.00x"
+        elif ref is not None and ref.ok:
+            row.ratio = ratio_text(metric.median(c) / metric.median(ref))
+            row.per_round = span_text(metric.ratios(c, ref))
+        rows.append(row)
+    return rows
+
+
+def failure_notes(contenders: Iterable[Contender]) -> list[str]:
+    return [f"{c.name} failed: {c.error}" for c in contenders if c.error]
+
+
+# --- charts ---------------------------------------------------------------------
+
+
+@dataclass
+class Chart:
+    title: str
+    unit: str
+    bars: list[tuple[str, float, float, float]]  # name, median, min, max
+    reference: str | None
+
+
+CHARTS: list[Chart] = []
+
+
+def chart(title: str, metric: Metric, contenders: Sequence[Contender], ref: Contender | None):
+    unit = "seconds (lower is better)" if metric.n is None else "items/s (higher is better)"
+    bars = [
+        (c.name, metric.median(c), min(metric.values(c)), max(metric.values(c)))
+        for c in contenders
+        if c.ok
+    ]
+    CHARTS.append(Chart(title, unit, bars, ref.name if ref is not None else None))
+
+
+def require_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as exc:
+        raise SystemExit(
+            f"--plot needs matplotlib, which is not importable ({exc}); "
+            'install it with pip install matplotlib, or pip install -e ".[bench]"'
+        ) from None
+
+
+def write_plot(path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    charts = [c for c in CHARTS if c.bars]
+    if not charts:
+        print(f"\nno chart to plot: {path} not written")
+        return
+    height = sum(1.2 + 0.35 * len(c.bars) for c in charts)
+    fig, axes = plt.subplots(len(charts), 1, figsize=(10, height), squeeze=False)
+    for ax, c in zip(axes[:, 0], charts, strict=True):
+        names = [b[0] for b in c.bars][::-1]
+        medians = [b[1] for b in c.bars][::-1]
+        low = [b[1] - b[2] for b in c.bars][::-1]
+        high = [b[3] - b[1] for b in c.bars][::-1]
+        colours = [
+            "tab:green" if n.startswith("snake") else "tab:gray" if n == c.reference else "tab:blue"
+            for n in names
+        ]
+        ax.barh(names, medians, xerr=[low, high], color=colours, capsize=3)
+        ax.set_title(c.title, fontsize=10)
+        ax.set_xlabel(f"median, {c.unit}; whiskers: fastest and slowest round", fontsize=8)
+        ax.tick_params(axis="y", labelsize=8)
+        ax.tick_params(axis="x", labelsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"\nplot written to {path}")
+
+
+# --- (seed) the seed workload ---------------------------------------------------
+
+
+def seed_expected(n: int) -> list[int]:
+    fib, fib_input = snake._demo.fib, snake._demo.fib_input
+    values = {k: fib(k) for k in {fib_input(i) for i in range(n)}}
+    return [values[fib_input(i)] for i in range(n)]
+
+
+@dataclass
+class SeedWorkload:
+    n: int
+    expected: list[int]
+    snake_first: list[float] = field(default_factory=list)
+    loader_first: list[float] = field(default_factory=list)
+
+    def snake_collect(self) -> float:
+        async def run() -> tuple[float, list[int]]:
+            pipeline = snake._demo.pipeline(self.n, SEED_UNIT)
+            began = time.perf_counter()
+            out = await pipeline.collect()
+            return time.perf_counter() - began, out
+
+        elapsed, out = trio.run(run)
+        check("snake collect()", out, self.expected)
+        return elapsed
+
+    def snake_open(self) -> float:
+        async def run() -> tuple[float, float, list[int]]:
+            pipeline = snake._demo.pipeline(self.n, SEED_UNIT)
+            began = time.perf_counter()
+            async with pipeline.open() as items:
+                out = [await items.receive()]
+                first = time.perf_counter() - began
+                out += [x async for x in items]
+            return time.perf_counter() - began, first, out
+
+        elapsed, first, out = trio.run(run)
+        check("snake open()", out, self.expected)
+        self.snake_first.append(first)
+        return elapsed
+
+    def asyncio_pool(self) -> float:
+        import asyncio
+        import concurrent.futures
+
+        fib, fib_input = snake._demo.fib, snake._demo.fib_input
+
+        async def read(i: int) -> int:
+            await asyncio.sleep((i % 3) * SEED_UNIT)
+            return i
+
+        async def run() -> tuple[float, list[int]]:
+            loop = asyncio.get_running_loop()
+            began = time.perf_counter()
+            with concurrent.futures.ProcessPoolExecutor(WORKERS) as pool:
+                read_items = await asyncio.gather(*(read(i) for i in range(self.n)))
+                out = await asyncio.gather(
+                    *(loop.run_in_executor(pool, fib, fib_input(i)) for i in read_items)
+                )
+            return time.perf_counter() - began, list(out)
+
+        elapsed, out = asyncio.run(run())
+        check("asyncio + ProcessPoolExecutor", out, self.expected)
+        return elapsed
+
+    def raw_trio(self) -> float:
+        fib, fib_input = snake._demo.fib, snake._demo.fib_input
+
+        async def run() -> tuple[float, list[int]]:
+            out: list[int] = [-1] * self.n
+            began = time.perf_counter()
+            async with trio_parallel.open_worker_context() as context:
+
+                async def one(i: int) -> None:
+                    await trio.sleep((i % 3) * SEED_UNIT)
+                    out[i] = await context.run_sync(fib, fib_input(i), kill_on_cancel=True)
+
+                async with trio.open_nursery() as nursery:
+                    for i in range(self.n):
+                        nursery.start_soon(one, i)
+            return time.perf_counter() - began, out
+
+        elapsed, out = trio.run(run)
+        check("trio + trio_parallel", out, self.expected)
+        return elapsed
+
+    @frees_nodes
+    def torchdata(self, tn: ModuleType) -> float:
+        fib, fib_input = snake._demo.fib, snake._demo.fib_input
+        node = tn.IterableWrapper(range(self.n))
+        node = tn.ParallelMapper(
+            node, read_blocking, num_workers=SEED_READ_THREADS, method="thread"
+        )
+        node = tn.Mapper(node, fib_input)
+        node = tn.ParallelMapper(node, fib, num_workers=WORKERS, method="process")
+        loader = tn.Loader(node)
+        began = time.perf_counter()
+        out = list(loader)
+        stop_nodes(node)
+        elapsed = time.perf_counter() - began
+        check("torchdata.nodes", out, self.expected)
+        return elapsed
+
+    def dataloader(self, torch: ModuleType) -> float:
+        loader = torch.utils.data.DataLoader(
+            SeedDataset(self.n), batch_size=None, num_workers=WORKERS
+        )
+        began = time.perf_counter()
+        it = iter(loader)
+        out = [next(it)]
+        first = time.perf_counter() - began
+        out += list(it)  # exhausting it stops the workers
+        elapsed = time.perf_counter() - began
+        check("DataLoader", [int(x) for x in out], self.expected)
+        self.loader_first.append(first)
+        return elapsed
+
+
+def workload_seed(rounds: int, peers: Peers) -> None:
+    skipped: list[str] = []
+
+    def contenders(n: int) -> tuple[SeedWorkload, list[Contender]]:
+        w = SeedWorkload(n, seed_expected(n))
+        cs = [
+            Contender("snake, await collect()", w.snake_collect),
+            Contender("snake, open() + async for", w.snake_open),
+            Contender(f"asyncio + ProcessPoolExecutor({WORKERS})", w.asyncio_pool),
+            Contender("trio + trio_parallel", w.raw_trio),
+        ]
+        if (why := peers.skipped("torchdata.nodes", "torchdata")) is None:
+            cs.append(Contender("torchdata.nodes", functools.partial(w.torchdata, peers.nodes)))
+        elif why not in skipped:
+            skipped.append(why)
+        if (why := peers.skipped("DataLoader", "torch")) is None:
+            cs.append(
+                Contender(
+                    f"DataLoader(num_workers={WORKERS})",
+                    functools.partial(w.dataloader, peers.torch),
+                )
+            )
+        elif why not in skipped:
+            skipped.append(why)
+        return w, cs
+
+    _, warm = contenders(6)
+    warm_up(warm)
+    seed, timed = contenders(SEED_ITEMS)
+    for c, w in zip(timed, warm, strict=True):
+        c.error = w.error
+    estimates: list[snake._demo.Estimate] = []
+
+    def ideal() -> float:
+        # Re-estimated every round: it times fib, so it drifts with the
+        # machine's speed just as the contenders do.
+        estimates.append(snake._demo.estimate(SEED_ITEMS, SEED_UNIT))
+        return estimates[-1].ideal
+
+    reference = Contender("ideal (estimate)", ideal)
+    round_robin([reference, *timed], rounds)
+
+    metric = Metric()
+    rows = rows_for(metric, reference, [reference, *timed], "reference")
+    ours, peer_cs = timed[0], timed[2:]
+    peers_ok = [c for c in peer_cs if c.ok]
+    fastest = min(peers_ok, key=lambda c: c.median) if peers_ok else None
+    if ours.ok:
+        ratio = ours.median / reference.median
+        faster = fastest is None or ours.median < fastest.median
+        rows[1].goal = f"<= {GOAL_SEED_IDEAL:g}x, < every peer"
+        rows[1].verdict = "meets" if ratio <= GOAL_SEED_IDEAL and faster else "misses"
+    for name, firsts in (("snake, open()", seed.snake_first), ("DataLoader", seed.loader_first)):
+        if firsts:
+            rows.append(
+                Row(
+                    f"first item: {name}",
+                    f"{statistics.median(firsts):.3f} s",
+                    per_round=f"{min(firsts):.3f}-{max(firsts):.3f} s",
+                )
+            )
+    notes = []
+    if ours.ok and fastest is not None:
+        per = [a / b for a, b in zip(ours.seconds, fastest.seconds, strict=True)]
+        notes.append(
+            f"snake collect() / fastest peer ({fastest.name}): "
+            f"{ratio_text(ours.median / fastest.median)} (per round {span_text(per)}); "
+            "below 1 is faster"
+        )
+    if estimates:
+        cpu = statistics.median(e.cpu for e in estimates)
+        sequential = statistics.median(e.sequential for e in estimates)
+        notes.append(
+            f"ideal = longest read + fib CPU time / {cpu_count()} cores "
+            f"(fib alone: {cpu:.3f} s; sequential run: {sequential:.3f} s)"
+        )
+    notes += [
+        "timed from before the workers start to after they stop, fresh workers every run"
+        f"{server_note()}; torchdata reads in {SEED_READ_THREADS} threads",
+        *skipped,
+        *failure_notes(timed),
+    ]
+    print_table(
+        f"(seed) seed workload: {SEED_ITEMS} items, async read (i % 3) * {SEED_UNIT} s, "
+        f"then fib(22 + i % 5) in {WORKERS} processes; median of {rounds} rounds; "
+        "ratio = elapsed / ideal (lower is better)",
+        rows,
+        notes,
+    )
+    chart(f"seed workload ({SEED_ITEMS} items)", metric, [reference, *timed], reference)
+
+
+# --- (cpu) a CPU-bound map -------------------------------------------------------
+
+
+@dataclass
+class CpuWorkload:
+    n: int
+    loops: int
+    expected: list[tuple[int, int]]
+
+    @property
+    def work(self) -> Callable[[int], tuple[int, int]]:
+        return functools.partial(spin, loops=self.loops)
+
+    def serial(self) -> float:
+        work = self.work
+        began = time.perf_counter()
+        out = [work(i) for i in range(self.n)]
+        elapsed = time.perf_counter() - began
+        check("serial", out, self.expected)
+        return elapsed
+
+    def snake(self) -> float:
+        pipeline = snake.from_iterable(range(self.n)).par_map(self.work)
+        began = time.perf_counter()
+        out = trio.run(pipeline.collect)
+        elapsed = time.perf_counter() - began
+        check("snake", out, self.expected)
+        return elapsed
+
+    def pool(self, chunksize: int) -> float:
+        began = time.perf_counter()
+        with multiprocessing.Pool(WORKERS) as pool:
+            out = list(pool.imap(self.work, range(self.n), chunksize=chunksize))
+        elapsed = time.perf_counter() - began
+        check(f"Pool.imap chunksize {chunksize}", out, self.expected)
+        return elapsed
+
+    def dataloader(self, torch: ModuleType) -> float:
+        loader = torch.utils.data.DataLoader(
+            WorkDataset(self.n, self.loops), batch_size=None, num_workers=WORKERS
+        )
+        began = time.perf_counter()
+        out = list(loader)
+        elapsed = time.perf_counter() - began
+        check("DataLoader", [tuple(x) for x in out], self.expected)
+        return elapsed
+
+    @frees_nodes
+    def torchdata(self, tn: ModuleType, prebatch: int | None) -> float:
+        node = tn.ParallelMapper(
+            tn.IterableWrapper(range(self.n)),
+            self.work,
+            num_workers=WORKERS,
+            method="process",
+            prebatch=prebatch,
+        )
+        loader = tn.Loader(node)
+        began = time.perf_counter()
+        out = list(loader)
+        stop_nodes(node)
+        elapsed = time.perf_counter() - began
+        check("torchdata.nodes", out, self.expected)
+        return elapsed
+
+
+@dataclass
+class StartCost:
+    """Starting and stopping 2 idle workers: 2 no-op items through each loader."""
+
+    n: int = WORKERS
+
+    def snake(self) -> float:
+        pipeline = snake.from_iterable(range(self.n)).par_map(noop)
+        began = time.perf_counter()
+        out = trio.run(pipeline.collect)
+        elapsed = time.perf_counter() - began
+        check("snake start", out, list(range(self.n)))
+        return elapsed
+
+    def pool(self) -> float:
+        began = time.perf_counter()
+        with multiprocessing.Pool(WORKERS) as pool:
+            out = pool.map(noop, range(self.n), chunksize=1)
+        elapsed = time.perf_counter() - began
+        check("Pool start", out, list(range(self.n)))
+        return elapsed
+
+    def dataloader(self, torch: ModuleType) -> float:
+        loader = torch.utils.data.DataLoader(
+            NoopDataset(self.n), batch_size=None, num_workers=WORKERS
+        )
+        began = time.perf_counter()
+        out = list(loader)
+        elapsed = time.perf_counter() - began
+        check("DataLoader start", [int(x) for x in out], list(range(self.n)))
+        return elapsed
+
+    @frees_nodes
+    def torchdata(self, tn: ModuleType) -> float:
+        node = tn.ParallelMapper(
+            tn.IterableWrapper(range(self.n)), noop, num_workers=WORKERS, method="process"
+        )
+        began = time.perf_counter()
+        out = list(tn.Loader(node))
+        stop_nodes(node)
+        elapsed = time.perf_counter() - began
+        check("torchdata start", out, list(range(self.n)))
+        return elapsed
+
+
+def workload_cpu(n: int, rounds: int, peers: Peers, loops: int) -> None:
+    skipped: list[str] = []
+
+    def contenders(size: int) -> tuple[list[Contender], list[Contender]]:
+        w = CpuWorkload(size, loops, spin_expected(size, loops))
+        cs = [
+            Contender("serial (for loop)", w.serial),
+            Contender("snake par_map, collect()", w.snake),
+            *(
+                Contender(f"Pool({WORKERS}).imap, chunksize {k}", functools.partial(w.pool, k))
+                for k in POOL_CHUNKSIZES
+            ),
+        ]
+        start = StartCost()
+        starts = [
+            Contender("snake", start.snake),
+            Contender(f"Pool({WORKERS})", start.pool),
+        ]
+        if (why := peers.skipped("DataLoader", "torch")) is None:
+            cs.append(
+                Contender(
+                    f"DataLoader(num_workers={WORKERS})",
+                    functools.partial(w.dataloader, peers.torch),
+                )
+            )
+            starts.append(Contender("DataLoader", functools.partial(start.dataloader, peers.torch)))
+        else:
+            skipped.append(why)
+        if (why := peers.skipped("torchdata.nodes", "torchdata")) is None:
+            cs.append(
+                Contender(
+                    "torchdata ParallelMapper(process)",
+                    functools.partial(w.torchdata, peers.nodes, None),
+                )
+            )
+            cs.append(
+                Contender(
+                    f"torchdata ParallelMapper(process), prebatch={PREBATCH}",
+                    functools.partial(w.torchdata, peers.nodes, PREBATCH),
+                )
+            )
+            starts.append(Contender("torchdata", functools.partial(start.torchdata, peers.nodes)))
+        else:
+            skipped.append(why)
+        return cs, starts
+
+    warm, warm_starts = contenders(max(2 * WORKERS, n // 20))
+    warm_up([*warm, *warm_starts])
+    skipped = list(dict.fromkeys(skipped))
+    timed, starts = contenders(n)
+    for c, w in zip([*timed, *starts], [*warm, *warm_starts], strict=True):
+        c.error = w.error
+    round_robin([*timed, *starts], rounds)
+
+    metric = Metric(n)
+    reference, ours, peer_cs = timed[0], timed[1], timed[2:]
+    rows = rows_for(metric, reference, timed, "reference")
+    pools = [c for c in peer_cs if c.name.startswith("Pool") and c.ok]
+    if pools:
+        best_pool = max(pools, key=metric.median)
+        rows[timed.index(best_pool)].contender += " (best chunksize)"
+    peers_ok = [c for c in peer_cs if c.ok]
+    best = max(peers_ok, key=metric.median) if peers_ok else None
+    notes = []
+    if ours.ok and reference.ok:
+        vs_serial = metric.median(ours) / metric.median(reference)
+        vs_best = metric.median(ours) / metric.median(best) if best is not None else math.inf
+        rows[1].goal = f">= {GOAL_CPU_SERIAL:g}x, >= {GOAL_CPU_PEER:g}x best peer"
+        meets = vs_serial >= GOAL_CPU_SERIAL and vs_best >= GOAL_CPU_PEER
+        rows[1].verdict = "meets" if meets else "misses"
+        if best is not None:
+            notes.append(
+                f"snake / best peer ({best.name}): {ratio_text(vs_best)} "
+                f"(per round {span_text(metric.ratios(ours, best))}); above 1 is faster"
+            )
+    if reference.ok:
+        per_item = reference.median / n
+        notes.append(f"work: spin({loops:,} loops) per item, {per_item * 1e3:.2f} ms serially")
+    notes.append(
+        "workers are started and stopped inside the timing, fresh in every run, for every "
+        "contender" + server_note()
+    )
+    started = [c for c in starts if c.ok]
+    if started:
+        costs = ", ".join(f"{c.name} {c.median:.3f} s" for c in started)
+        notes.append(f"start + stop of {WORKERS} workers with {WORKERS} no-op items: {costs}")
+    notes += [*skipped, *failure_notes([*timed, *starts])]
+    print_table(
+        f"(cpu) {n:,} items of ~{WORK_SECONDS * 1e3:g} ms pure-Python work, {WORKERS} workers; "
+        f"median of {rounds} rounds; ratio = items/s / serial (higher is better)",
+        rows,
+        notes,
+    )
+    chart(f"cpu map ({n:,} items of ~1 ms)", metric, timed, reference)
+
+
+# --- (stage) stage boundaries ------------------------------------------------------
+
+
+def stage_generators(n: int, expected: list[int]) -> float:
+    began = time.perf_counter()
+    g: Iterator[int] = iter(range(n))
+    for _ in range(STAGES):
+        g = (ident_sync(x) for x in g)
+    out = list(g)
+    elapsed = time.perf_counter() - began
+    check("generator chain", out, expected)
+    return elapsed
+
+
+def stage_snake(n: int, expected: list[int]) -> float:
+    pipeline = snake.from_iterable(range(n))
+    for _ in range(STAGES):
+        pipeline = pipeline.then(ident)
+    began = time.perf_counter()
+    out = trio.run(pipeline.collect)
+    elapsed = time.perf_counter() - began
+    check("snake", out, expected)
+    return elapsed
+
+
+@frees_nodes
+def stage_torchdata(tn: ModuleType, n: int, expected: list[int]) -> float:
+    began = time.perf_counter()
+    node = tn.IterableWrapper(range(n))
+    for _ in range(STAGES):
+        node = tn.Mapper(node, ident_sync)
+    out = list(tn.Loader(node))
+    elapsed = time.perf_counter() - began
+    check("torchdata.nodes", out, expected)
+    return elapsed
+
+
+def workload_stage(n: int, rounds: int, peers: Peers) -> None:
+    skipped = peers.skipped("torchdata.nodes", "torchdata")
+
+    def contenders(size: int) -> list[Contender]:
+        expected = list(range(size))
+        cs = [
+            Contender(
+                f"generator chain, {STAGES} genexprs",
+                functools.partial(stage_generators, size, expected),
+            ),
+            Contender(
+                f"snake, {STAGES} .then(ident)", functools.partial(stage_snake, size, expected)
+            ),
+        ]
+        if skipped is None:
+            cs.append(
+                Contender(
+                    f"torchdata.nodes, {STAGES} Mappers",
+                    functools.partial(stage_torchdata, peers.nodes, size, expected),
+                )
+            )
+        return cs
+
+    warm = contenders(max(1, n // 20))
+    warm_up(warm)
+    timed = contenders(n)
+    for c, w in zip(timed, warm, strict=True):
+        c.error = w.error
+    round_robin(timed, rounds)
+
+    metric = Metric(n)
+    reference, ours = timed[0], timed[1]
+    rows = rows_for(metric, reference, timed, "reference")
+    notes = []
+    td = timed[2] if len(timed) > 2 else None
+    if ours.ok and reference.ok:
+        vs_gen = metric.median(ours) / metric.median(reference)
+        meets = vs_gen >= GOAL_STAGE_GENERATOR
+        rows[1].goal = f">= {GOAL_STAGE_GENERATOR:g}x"
+        if td is not None and td.ok:
+            vs_td = metric.median(ours) / metric.median(td)
+            meets = meets and vs_td >= GOAL_STAGE_TORCHDATA
+            rows[1].goal += f", >= {GOAL_STAGE_TORCHDATA:g}x torchdata"
+            notes.append(
+                f"snake / torchdata.nodes: {ratio_text(vs_td)} "
+                f"(per round {span_text(metric.ratios(ours, td))}); above 1 is faster"
+            )
+        rows[1].verdict = "meets" if meets else "misses"
+    notes.append(
+        "every stage calls an identity function per item (async for snake); "
+        "timed from building the chain (snake: trio.run) to the collected list"
+    )
+    notes += [*([skipped] if skipped else []), *failure_notes(timed)]
+    print_table(
+        f"(stage) {n:,} ints through {STAGES} identity stages; median of {rounds} rounds; "
+        "ratio = items/s / generator chain (higher is better)",
+        rows,
+        notes,
+    )
+    chart(f"stage boundary ({n:,} ints, {STAGES} stages)", metric, timed, reference)
+
+
+# --- (first) time to the first item -------------------------------------------------
+
+
+@dataclass
+class FirstItem:
+    n: int
+    loops: int
+
+    @property
+    def expected(self) -> tuple[int, int]:
+        return spin(0, self.loops)
+
+    def snake(self) -> float:
+        pipeline = snake.from_iterable(range(self.n)).par_map(
+            functools.partial(spin, loops=self.loops)
+        )
+
+        async def run() -> tuple[float, tuple[int, int]]:
+            began = time.perf_counter()
+            async with pipeline.open() as items:
+                first = await items.receive()
+                elapsed = time.perf_counter() - began
+            return elapsed, first
+
+        elapsed, first = trio.run(run)
+        check("snake", [first], [self.expected])
+        return elapsed
+
+    def dataloader(self, torch: ModuleType) -> float:
+        loader = torch.utils.data.DataLoader(
+            WorkDataset(self.n, self.loops), batch_size=None, num_workers=WORKERS
+        )
+        began = time.perf_counter()
+        it = iter(loader)
+        first = next(it)
+        elapsed = time.perf_counter() - began
+        del it  # stops the workers
+        check("DataLoader", [tuple(first)], [self.expected])
+        return elapsed
+
+    @frees_nodes
+    def torchdata(self, tn: ModuleType) -> float:
+        node = tn.ParallelMapper(
+            tn.IterableWrapper(range(self.n)),
+            functools.partial(spin, loops=self.loops),
+            num_workers=WORKERS,
+            method="process",
+        )
+        began = time.perf_counter()
+        first = next(iter(tn.Loader(node)))
+        elapsed = time.perf_counter() - began
+        stop_nodes(node)
+        check("torchdata.nodes", [first], [self.expected])
+        return elapsed
+
+    def pool(self) -> float:
+        began = time.perf_counter()
+        with multiprocessing.Pool(WORKERS) as pool:
+            first = next(pool.imap(functools.partial(spin, loops=self.loops), range(self.n)))
+            elapsed = time.perf_counter() - began
+        check("Pool.imap", [first], [self.expected])
+        return elapsed
+
+
+def workload_first(n: int, rounds: int, peers: Peers, loops: int) -> None:
+    w = FirstItem(n, loops)
+    ours = Contender("snake par_map, open() + receive()", w.snake)
+    timed = [ours]
+    reference: Contender | None = None
+    skipped = []
+    if (why := peers.skipped("DataLoader", "torch")) is None:
+        reference = Contender(
+            f"DataLoader(num_workers={WORKERS}), next(iter())",
+            functools.partial(w.dataloader, peers.torch),
+        )
+        timed.insert(0, reference)
+    else:
+        skipped.append(why)
+    if (why := peers.skipped("torchdata.nodes", "torchdata")) is None:
+        timed.append(
+            Contender(
+                "torchdata ParallelMapper(process)", functools.partial(w.torchdata, peers.nodes)
+            )
+        )
+    else:
+        skipped.append(why)
+    timed.append(Contender(f"Pool({WORKERS}).imap, chunksize 1", w.pool))
+
+    warm_up(timed)
+    round_robin(timed, rounds)
+    metric = Metric()
+    rows = rows_for(metric, reference, timed, "reference")
+    at = timed.index(ours)
+    if ours.ok and reference is not None and reference.ok:
+        ratio = ours.median / reference.median
+        rows[at].goal = f"<= {GOAL_FIRST:g}x"
+        rows[at].verdict = "meets" if ratio <= GOAL_FIRST else "misses"
+    notes = [
+        f"timed from before the workers start to the first item of {n:,} "
+        f"(spin({loops:,} loops) each); the workers are stopped after the timing",
+        f"start methods: snake {snake_start_method()}; the others "
+        f"{multiprocessing.get_start_method()}",
+        *skipped,
+        *failure_notes(timed),
+    ]
+    print_table(
+        f"(first) time to the first item of a {WORKERS}-worker process map; "
+        f"median of {rounds} rounds; ratio = time / DataLoader's (lower is better)",
+        rows,
+        notes,
+    )
+    chart("time to first item", metric, timed, reference)
+
+
+# --- command line ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sizes:
+    cpu_items: int
+    stage_items: int
+    rounds: int
+
+
+FULL = Sizes(cpu_items=2_000, stage_items=200_000, rounds=5)
+QUICK = Sizes(cpu_items=1_000, stage_items=40_000, rounds=3)
+WORKLOADS = ("seed", "cpu", "stage", "first")
+MIN_ROUNDS = 3
+
+
+def _rounds(text: str) -> int:
+    value = int(text)
+    if value < MIN_ROUNDS:
+        raise argparse.ArgumentTypeError(f"must be >= {MIN_ROUNDS}, got {value}")
+    return value
+
+
+def _workloads(text: str) -> tuple[str, ...]:
+    chosen = tuple(dict.fromkeys(w.strip() for w in text.split(",") if w.strip()))
+    unknown = [w for w in chosen if w not in WORKLOADS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated subset of {','.join(WORKLOADS)}, got {text!r}"
+        )
+    return chosen
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="snake against asyncio, trio_parallel, multiprocessing, torch DataLoader "
+        "and torchdata.nodes (see the module docstring for how to read the tables)."
+    )
+    parser.add_argument(
+        "--repeat",
+        type=_rounds,
+        default=None,
+        help=f"timed rounds per workload, >= {MIN_ROUNDS} "
+        f"(default: {FULL.rounds}, or {QUICK.rounds} with --quick)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"smaller sizes (cpu: {QUICK.cpu_items:,} items, stage: {QUICK.stage_items:,}) "
+        f"and {QUICK.rounds} rounds, for a smoke run",
+    )
+    parser.add_argument(
+        "--only",
+        type=_workloads,
+        default=WORKLOADS,
+        metavar=",".join(WORKLOADS),
+        help="workloads to run (default: all)",
+    )
+    parser.add_argument(
+        "--plot",
+        metavar="PATH.png",
+        default=None,
+        help="also write one bar chart per workload into this PNG (needs matplotlib)",
+    )
+    return parser
+
+
+def snake_start_method() -> str:
+    """How snake starts worker processes by default."""
+    options = getattr(snake, "WorkerOptions", None)
+    return "spawn (trio_parallel's default)" if options is None else options().start_method
+
+
+def server_note() -> str:
+    """Said wherever snake's fresh workers come from a fork server started earlier."""
+    if "forkserver" not in snake_start_method():
+        return ""
+    return " (snake's are forked from its fork server, started once before the rounds)"
+
+
+def _version(dist: str) -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.plot is not None:
+        require_matplotlib()
+    sizes = QUICK if args.quick else FULL
+    rounds: int = args.repeat or sizes.rounds
+    peers = load_peers()
+    print(
+        f"Python {platform.python_version()} ({platform.python_implementation()}), "
+        f"trio {trio.__version__}, trio-parallel {_version('trio-parallel')}, "
+        f"snake {snake.__version__}, torch {_version('torch')}, "
+        f"torchdata {_version('torchdata')}"
+    )
+    print(f"CPUs: {os.cpu_count()} ({cpu_count()} usable); {platform.platform()}")
+    print(
+        f"start methods: snake {snake_start_method()}; raw trio_parallel spawn; "
+        "multiprocessing, ProcessPoolExecutor, DataLoader, torchdata "
+        f"{multiprocessing.get_start_method()}"
+    )
+    for needs, reason in peers.missing.items():
+        print(f"{needs} is not importable ({reason}): its contenders are skipped")
+    mode = "quick" if args.quick else "full"
+    print(f"{mode} run, {rounds} rounds, contenders interleaved round-robin, medians reported")
+    sys.stdout.flush()
+    if {"seed", "cpu", "first"} & set(args.only):
+        # The first process map of an interpreter may start more than its
+        # workers (a fork server): timed here, apart from the workloads.
+        first, later = StartCost().snake(), StartCost().snake()
+        print(
+            f"snake's first process map in this interpreter: start + stop {first:.3f} s "
+            f"(the next one: {later:.3f} s)"
+        )
+    loops = calibrate(WORK_SECONDS) if {"cpu", "first"} & set(args.only) else 0
+    if "seed" in args.only:
+        workload_seed(rounds, peers)
+    if "cpu" in args.only:
+        workload_cpu(sizes.cpu_items, rounds, peers, loops)
+    if "stage" in args.only:
+        workload_stage(sizes.stage_items, rounds, peers)
+    if "first" in args.only:
+        workload_first(sizes.cpu_items, rounds, peers, loops)
+    if args.plot is not None:
+        write_plot(args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
