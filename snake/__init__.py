@@ -4,7 +4,7 @@ Package map:
   _pipeline    Pipeline (the immutable builder) and from_iterable
   _runner      runs a pipeline: stages, channels, one nursery, error policy
   _chunking    stage boundaries: chunks, when to send them
-  _stepping    stepping user coroutines by hand, to flush before they wait
+  _flushing    hands a stage's output over the moment its task blocks
   _receiver    the channel open() yields
   _sync        synchronous iteration through a background trio thread
   _stages/     the operators, one family per module

@@ -8,7 +8,7 @@ pending chunk goes out lives here. It goes out
   (throughput for fast stages, and a bound on memory);
 * when its stage is about to wait: for input, for results in flight, or
   inside a user's coroutine that suspends (detected exactly, see
-  ``_stepping``), so nothing finished sits idle;
+  ``_flushing``), so nothing finished sits idle;
 * at least once per ``LATENCY_BUDGET`` of busy work, when the stage also
   yields to the scheduler, so a stage computing for long still lets the
   next one start.
@@ -31,6 +31,8 @@ MAX_CHUNK = 1024
 LATENCY_BUDGET = 0.001
 #: Chunks buffered in each channel between two stages.
 CHANNEL_CHUNKS = 1
+#: A loop over items checks the clock when ``i & CHECK_EVERY == 0``.
+CHECK_EVERY = 15
 
 
 class DownstreamClosed(Exception):
@@ -80,15 +82,37 @@ class Outbox:
     Owned by one task. ``sent`` counts the items delivered downstream.
     """
 
-    __slots__ = ("_chain", "_pacer", "_send", "_yield_at", "pending", "sent")
+    __slots__ = (
+        "_chain",
+        "_pacer",
+        "_scope",
+        "_send",
+        "_yield_at",
+        "failed",
+        "pending",
+        "raw",
+        "sent",
+    )
 
-    def __init__(self, send: trio.MemorySendChannel[list[Any]], chain: Chain | None) -> None:
+    def __init__(
+        self,
+        send: trio.MemorySendChannel[list[Any]],
+        chain: Chain | None,
+        scope: trio.CancelScope | None = None,
+    ) -> None:
         self._send = send
         self._chain = chain
+        self._scope = scope
         self._pacer = Pacer()
         self._yield_at = perf_counter() + LATENCY_BUDGET
+        #: The stage's own output, not yet through the hosted ops: a stage
+        #: that awaits user code appends here (see ``_flushing``).
+        self.raw: list[Any] = []
         self.pending: list[Any] = []
         self.sent = 0
+        #: An error of the hosted ops met while settling from outside the
+        #: stage's code; it ends the stage through ``scope``.
+        self.failed: BaseException | None = None
 
     @property
     def done(self) -> bool:
@@ -137,6 +161,36 @@ class Outbox:
             return pending, []
         return pending[:MAX_CHUNK], pending[MAX_CHUNK:]
 
+    def on_block(self) -> None:
+        """The stage's task has just blocked: settle its output, hand over what fits.
+
+        Called by the ``_flushing`` instrument, outside the stage's code: an
+        error of the hosted ops is kept in ``failed`` and ends the stage by
+        cancelling its scope, and the runner raises it.
+        """
+        if self.raw:
+            try:
+                self.settle()
+            except BaseException as exc:
+                self.failed = exc
+                if self._scope is not None:
+                    self._scope.cancel()
+                return
+        self.flush_nowait()
+
+    def settle(self) -> None:
+        """Run what ``raw`` holds through the hosted ops, into ``pending``."""
+        items = self.raw[:]
+        self.raw.clear()  # in place: the stage holds on to this list
+        self.add_nowait(items)
+
+    async def emit_raw(self) -> None:
+        """``emit`` what ``raw`` holds."""
+        if self.raw:
+            items = self.raw[:]
+            self.raw.clear()
+            await self.emit(items)
+
     def add_nowait(self, items: list[Any]) -> None:
         """Queue items without waiting: the hosted ops run, nothing is sent.
 
@@ -172,6 +226,7 @@ class Outbox:
 
     async def finish(self) -> None:
         """End of input: send what the hosted ops still hold, such as a last batch."""
+        await self.emit_raw()
         if self._chain is not None:
             await self._add(self._chain.finish())
         await self.flush()

@@ -142,7 +142,7 @@ async def _open(
             send, next_recv = trio.open_memory_channel[list[Any]](buffer)
             stage = p.spec.build(label(p.index, p.spec), executors)
             steps = [spec.step(label(i, spec)) for i, spec in p.fused]
-            outbox = Outbox(send, FusedSteps(steps) if steps else None)
+            outbox = Outbox(send, FusedSteps(steps) if steps else None, scopes[position])
             stop_upstream = functools.partial(_cancel, scopes[:position])
             nursery.start_soon(
                 _run_stage, stage, recv, outbox, send, scopes[position], stop_upstream
@@ -187,5 +187,10 @@ async def _run_stage(
             else:
                 if not outbox.done:
                     return
+    if outbox.failed is not None:
+        # The inline ops after it failed while the stage was blocked: the
+        # stage was cancelled for it (see Outbox.on_block).
+        raise outbox.failed
+    if not scope.cancel_called:
         # It needs no more input: stop the stages feeding it, now.
         stop_upstream()

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import cloudpickle
+
+T = TypeVar("T")
 
 
 def func_name(fn: object) -> str:
@@ -107,3 +110,10 @@ def check_picklable(fn: Any, method: str) -> None:
             f"cannot be pickled ({type(exc).__name__}: {exc}); make what it captures "
             f'picklable, or use executor="thread"'
         ) from exc
+
+
+def awaitable(value: Awaitable[T]) -> Awaitable[T]:
+    """``value``, or a ``TypeError`` naming it if it cannot be awaited."""
+    if not hasattr(value, "__await__"):
+        raise TypeError(f"expected an awaitable, got {type(value).__name__} {value!r}")
+    return value

@@ -22,11 +22,11 @@ from typing import Any
 import attrs
 import trio
 
+from .. import _validate as check
 from .._chunking import DownstreamClosed, Inbox, Outbox, Pacer
 from .._errors import add_stage_note, open_nursery
 from .._executors import Executor, Executors, cpu_count
 from .._ordering import Reorderer
-from .._stepping import awaitable
 from .._validate import func_name
 from .._worker import Batching, Work
 from .._worker_options import WorkerOptions
@@ -62,7 +62,7 @@ class ParThen(StageSpec):
 
         async def call(items: list[Any], base: int) -> tuple[list[Any], float]:
             try:
-                return [await awaitable(fn(items[0]))], 0.0
+                return [await check.awaitable(fn(items[0]))], 0.0
             except Exception as exc:
                 add_stage_note(exc, label, base)
                 raise

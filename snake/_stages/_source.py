@@ -16,10 +16,10 @@ from typing import Any
 
 import attrs
 
-from .._chunking import Inbox, Outbox, Pacer
+from .._chunking import CHECK_EVERY, LATENCY_BUDGET, MAX_CHUNK, Inbox, Outbox, Pacer
 from .._errors import add_stage_note
 from .._executors import Executors
-from .._stepping import flush_on_suspend
+from .._flushing import watching
 from .._validate import func_name
 from ._base import Stage, StageSpec
 
@@ -86,14 +86,27 @@ class _AsyncSource:
             await self._pull(ait, outbox)
 
     async def _pull(self, ait: Any, outbox: Outbox) -> None:
+        # Items go to `outbox.raw`; while the iterator blocks, the `_flushing`
+        # instrument hands them over.
+        raw = outbox.raw
+        each = outbox.ends
         produced = 0
-        while not outbox.done:
-            try:
-                item = await flush_on_suspend(ait.__anext__(), outbox)
-            except StopAsyncIteration:
-                return
-            except Exception as exc:
-                add_stage_note(exc, self._label, produced, source=True)
-                raise
-            produced += 1
-            await outbox.emit([item])
+        yield_at = time.perf_counter() + LATENCY_BUDGET
+        with watching(outbox):
+            while not outbox.done:
+                try:
+                    raw.append(await ait.__anext__())
+                except StopAsyncIteration:
+                    break
+                except Exception as exc:
+                    add_stage_note(exc, self._label, produced, source=True)
+                    raise
+                produced += 1
+                if each:
+                    outbox.settle()
+                elif len(raw) >= MAX_CHUNK or (
+                    not produced & CHECK_EVERY and time.perf_counter() >= yield_at
+                ):
+                    await outbox.emit_raw()
+                    yield_at = time.perf_counter() + LATENCY_BUDGET
+            await outbox.emit_raw()

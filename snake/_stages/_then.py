@@ -9,16 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from time import perf_counter
-from types import CoroutineType
 from typing import Any
 
 import attrs
-import trio
 
-from .._chunking import LATENCY_BUDGET, Inbox, Outbox
+from .._chunking import CHECK_EVERY, LATENCY_BUDGET, Inbox, Outbox
 from .._errors import add_stage_note
 from .._executors import Executors
-from .._stepping import await_iterator, resume
+from .._flushing import watching
 from .._validate import func_name
 from ._base import Stage, StageSpec
 
@@ -43,68 +41,44 @@ class _ThenStage:
         assert inbox is not None
         if outbox.done:  # take(0): not one call
             return
-        while (chunk := await inbox.next()) is not None:
-            await self._call_each(chunk, inbox.received - len(chunk), outbox)
-            if outbox.done:
-                return
+        with watching(outbox):
+            while (chunk := await inbox.next()) is not None:
+                await self._call_each(chunk, inbox.received - len(chunk), outbox)
+                if outbox.done:
+                    return
 
     async def _call_each(self, chunk: list[Any], base: int, outbox: Outbox) -> None:
-        # The hot loop of every `then`. A call is first stepped by hand: most
-        # finish without suspending, and their results gather in `results`
-        # at the cost of a list append. Only a call that suspends hands what
-        # is done over first, then goes on as an ordinary await. A fused
-        # `take` sees each result at once, so no call is made past its end.
+        # The hot loop of every `then`: a plain await per item. Results go
+        # to `outbox.raw`; if a call blocks, the `_flushing` instrument hands
+        # them over meanwhile. A fused `take` sees each result at once, so no
+        # call is made past its end.
         fn = self._fn
+        raw = outbox.raw
         each = outbox.ends
-        results: list[Any] = []
         yield_at = perf_counter() + LATENCY_BUDGET
-        failed: BaseException | None = None
-        with trio.CancelScope() as scope:
-            for i, x in enumerate(chunk):
-                try:
-                    coro: Any = fn(x)
-                    if type(coro) is not CoroutineType:
-                        coro = await_iterator(coro)
-                    try:
-                        trap = coro.send(None)
-                    except StopIteration as done:
-                        results.append(done.value)
-                    else:
-                        failed = _hand_over(results, outbox, scope)
-                        results = [await resume(coro, trap)]
-                        if failed is not None or outbox.done:
-                            break
-                except Exception as exc:
+        for i, x in enumerate(chunk):
+            try:
+                coro = fn(x)
+            except Exception as exc:
+                add_stage_note(exc, self._label, base + i)
+                raise
+            try:
+                raw.append(await coro)
+            except Exception as exc:
+                if isinstance(exc, TypeError) and not hasattr(coro, "__await__"):
+                    what = f"{type(coro).__name__} {coro!r}"
+                    exc = TypeError(f"expected an awaitable, got {what}")
                     add_stage_note(exc, self._label, base + i)
-                    raise
-                if each:
-                    outbox.add_nowait(results)
-                    results = []
-                    if outbox.done:
-                        return
-                if perf_counter() >= yield_at:
-                    await outbox.emit(results)  # hands over and lets others run
-                    results = []
-                    yield_at = perf_counter() + LATENCY_BUDGET
-                    if outbox.done:
-                        return
-            else:
-                await outbox.emit(results)
-        if failed is not None:
-            raise failed
-
-
-def _hand_over(results: list[Any], outbox: Outbox, scope: trio.CancelScope) -> BaseException | None:
-    """Send what is done while a call waits; returns an error of the fused ops.
-
-    The call has begun (it may be inside a cancel scope of its own), so it
-    must be resumed even then: the error cancels ``scope``, which ends the
-    call at once, and is raised after it.
-    """
-    try:
-        outbox.add_nowait(results)
-    except BaseException as exc:
-        scope.cancel()
-        return exc
-    outbox.flush_nowait()
-    return None
+                    raise exc from None
+                add_stage_note(exc, self._label, base + i)
+                raise
+            if each:
+                outbox.settle()
+                if outbox.done:
+                    return
+            if not i & CHECK_EVERY and perf_counter() >= yield_at:
+                await outbox.emit_raw()  # hands over and lets others run
+                yield_at = perf_counter() + LATENCY_BUDGET
+                if outbox.done:
+                    return
+        await outbox.emit_raw()
