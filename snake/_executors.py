@@ -13,6 +13,7 @@ import itertools
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol, TypeVar
@@ -45,6 +46,9 @@ class Executor(Protocol):
     def concurrency(self) -> int:
         """How many chunks a stage using it should have in flight by default."""
 
+    def prepare(self, work: Work) -> None:
+        """Get ready to run ``work``: a pool sends it along as workers start."""
+
     async def run_chunk(self, work: Work, items: list[Any], base: int) -> tuple[list[Any], float]:
         """``work`` over ``items`` and the seconds it took where it ran.
 
@@ -63,6 +67,9 @@ class ThreadExecutor:
     @property
     def concurrency(self) -> int:
         return int(self._limiter.total_tokens)
+
+    def prepare(self, work: Work) -> None:
+        pass
 
     async def run_chunk(self, work: Work, items: list[Any], base: int) -> tuple[list[Any], float]:
         return await trio.to_thread.run_sync(
@@ -97,14 +104,20 @@ class ProcessExecutor:
 
         Workers start on demand otherwise, one after another as the first
         chunks arrive; started together, the first items wait for one start.
+        Each receives the work prepared so far, so first jobs need no
+        second round trip to send it.
         """
         async with trio.open_nursery() as nursery:
             for _ in range(self._workers):
                 nursery.start_soon(self._start_one)
 
+    def prepare(self, work: Work) -> None:
+        self._ship(work)
+
     async def _start_one(self) -> None:
+        shipments = [(key, pickled) for _, key, pickled in self._shipped.values()]
         try:
-            await self._run(ready)
+            await self._run(ready, shipments)
         except trio_parallel.BrokenWorkerError:
             # Only an early start failed; the first chunk to need this worker
             # starts it again and reports the failure, naming its stage.
@@ -219,8 +232,31 @@ def _preload_forkserver() -> None:
     """
     server = getattr(multiprocessing.forkserver, "_forkserver", None)
     current = list(getattr(server, "_preload_modules", None) or [])
-    if _WORKER_MODULE not in current:
-        multiprocessing.get_context("forkserver").set_forkserver_preload([*current, _WORKER_MODULE])
+    wanted = [m for m in (_WORKER_MODULE, _script_module()) if m and m not in current]
+    if wanted:
+        multiprocessing.get_context("forkserver").set_forkserver_preload([*current, *wanted])
+
+
+def _script_module() -> str | None:
+    """The running script as an importable module name, for the fork server.
+
+    Workers import the script again when they start; once the server has
+    imported it (its ``__main__`` guard keeps it from running), what the
+    script imports, such as torch, is already loaded in every worker. Only
+    for a script whose directory leads ``sys.path``, as ``python train.py``
+    sets it up. (Python 3.11's own ``"__main__"`` preload does not work.)
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if getattr(main, "__spec__", None) is not None or not isinstance(path, str):
+        return None
+    if not path.endswith(".py"):
+        return None
+    folder, name = os.path.split(os.path.abspath(path))
+    first = os.path.abspath(sys.path[0] or ".") if sys.path else None
+    if first != folder or not name[:-3].isidentifier():
+        return None
+    return name[:-3]
 
 
 _WORKER_MODULE = apply_chunk.__module__

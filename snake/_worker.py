@@ -19,8 +19,13 @@ _max_items: int | None = None
 _init_error: Exception | None = None
 
 
-def ready() -> None:
-    """A call that does nothing: it makes the pool start a worker."""
+def ready(shipments: list[tuple[str, bytes]]) -> None:
+    """Take the work this process will be given (the pool starts a worker for it)."""
+    if _init_error is not None:
+        return  # the first job reports it
+    for key, pickled in shipments:
+        if key not in _work:
+            _work[key] = pickle.loads(pickled)
 
 
 def start(index: int, init: bytes | None, max_items: int | None) -> Callable[[], None]:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import operator
 import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -400,3 +403,36 @@ async def test_an_error_in_a_collate_run_in_the_worker_names_the_item_completing
     assert info.value.__notes__[0] == (
         "snake: in stage #2 batch(4, collate=collate_fails_on_7), at item 7 of its input"
     )
+
+
+HEAVY = """
+import os
+with open(os.environ["SNAKE_TEST_LOG"], "a") as log:
+    log.write(f"{os.getpid()}\\n")
+"""
+
+SCRIPT = """
+import trio, snake
+import heavy  # what a training script imports at its top, say torch
+
+def double(x):
+    return 2 * x
+
+async def main():
+    return await snake.from_iterable(range(20)).par_map(double).collect()
+
+if __name__ == "__main__":
+    for _ in range(3):
+        assert trio.run(main) == [2 * x for x in range(20)]
+"""
+
+
+def test_fork_server_workers_find_the_scripts_imports_already_loaded(tmp_path: Path) -> None:
+    (tmp_path / "heavy.py").write_text(HEAVY)
+    (tmp_path / "train.py").write_text(SCRIPT)
+    log = tmp_path / "imports.log"
+    env = {**os.environ, "SNAKE_TEST_LOG": str(log)}
+    subprocess.run([sys.executable, "train.py"], cwd=tmp_path, env=env, check=True, timeout=120)
+    # Imported by the script and once by the fork server: not again by any
+    # of the workers of its three runs.
+    assert len(set(log.read_text().split())) == 2

@@ -94,6 +94,7 @@ class ParMap(StageSpec):
             else:
                 steps.append((isinstance(spec, Filter), spec.fn, step_label))
         work = Work(tuple(steps), batching)
+        executor.prepare(work)
 
         # Without a concurrency of its own, a stage runs one job per CPU at
         # once; the executor's limiter bounds all stages sharing it.
