@@ -224,42 +224,40 @@ async def open_executors(
 
 
 def _preload_forkserver() -> None:
-    """Have the fork server import snake's worker side (and so trio) once.
+    """Have the fork server load snake's worker side and the running script once.
 
     Each worker forked from it then starts with them loaded, in milliseconds
-    instead of a fresh import. Whatever the program asked to preload stays;
-    it takes effect only if the server has not started yet.
+    instead of fresh imports, and does not run the script again (see
+    ``_forkserver_main``). Whatever the program asked to preload stays; this
+    takes effect only if the server has not started yet.
     """
+    wanted = [_WORKER_MODULE]
+    script = _script_path()
+    if script is not None:
+        # For the server to read; the pid keeps any other process from acting on it.
+        os.environ["SNAKE_FORKSERVER_MAIN"] = f"{os.getpid()}:{script}"
+        wanted.append(_FORKSERVER_MAIN)
     server = getattr(multiprocessing.forkserver, "_forkserver", None)
     current = list(getattr(server, "_preload_modules", None) or [])
-    wanted = [m for m in (_WORKER_MODULE, _script_module()) if m and m not in current]
-    if wanted:
-        multiprocessing.get_context("forkserver").set_forkserver_preload([*current, *wanted])
+    if any(m not in current for m in wanted):
+        preload = current + [m for m in wanted if m not in current]
+        multiprocessing.get_context("forkserver").set_forkserver_preload(preload)
 
 
-def _script_module() -> str | None:
-    """The running script as an importable module name, for the fork server.
+def _script_path() -> str | None:
+    """The path workers load ``__main__`` from, as ``multiprocessing`` gives it.
 
-    Workers import the script again when they start; once the server has
-    imported it (its ``__main__`` guard keeps it from running), what the
-    script imports, such as torch, is already loaded in every worker. Only
-    for a script whose directory leads ``sys.path``, as ``python train.py``
-    sets it up. (Python 3.11's own ``"__main__"`` preload does not work.)
+    ``None`` unless the program is a script run by path (``python train.py``).
     """
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
     if getattr(main, "__spec__", None) is not None or not isinstance(path, str):
         return None
-    if not path.endswith(".py"):
-        return None
-    folder, name = os.path.split(os.path.abspath(path))
-    first = os.path.abspath(sys.path[0] or ".") if sys.path else None
-    if first != folder or not name[:-3].isidentifier():
-        return None
-    return name[:-3]
+    return os.path.normpath(path) if path.endswith(".py") else None
 
 
 _WORKER_MODULE = apply_chunk.__module__
+_FORKSERVER_MAIN = __name__.rpartition(".")[0] + "._forkserver_main"
 
 _WORKER_TYPES = {
     "spawn": trio_parallel.WorkerType.SPAWN,

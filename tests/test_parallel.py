@@ -412,8 +412,11 @@ with open(os.environ["SNAKE_TEST_LOG"], "a") as log:
 """
 
 SCRIPT = """
-import trio, snake
+import os, trio, snake
 import heavy  # what a training script imports at its top, say torch
+
+with open(os.environ["SNAKE_TEST_LOG"] + ".script", "a") as log:
+    log.write(f"{os.getpid()}\\n")
 
 def double(x):
     return 2 * x
@@ -427,12 +430,15 @@ if __name__ == "__main__":
 """
 
 
-def test_fork_server_workers_find_the_scripts_imports_already_loaded(tmp_path: Path) -> None:
+def test_fork_server_workers_find_the_script_and_its_imports_already_loaded(
+    tmp_path: Path,
+) -> None:
     (tmp_path / "heavy.py").write_text(HEAVY)
     (tmp_path / "train.py").write_text(SCRIPT)
     log = tmp_path / "imports.log"
     env = {**os.environ, "SNAKE_TEST_LOG": str(log)}
     subprocess.run([sys.executable, "train.py"], cwd=tmp_path, env=env, check=True, timeout=120)
-    # Imported by the script and once by the fork server: not again by any
-    # of the workers of its three runs.
+    # Run and imported by the script and once by the fork server: not again
+    # by any of the workers of its three runs.
     assert len(set(log.read_text().split())) == 2
+    assert len(set((tmp_path / "imports.log.script").read_text().split())) == 2

@@ -1,0 +1,29 @@
+"""Imported by the fork server alone: it loads the running script as ``__main__``.
+
+Every worker runs the script's module again when it starts, unless its
+``__main__`` already is that script. Python's own ``"__main__"`` preload is
+meant to arrange that in the fork server, but Python 3.11 never passes the
+server the script's path, so the server loads it here, from the path
+``_executors`` leaves in the environment with the pid of the process it
+serves (any other process importing this, which nothing should, is left
+alone). Workers forked afterwards then find the script, and everything it
+imports, already loaded.
+"""
+
+import os
+import sys
+
+_parent, _, _path = os.environ.get("SNAKE_FORKSERVER_MAIN", "").partition(":")
+_mine = _parent == str(os.getppid())
+if _mine and _path and getattr(sys.modules.get("__main__"), "__file__", None) != _path:
+    from multiprocessing import process, spawn
+
+    _server_main = sys.modules["__main__"]
+    process.current_process()._inheriting = True  # type: ignore[attr-defined]
+    try:
+        spawn.import_main_path(_path)
+    except BaseException:  # noqa: BLE001 - the script failed here: workers will load it themselves
+        sys.modules["__main__"] = _server_main
+        sys.modules.pop("__mp_main__", None)
+    finally:
+        del process.current_process()._inheriting  # type: ignore[attr-defined]
