@@ -43,13 +43,13 @@ class WorkerOptions:
     Args:
       start_method: ``"forkserver"`` (the default where it exists, as on
         Linux and macOS: workers are forked from a server process that
-        imported snake and your script's imports once, so after the first
-        pipeline they start in milliseconds, even if the script imports
-        torch; the server, one per interpreter, stays until the interpreter
-        exits) or ``"spawn"`` (a fresh interpreter per worker,
-        about 0.1 s plus the imports of your script). Either way a worker
-        runs your script's imports again, so it needs an
-        ``if __name__ == "__main__":`` guard. ``"fork"`` is
+        loaded snake and your script, with what it imports, once, so after
+        the first pipeline they start in milliseconds, even if the script
+        imports torch; the server, one per interpreter, stays until the
+        interpreter exits) or ``"spawn"`` (a fresh interpreter per worker,
+        which runs your script's module again: about 0.1 s plus its
+        imports). Either way the script runs again in another process, so
+        it needs an ``if __name__ == "__main__":`` guard. ``"fork"`` is
         not offered: forking a process that runs threads, as trio does, can
         deadlock the child.
       init: called once in each worker process before its first item, with
