@@ -46,19 +46,30 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib.metadata
-import os
-import platform
-import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import trio
+from _harness import (
+    Contender,
+    Count,
+    Metric,
+    argument_parser,
+    check,
+    print_plan,
+    print_platform,
+    print_table,
+    round_robin,
+    rows_for,
+    timed_rounds,
+    times_row,
+    warm_up,
+)
+from _snake_runs import Ideal, ident, seed_collect, seed_expected, seed_iterate, then_collect
 
 import snake
 import snake._demo
-from snake._executors import cpu_count
 
 #: Maps (a) and ``then`` stages (b) in each pipeline.
 STAGES = 5
@@ -72,115 +83,6 @@ GOAL_MAP = 0.5
 GOAL_THEN = 10.0
 #: The warm-up round runs this fraction of the timed size.
 WARMUP_FRACTION = 20
-
-
-class OutputMismatch(RuntimeError):
-    """A contender produced the wrong items: its timing would mean nothing."""
-
-
-def check(name: str, what: str, got: object, expected: object) -> None:
-    if got != expected:
-        raise OutputMismatch(f"{name}: {what} is {got!r}, expected {expected!r}")
-
-
-# --- running contenders round-robin -------------------------------------------
-
-
-@dataclass
-class Contender:
-    """One way of doing a workload's work; ``run`` returns the timed seconds."""
-
-    name: str
-    run: Callable[[], float]
-    seconds: list[float] = field(default_factory=list)
-
-
-def round_robin(contenders: Sequence[Contender], rounds: int) -> None:
-    """Run the contenders interleaved, A B C A B C ..., ``rounds`` times."""
-    for _ in range(rounds):
-        for contender in contenders:
-            contender.seconds.append(contender.run())
-
-
-def warm_up(contenders: Sequence[Contender]) -> None:
-    for contender in contenders:
-        contender.run()
-
-
-# --- printing -------------------------------------------------------------------
-
-
-@dataclass
-class Row:
-    contender: str
-    median: str
-    ratio: str = "-"
-    per_round: str = "-"
-    goal: str = "-"
-    verdict: str = "-"
-
-
-HEADERS = Row("contender", "median", "vs ref", "per round", "goal", "verdict")
-#: Columns holding numbers are right-aligned.
-RIGHT = (False, True, True, True, False, False)
-
-
-def print_table(title: str, rows: Sequence[Row], notes: Sequence[str] = ()) -> None:
-    cells = [list(vars(row).values()) for row in (HEADERS, *rows)]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(RIGHT))]
-
-    def fmt(line: list[str]) -> str:
-        parts = [
-            c.rjust(w) if right else c.ljust(w)
-            for c, w, right in zip(line, widths, RIGHT, strict=True)
-        ]
-        return "  ".join(parts).rstrip()
-
-    print()
-    print(title)
-    print(fmt(cells[0]))
-    print("  ".join("-" * w for w in widths))
-    for line in cells[1:]:
-        print(fmt(line))
-    for note in notes:
-        print(f"  {note}")
-
-
-def rate_text(rate: float) -> str:
-    return f"{rate:,.0f} items/s"
-
-
-def ratio_text(ratio: float) -> str:
-    return f"{ratio:.2f}x"
-
-
-def speed_rows(
-    n: int,
-    reference: Contender,
-    others: Sequence[Contender],
-    goal: float | None,
-    ref_label: str = "reference",
-) -> list[Row]:
-    """Rows in items/s with ratios against ``reference`` (higher is better)."""
-    ref_rates = [n / s for s in reference.seconds]
-    ref_median = statistics.median(ref_rates)
-    rows = [Row(f"{reference.name} ({ref_label})", rate_text(ref_median), "1.00x")]
-    for contender in others:
-        rates = [n / s for s in contender.seconds]
-        median = statistics.median(rates)
-        ratio = median / ref_median
-        per_round = [r / ref for r, ref in zip(rates, ref_rates, strict=True)]
-        row = Row(
-            contender.name,
-            rate_text(median),
-            ratio_text(ratio),
-            f"{min(per_round):.2f}-{max(per_round):.2f}x",
-        )
-        if goal is not None:
-            row.goal = f">= {goal:g}x"
-            row.verdict = "meets" if ratio >= goal else "misses"
-        rows.append(row)
-    return rows
 
 
 # --- (a) fused inline maps ------------------------------------------------------
@@ -267,22 +169,18 @@ def workload_a(n: int, rounds: int) -> None:
     warm_up(contenders(max(1, n // WARMUP_FRACTION)))
     timed = contenders(n)
     round_robin(timed, rounds)
+    metric, reference = Metric(n), timed[0]
+    rows = rows_for(metric, reference, timed, "reference")
+    for row, contender in zip(rows[1:], timed[1:], strict=True):
+        row.judge(f">= {GOAL_MAP:g}x", metric.ratio(contender, reference) >= GOAL_MAP)
     print_table(
-        f"(a) {n:,} ints through {STAGES} fused .map(lambda x: x + 1); "
-        f"median of {rounds} rounds",
-        speed_rows(n, timed[0], timed[1:], GOAL_MAP),
-        [
-            f"reference: {STAGES} nested generator expressions over range(n), "
-            "consumed by a for loop"
-        ],
+        f"(a) {n:,} ints through {STAGES} fused .map(lambda x: x + 1); median of {rounds} rounds",
+        rows,
+        [f"reference: {STAGES} nested generator expressions over range(n), consumed by a for loop"],
     )
 
 
 # --- (b) then stages ------------------------------------------------------------
-
-
-async def ident(x: int) -> int:
-    return x
 
 
 def then_expected(n: int) -> tuple[int, int]:
@@ -326,12 +224,7 @@ def then_hand(n: int, buffer: int) -> float:
 
 
 def then_snake(n: int) -> float:
-    pipeline = snake.from_iterable(range(n))
-    for _ in range(STAGES):
-        pipeline = pipeline.then(ident)
-    began = time.perf_counter()
-    out = trio.run(pipeline.collect)
-    elapsed = time.perf_counter() - began
+    elapsed, out = then_collect(n, STAGES)
     check("snake collect()", "(count, sum)", (len(out), sum(out)), then_expected(n))
     return elapsed
 
@@ -347,12 +240,11 @@ def workload_b(n: int, rounds: int) -> None:
     warm_up(contenders(max(1, n // WARMUP_FRACTION)))
     timed = contenders(n)
     round_robin(timed, rounds)
-    hand, ours = timed[:-1], timed[-1]
-    reference = max(hand, key=lambda c: statistics.median(n / s for s in c.seconds))
+    metric, hand, ours = Metric(n), timed[:-1], timed[-1]
+    reference = max(hand, key=metric.median)
     slower = [c for c in hand if c is not reference]
-    rows = speed_rows(n, reference, [], None, "reference, the faster")
-    rows += speed_rows(n, reference, slower, None)[1:]
-    rows += speed_rows(n, reference, [ours], GOAL_THEN)[1:]
+    rows = rows_for(metric, reference, [reference, *slower, ours], "reference, the faster")
+    rows[-1].judge(f">= {GOAL_THEN:g}x", metric.ratio(ours, reference) >= GOAL_THEN)
     print_table(
         f"(b) {n:,} ints through {STAGES} .then(ident) stages; median of {rounds} rounds",
         rows,
@@ -374,85 +266,36 @@ class SeedRun:
     first_item: list[float] = field(default_factory=list)
 
     def collect(self) -> float:
-        async def run() -> tuple[float, list[int]]:
-            pipeline = snake._demo.pipeline(SEED_ITEMS, SEED_UNIT)
-            began = time.perf_counter()
-            out = await pipeline.collect()
-            return time.perf_counter() - began, out
-
-        elapsed, out = trio.run(run)
+        elapsed, out = seed_collect(SEED_ITEMS, SEED_UNIT)
         check("seed collect()", "output", out, self.expected)
         return elapsed
 
     def iterate(self) -> float:
-        async def run() -> tuple[float, float, list[int]]:
-            pipeline = snake._demo.pipeline(SEED_ITEMS, SEED_UNIT)
-            began = time.perf_counter()
-            async with pipeline.open() as items:
-                out = [await items.receive()]
-                first = time.perf_counter() - began
-                out += [x async for x in items]
-            return time.perf_counter() - began, first, out
-
-        elapsed, first, out = trio.run(run)
+        elapsed, first, out = seed_iterate(SEED_ITEMS, SEED_UNIT)
         check("seed open()", "output", out, self.expected)
         self.first_item.append(first)
         return elapsed
 
 
-def seed_expected() -> list[int]:
-    fib, fib_input = snake._demo.fib, snake._demo.fib_input
-    values = {n: fib(n) for n in {fib_input(i) for i in range(SEED_ITEMS)}}
-    return [values[fib_input(i)] for i in range(SEED_ITEMS)]
-
-
 def workload_c(rounds: int) -> None:
-    seed = SeedRun(seed_expected())
-    estimates: list[snake._demo.Estimate] = []
-
-    def ideal() -> float:
-        estimates.append(snake._demo.estimate(SEED_ITEMS, SEED_UNIT))
-        return estimates[-1].ideal
-
-    # The ideal is re-estimated every round: it times fib, so it drifts with
-    # the machine's speed just as the pipeline does.
-    reference = Contender("ideal (estimate)", ideal)
+    seed = SeedRun(seed_expected(SEED_ITEMS))
+    ideal = Ideal(SEED_ITEMS, SEED_UNIT)
+    reference = Contender("ideal (estimate)", ideal.run)
     runs = [
         Contender("await collect()", seed.collect),
         Contender("open() + async for", seed.iterate),
     ]
     round_robin([reference, *runs], rounds)
 
-    ref_median = statistics.median(reference.seconds)
-    rows = [Row(reference.name, f"{ref_median:.3f} s", "1.00x")]
-    for contender in runs:
-        median = statistics.median(contender.seconds)
-        per_round = [s / r for s, r in zip(contender.seconds, reference.seconds, strict=True)]
-        rows.append(
-            Row(
-                contender.name,
-                f"{median:.3f} s",
-                ratio_text(median / ref_median),
-                f"{min(per_round):.2f}-{max(per_round):.2f}x",
-            )
-        )
-    first = seed.first_item
-    rows.append(
-        Row(
-            "first item (open, receive)",
-            f"{statistics.median(first):.3f} s",
-            per_round=f"{min(first):.3f}-{max(first):.3f} s",
-        )
-    )
-    sequential = statistics.median(e.sequential for e in estimates)
-    cpu = statistics.median(e.cpu for e in estimates)
+    rows = rows_for(Metric(), reference, [reference, *runs], "reference")
+    rows[0].contender = reference.name  # "ideal" says it already
+    rows.append(times_row("first item (open, receive)", seed.first_item))
     print_table(
         f"(c) seed workload _demo.pipeline({SEED_ITEMS}, {SEED_UNIT}); "
         f"median of {rounds} rounds; ratio = elapsed / ideal (lower is better)",
         rows,
         [
-            f"ideal = longest read + fib CPU time / {cpu_count()} cores "
-            f"(fib alone: {cpu:.3f} s; sequential run: {sequential:.3f} s)",
+            ideal.note(),
             "each run starts and stops its own worker processes, inside the timing",
             "no fixed goal; issue #3 will target <= 1.1x",
         ],
@@ -462,87 +305,30 @@ def workload_c(rounds: int) -> None:
 # --- command line ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Sizes:
-    map_items: int
-    then_items: int
-    rounds: int
-
-
-FULL = Sizes(map_items=1_000_000, then_items=200_000, rounds=5)
-QUICK = Sizes(map_items=200_000, then_items=40_000, rounds=3)
+#: Items in (a) and in (b).
+MAP_ITEMS = Count(full=1_000_000, quick=200_000)
+THEN_ITEMS = Count(full=200_000, quick=40_000)
 WORKLOADS = ("a", "b", "c")
-MIN_ROUNDS = 3
-
-
-def _rounds(text: str) -> int:
-    value = int(text)
-    if value < MIN_ROUNDS:
-        raise argparse.ArgumentTypeError(f"must be >= {MIN_ROUNDS}, got {value}")
-    return value
-
-
-def _workloads(text: str) -> tuple[str, ...]:
-    chosen = tuple(dict.fromkeys(w.strip() for w in text.split(",") if w.strip()))
-    unknown = [w for w in chosen if w not in WORKLOADS]
-    if unknown or not chosen:
-        raise argparse.ArgumentTypeError(
-            f"expected a comma-separated subset of {','.join(WORKLOADS)}, got {text!r}"
-        )
-    return chosen
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="snake's overhead against hand-written equivalents "
-        "(see the module docstring for how to read the tables)."
+    return argument_parser(
+        "snake's overhead against hand-written equivalents "
+        "(see the module docstring for how to read the tables).",
+        WORKLOADS,
+        f"a: {MAP_ITEMS.quick:,}, b: {THEN_ITEMS.quick:,}",
     )
-    parser.add_argument(
-        "--repeat",
-        type=_rounds,
-        default=None,
-        help=f"timed rounds per workload, >= {MIN_ROUNDS} "
-        f"(default: {FULL.rounds}, or {QUICK.rounds} with --quick)",
-    )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help=f"smaller sizes (a: {QUICK.map_items:,}, b: {QUICK.then_items:,}) "
-        f"and {QUICK.rounds} rounds, for a smoke run",
-    )
-    parser.add_argument(
-        "--only",
-        type=_workloads,
-        default=WORKLOADS,
-        metavar="a,b,c",
-        help="workloads to run (default: all)",
-    )
-    return parser
-
-
-def _version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "?"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    sizes = QUICK if args.quick else FULL
-    rounds: int = args.repeat or sizes.rounds
-    print(
-        f"Python {platform.python_version()} ({platform.python_implementation()}), "
-        f"trio {trio.__version__}, trio-parallel {_version('trio-parallel')}, "
-        f"snake {snake.__version__}"
-    )
-    print(f"CPUs: {os.cpu_count()} ({cpu_count()} usable); {platform.platform()}")
-    mode = "quick" if args.quick else "full"
-    print(f"{mode} run, {rounds} rounds, contenders interleaved round-robin, medians reported")
+    rounds = timed_rounds(args)
+    print_platform()
+    print_plan(args.quick, rounds)
     if "a" in args.only:
-        workload_a(sizes.map_items, rounds)
+        workload_a(MAP_ITEMS.pick(args.quick), rounds)
     if "b" in args.only:
-        workload_b(sizes.then_items, rounds)
+        workload_b(THEN_ITEMS.pick(args.quick), rounds)
     if "c" in args.only:
         workload_c(rounds)
     return 0

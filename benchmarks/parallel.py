@@ -85,22 +85,37 @@ import functools
 import gc
 import math
 import multiprocessing
-import os
-import platform
-import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+import _harness
 import trio
 import trio_parallel
+from _harness import (
+    Count,
+    Metric,
+    argument_parser,
+    check_items,
+    failure_notes,
+    print_plan,
+    print_platform,
+    print_table,
+    ratio_text,
+    round_robin,
+    rows_for,
+    span_text,
+    timed_rounds,
+    times_row,
+    warm_up,
+)
+from _snake_runs import Ideal, seed_collect, seed_expected, seed_iterate, then_collect
 
 import snake
 import snake._demo
-from snake._executors import cpu_count
 
 # Only what a snake user's script would import is imported at the top:
 # spawned workers, and a fork server, import this script again when they
@@ -129,19 +144,6 @@ GOAL_CPU_PEER = 1.15  # snake items/s / best peer, at least
 GOAL_STAGE_TORCHDATA = 3.0  # snake items/s / torchdata.nodes, at least
 GOAL_STAGE_GENERATOR = 0.4  # snake items/s / generator chain, at least
 GOAL_FIRST = 1.0  # snake first item / DataLoader first item, at most
-
-
-class OutputMismatch(RuntimeError):
-    """A contender produced the wrong items: its timing would mean nothing."""
-
-
-def check(name: str, got: list[Any], expected: list[Any]) -> None:
-    if got == expected:
-        return
-    if len(got) != len(expected):
-        raise OutputMismatch(f"{name}: {len(got)} items, expected {len(expected)}")
-    at = next(i for i, (g, e) in enumerate(zip(got, expected, strict=True)) if g != e)
-    raise OutputMismatch(f"{name}: item {at} is {got[at]!r}, expected {expected[at]!r}")
 
 
 # --- the work, at module top level so that it pickles ---------------------------
@@ -176,10 +178,6 @@ def noop(x: int) -> int:
 
 
 def ident_sync(x: int) -> int:
-    return x
-
-
-async def ident(x: int) -> int:
     return x
 
 
@@ -302,141 +300,21 @@ def frees_nodes(run: Callable[..., float]) -> Callable[..., float]:
 # --- running contenders round-robin ---------------------------------------------
 
 
-@dataclass
-class Contender:
-    """One way of doing a workload's work; ``run`` returns the timed seconds.
+class Contender(_harness.Contender):
+    """A contender that survives its failures.
 
-    A contender that raises (a wrong output included) is marked failed and
-    leaves the rounds.
+    One that raises (a wrong output included) is marked failed and leaves the
+    rounds.
     """
-
-    name: str
-    run: Callable[[], float]
-    seconds: list[float] = field(default_factory=list)
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and bool(self.seconds)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.seconds)
 
     def attempt(self) -> None:
         if self.error is not None:
             return
         try:
-            self.seconds.append(self.run())
+            super().attempt()
         except Exception as exc:
             self.error = f"{type(exc).__name__}: {exc}"
             print(f"  ! {self.name} failed: {self.error}", file=sys.stderr, flush=True)
-
-
-def round_robin(contenders: Sequence[Contender], rounds: int) -> None:
-    """Run the contenders interleaved, A B C A B C ..., ``rounds`` times."""
-    for _ in range(rounds):
-        for contender in contenders:
-            contender.attempt()
-
-
-def warm_up(contenders: Sequence[Contender]) -> None:
-    """One untimed run each; a failure here is kept, as in a timed round."""
-    for contender in contenders:
-        contender.attempt()
-        contender.seconds.clear()
-
-
-# --- printing -------------------------------------------------------------------
-
-
-@dataclass
-class Row:
-    contender: str
-    median: str
-    ratio: str = "-"
-    per_round: str = "-"
-    goal: str = "-"
-    verdict: str = "-"
-
-
-HEADERS = Row("contender", "median", "vs ref", "per round", "goal", "verdict")
-#: Columns holding numbers are right-aligned.
-RIGHT = (False, True, True, True, False, False)
-
-
-def print_table(title: str, rows: Sequence[Row], notes: Sequence[str] = ()) -> None:
-    cells = [list(vars(row).values()) for row in (HEADERS, *rows)]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(RIGHT))]
-
-    def fmt(line: list[str]) -> str:
-        parts = [
-            c.rjust(w) if right else c.ljust(w)
-            for c, w, right in zip(line, widths, RIGHT, strict=True)
-        ]
-        return "  ".join(parts).rstrip()
-
-    print()
-    print(title)
-    print(fmt(cells[0]))
-    print("  ".join("-" * w for w in widths))
-    for line in cells[1:]:
-        print(fmt(line))
-    for note in notes:
-        print(f"  {note}")
-    sys.stdout.flush()
-
-
-def ratio_text(ratio: float) -> str:
-    return f"{ratio:.2f}x"
-
-
-def span_text(values: Sequence[float]) -> str:
-    return f"{min(values):.2f}-{max(values):.2f}x"
-
-
-@dataclass
-class Metric:
-    """Seconds (lower is better) or items/s (higher is better) for ``n`` items."""
-
-    n: int | None = None  # None: report seconds
-
-    def values(self, c: Contender) -> list[float]:
-        return c.seconds if self.n is None else [self.n / s for s in c.seconds]
-
-    def median(self, c: Contender) -> float:
-        return statistics.median(self.values(c))
-
-    def text(self, value: float) -> str:
-        return f"{value:.3f} s" if self.n is None else f"{value:,.0f} items/s"
-
-    def ratios(self, c: Contender, ref: Contender) -> list[float]:
-        pairs = zip(self.values(c), self.values(ref), strict=True)
-        return [a / b for a, b in pairs]
-
-
-def rows_for(
-    metric: Metric, ref: Contender | None, contenders: Sequence[Contender], ref_label: str
-) -> list[Row]:
-    """A row per contender, with ratios against ``ref`` where it ran."""
-    rows = []
-    for c in contenders:
-        if not c.ok:
-            rows.append(Row(c.name, "failed", verdict="see note" if c.error else "-"))
-            continue
-        row = Row(c.name, metric.text(metric.median(c)))
-        if c is ref:
-            row.contender = f"{c.name} ({ref_label})"
-            row.ratio = "1.00x"
-        elif ref is not None and ref.ok:
-            row.ratio = ratio_text(metric.median(c) / metric.median(ref))
-            row.per_round = span_text(metric.ratios(c, ref))
-        rows.append(row)
-    return rows
-
-
-def failure_notes(contenders: Iterable[Contender]) -> list[str]:
-    return [f"{c.name} failed: {c.error}" for c in contenders if c.error]
 
 
 # --- charts ---------------------------------------------------------------------
@@ -508,12 +386,6 @@ def write_plot(path: str) -> None:
 # --- (seed) the seed workload ---------------------------------------------------
 
 
-def seed_expected(n: int) -> list[int]:
-    fib, fib_input = snake._demo.fib, snake._demo.fib_input
-    values = {k: fib(k) for k in {fib_input(i) for i in range(n)}}
-    return [values[fib_input(i)] for i in range(n)]
-
-
 @dataclass
 class SeedWorkload:
     n: int
@@ -522,28 +394,13 @@ class SeedWorkload:
     loader_first: list[float] = field(default_factory=list)
 
     def snake_collect(self) -> float:
-        async def run() -> tuple[float, list[int]]:
-            pipeline = snake._demo.pipeline(self.n, SEED_UNIT)
-            began = time.perf_counter()
-            out = await pipeline.collect()
-            return time.perf_counter() - began, out
-
-        elapsed, out = trio.run(run)
-        check("snake collect()", out, self.expected)
+        elapsed, out = seed_collect(self.n, SEED_UNIT)
+        check_items("snake collect()", out, self.expected)
         return elapsed
 
     def snake_open(self) -> float:
-        async def run() -> tuple[float, float, list[int]]:
-            pipeline = snake._demo.pipeline(self.n, SEED_UNIT)
-            began = time.perf_counter()
-            async with pipeline.open() as items:
-                out = [await items.receive()]
-                first = time.perf_counter() - began
-                out += [x async for x in items]
-            return time.perf_counter() - began, first, out
-
-        elapsed, first, out = trio.run(run)
-        check("snake open()", out, self.expected)
+        elapsed, first, out = seed_iterate(self.n, SEED_UNIT)
+        check_items("snake open()", out, self.expected)
         self.snake_first.append(first)
         return elapsed
 
@@ -568,7 +425,7 @@ class SeedWorkload:
             return time.perf_counter() - began, list(out)
 
         elapsed, out = asyncio.run(run())
-        check("asyncio + ProcessPoolExecutor", out, self.expected)
+        check_items("asyncio + ProcessPoolExecutor", out, self.expected)
         return elapsed
 
     def raw_trio(self) -> float:
@@ -589,7 +446,7 @@ class SeedWorkload:
             return time.perf_counter() - began, out
 
         elapsed, out = trio.run(run)
-        check("trio + trio_parallel", out, self.expected)
+        check_items("trio + trio_parallel", out, self.expected)
         return elapsed
 
     @frees_nodes
@@ -606,7 +463,7 @@ class SeedWorkload:
         out = list(loader)
         stop_nodes(node)
         elapsed = time.perf_counter() - began
-        check("torchdata.nodes", out, self.expected)
+        check_items("torchdata.nodes", out, self.expected)
         return elapsed
 
     def dataloader(self, torch: ModuleType) -> float:
@@ -619,7 +476,7 @@ class SeedWorkload:
         first = time.perf_counter() - began
         out += list(it)  # exhausting it stops the workers
         elapsed = time.perf_counter() - began
-        check("DataLoader", [int(x) for x in out], self.expected)
+        check_items("DataLoader", [int(x) for x in out], self.expected)
         self.loader_first.append(first)
         return elapsed
 
@@ -655,15 +512,8 @@ def workload_seed(rounds: int, peers: Peers) -> None:
     seed, timed = contenders(SEED_ITEMS)
     for c, w in zip(timed, warm, strict=True):
         c.error = w.error
-    estimates: list[snake._demo.Estimate] = []
-
-    def ideal() -> float:
-        # Re-estimated every round: it times fib, so it drifts with the
-        # machine's speed just as the contenders do.
-        estimates.append(snake._demo.estimate(SEED_ITEMS, SEED_UNIT))
-        return estimates[-1].ideal
-
-    reference = Contender("ideal (estimate)", ideal)
+    ideal = Ideal(SEED_ITEMS, SEED_UNIT)
+    reference = Contender("ideal (estimate)", ideal.run)
     round_robin([reference, *timed], rounds)
 
     metric = Metric()
@@ -672,34 +522,22 @@ def workload_seed(rounds: int, peers: Peers) -> None:
     peers_ok = [c for c in peer_cs if c.ok]
     fastest = min(peers_ok, key=lambda c: c.median) if peers_ok else None
     if ours.ok:
-        ratio = ours.median / reference.median
         faster = fastest is None or ours.median < fastest.median
-        rows[1].goal = f"<= {GOAL_SEED_IDEAL:g}x, < every peer"
-        rows[1].verdict = "meets" if ratio <= GOAL_SEED_IDEAL and faster else "misses"
+        meets = metric.ratio(ours, reference) <= GOAL_SEED_IDEAL and faster
+        rows[1].judge(f"<= {GOAL_SEED_IDEAL:g}x, < every peer", meets)
     for name, firsts in (("snake, open()", seed.snake_first), ("DataLoader", seed.loader_first)):
         if firsts:
-            rows.append(
-                Row(
-                    f"first item: {name}",
-                    f"{statistics.median(firsts):.3f} s",
-                    per_round=f"{min(firsts):.3f}-{max(firsts):.3f} s",
-                )
-            )
+            rows.append(times_row(f"first item: {name}", firsts))
     notes = []
     if ours.ok and fastest is not None:
-        per = [a / b for a, b in zip(ours.seconds, fastest.seconds, strict=True)]
+        per = metric.ratios(ours, fastest)
         notes.append(
             f"snake collect() / fastest peer ({fastest.name}): "
-            f"{ratio_text(ours.median / fastest.median)} (per round {span_text(per)}); "
+            f"{ratio_text(metric.ratio(ours, fastest))} (per round {span_text(per)}); "
             "below 1 is faster"
         )
-    if estimates:
-        cpu = statistics.median(e.cpu for e in estimates)
-        sequential = statistics.median(e.sequential for e in estimates)
-        notes.append(
-            f"ideal = longest read + fib CPU time / {cpu_count()} cores "
-            f"(fib alone: {cpu:.3f} s; sequential run: {sequential:.3f} s)"
-        )
+    if ideal.estimates:
+        notes.append(ideal.note())
     notes += [
         "timed from before the workers start to after they stop, fresh workers every run"
         f"{server_note()}; torchdata reads in {SEED_READ_THREADS} threads",
@@ -734,7 +572,7 @@ class CpuWorkload:
         began = time.perf_counter()
         out = [work(i) for i in range(self.n)]
         elapsed = time.perf_counter() - began
-        check("serial", out, self.expected)
+        check_items("serial", out, self.expected)
         return elapsed
 
     def snake(self) -> float:
@@ -742,7 +580,7 @@ class CpuWorkload:
         began = time.perf_counter()
         out = trio.run(pipeline.collect)
         elapsed = time.perf_counter() - began
-        check("snake", out, self.expected)
+        check_items("snake", out, self.expected)
         return elapsed
 
     def pool(self, chunksize: int) -> float:
@@ -750,7 +588,7 @@ class CpuWorkload:
         with multiprocessing.Pool(WORKERS) as pool:
             out = list(pool.imap(self.work, range(self.n), chunksize=chunksize))
         elapsed = time.perf_counter() - began
-        check(f"Pool.imap chunksize {chunksize}", out, self.expected)
+        check_items(f"Pool.imap chunksize {chunksize}", out, self.expected)
         return elapsed
 
     def dataloader(self, torch: ModuleType) -> float:
@@ -760,7 +598,7 @@ class CpuWorkload:
         began = time.perf_counter()
         out = list(loader)
         elapsed = time.perf_counter() - began
-        check("DataLoader", [tuple(x) for x in out], self.expected)
+        check_items("DataLoader", [tuple(x) for x in out], self.expected)
         return elapsed
 
     @frees_nodes
@@ -777,7 +615,7 @@ class CpuWorkload:
         out = list(loader)
         stop_nodes(node)
         elapsed = time.perf_counter() - began
-        check("torchdata.nodes", out, self.expected)
+        check_items("torchdata.nodes", out, self.expected)
         return elapsed
 
 
@@ -792,7 +630,7 @@ class StartCost:
         began = time.perf_counter()
         out = trio.run(pipeline.collect)
         elapsed = time.perf_counter() - began
-        check("snake start", out, list(range(self.n)))
+        check_items("snake start", out, list(range(self.n)))
         return elapsed
 
     def pool(self) -> float:
@@ -800,7 +638,7 @@ class StartCost:
         with multiprocessing.Pool(WORKERS) as pool:
             out = pool.map(noop, range(self.n), chunksize=1)
         elapsed = time.perf_counter() - began
-        check("Pool start", out, list(range(self.n)))
+        check_items("Pool start", out, list(range(self.n)))
         return elapsed
 
     def dataloader(self, torch: ModuleType) -> float:
@@ -810,7 +648,7 @@ class StartCost:
         began = time.perf_counter()
         out = list(loader)
         elapsed = time.perf_counter() - began
-        check("DataLoader start", [int(x) for x in out], list(range(self.n)))
+        check_items("DataLoader start", [int(x) for x in out], list(range(self.n)))
         return elapsed
 
     @frees_nodes
@@ -822,7 +660,7 @@ class StartCost:
         out = list(tn.Loader(node))
         stop_nodes(node)
         elapsed = time.perf_counter() - began
-        check("torchdata start", out, list(range(self.n)))
+        check_items("torchdata start", out, list(range(self.n)))
         return elapsed
 
 
@@ -891,11 +729,10 @@ def workload_cpu(n: int, rounds: int, peers: Peers, loops: int) -> None:
     best = max(peers_ok, key=metric.median) if peers_ok else None
     notes = []
     if ours.ok and reference.ok:
-        vs_serial = metric.median(ours) / metric.median(reference)
-        vs_best = metric.median(ours) / metric.median(best) if best is not None else math.inf
-        rows[1].goal = f">= {GOAL_CPU_SERIAL:g}x, >= {GOAL_CPU_PEER:g}x best peer"
+        vs_serial = metric.ratio(ours, reference)
+        vs_best = metric.ratio(ours, best) if best is not None else math.inf
         meets = vs_serial >= GOAL_CPU_SERIAL and vs_best >= GOAL_CPU_PEER
-        rows[1].verdict = "meets" if meets else "misses"
+        rows[1].judge(f">= {GOAL_CPU_SERIAL:g}x, >= {GOAL_CPU_PEER:g}x best peer", meets)
         if best is not None:
             notes.append(
                 f"snake / best peer ({best.name}): {ratio_text(vs_best)} "
@@ -932,18 +769,13 @@ def stage_generators(n: int, expected: list[int]) -> float:
         g = (ident_sync(x) for x in g)
     out = list(g)
     elapsed = time.perf_counter() - began
-    check("generator chain", out, expected)
+    check_items("generator chain", out, expected)
     return elapsed
 
 
 def stage_snake(n: int, expected: list[int]) -> float:
-    pipeline = snake.from_iterable(range(n))
-    for _ in range(STAGES):
-        pipeline = pipeline.then(ident)
-    began = time.perf_counter()
-    out = trio.run(pipeline.collect)
-    elapsed = time.perf_counter() - began
-    check("snake", out, expected)
+    elapsed, out = then_collect(n, STAGES)
+    check_items("snake", out, expected)
     return elapsed
 
 
@@ -955,7 +787,7 @@ def stage_torchdata(tn: ModuleType, n: int, expected: list[int]) -> float:
         node = tn.Mapper(node, ident_sync)
     out = list(tn.Loader(node))
     elapsed = time.perf_counter() - began
-    check("torchdata.nodes", out, expected)
+    check_items("torchdata.nodes", out, expected)
     return elapsed
 
 
@@ -995,18 +827,18 @@ def workload_stage(n: int, rounds: int, peers: Peers) -> None:
     notes = []
     td = timed[2] if len(timed) > 2 else None
     if ours.ok and reference.ok:
-        vs_gen = metric.median(ours) / metric.median(reference)
+        vs_gen = metric.ratio(ours, reference)
         meets = vs_gen >= GOAL_STAGE_GENERATOR
-        rows[1].goal = f">= {GOAL_STAGE_GENERATOR:g}x"
+        goal = f">= {GOAL_STAGE_GENERATOR:g}x"
         if td is not None and td.ok:
-            vs_td = metric.median(ours) / metric.median(td)
+            vs_td = metric.ratio(ours, td)
             meets = meets and vs_td >= GOAL_STAGE_TORCHDATA
-            rows[1].goal += f", >= {GOAL_STAGE_TORCHDATA:g}x torchdata"
+            goal += f", >= {GOAL_STAGE_TORCHDATA:g}x torchdata"
             notes.append(
                 f"snake / torchdata.nodes: {ratio_text(vs_td)} "
                 f"(per round {span_text(metric.ratios(ours, td))}); above 1 is faster"
             )
-        rows[1].verdict = "meets" if meets else "misses"
+        rows[1].judge(goal, meets)
     notes.append(
         "every stage calls an identity function per item (async for snake); "
         "timed from building the chain (snake: trio.run) to the collected list"
@@ -1046,7 +878,7 @@ class FirstItem:
             return elapsed, first
 
         elapsed, first = trio.run(run)
-        check("snake", [first], [self.expected])
+        check_items("snake", [first], [self.expected])
         return elapsed
 
     def dataloader(self, torch: ModuleType) -> float:
@@ -1058,7 +890,7 @@ class FirstItem:
         first = next(it)
         elapsed = time.perf_counter() - began
         del it  # stops the workers
-        check("DataLoader", [tuple(first)], [self.expected])
+        check_items("DataLoader", [tuple(first)], [self.expected])
         return elapsed
 
     @frees_nodes
@@ -1073,7 +905,7 @@ class FirstItem:
         first = next(iter(tn.Loader(node)))
         elapsed = time.perf_counter() - began
         stop_nodes(node)
-        check("torchdata.nodes", [first], [self.expected])
+        check_items("torchdata.nodes", [first], [self.expected])
         return elapsed
 
     def pool(self) -> float:
@@ -1081,7 +913,7 @@ class FirstItem:
         with multiprocessing.Pool(WORKERS) as pool:
             first = next(pool.imap(functools.partial(spin, loops=self.loops), range(self.n)))
             elapsed = time.perf_counter() - began
-        check("Pool.imap", [first], [self.expected])
+        check_items("Pool.imap", [first], [self.expected])
         return elapsed
 
 
@@ -1115,9 +947,7 @@ def workload_first(n: int, rounds: int, peers: Peers, loops: int) -> None:
     rows = rows_for(metric, reference, timed, "reference")
     at = timed.index(ours)
     if ours.ok and reference is not None and reference.ok:
-        ratio = ours.median / reference.median
-        rows[at].goal = f"<= {GOAL_FIRST:g}x"
-        rows[at].verdict = "meets" if ratio <= GOAL_FIRST else "misses"
+        rows[at].judge(f"<= {GOAL_FIRST:g}x", metric.ratio(ours, reference) <= GOAL_FIRST)
     notes = [
         f"timed from before the workers start to the first item of {n:,} "
         f"(spin({loops:,} loops) each); the workers are stopped after the timing",
@@ -1138,60 +968,18 @@ def workload_first(n: int, rounds: int, peers: Peers, loops: int) -> None:
 # --- command line ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Sizes:
-    cpu_items: int
-    stage_items: int
-    rounds: int
-
-
-FULL = Sizes(cpu_items=2_000, stage_items=200_000, rounds=5)
-QUICK = Sizes(cpu_items=1_000, stage_items=40_000, rounds=3)
+#: Items in (cpu) and (first), and in (stage).
+CPU_ITEMS = Count(full=2_000, quick=1_000)
+STAGE_ITEMS = Count(full=200_000, quick=40_000)
 WORKLOADS = ("seed", "cpu", "stage", "first")
-MIN_ROUNDS = 3
-
-
-def _rounds(text: str) -> int:
-    value = int(text)
-    if value < MIN_ROUNDS:
-        raise argparse.ArgumentTypeError(f"must be >= {MIN_ROUNDS}, got {value}")
-    return value
-
-
-def _workloads(text: str) -> tuple[str, ...]:
-    chosen = tuple(dict.fromkeys(w.strip() for w in text.split(",") if w.strip()))
-    unknown = [w for w in chosen if w not in WORKLOADS]
-    if unknown or not chosen:
-        raise argparse.ArgumentTypeError(
-            f"expected a comma-separated subset of {','.join(WORKLOADS)}, got {text!r}"
-        )
-    return chosen
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="snake against asyncio, trio_parallel, multiprocessing, torch DataLoader "
-        "and torchdata.nodes (see the module docstring for how to read the tables)."
-    )
-    parser.add_argument(
-        "--repeat",
-        type=_rounds,
-        default=None,
-        help=f"timed rounds per workload, >= {MIN_ROUNDS} "
-        f"(default: {FULL.rounds}, or {QUICK.rounds} with --quick)",
-    )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help=f"smaller sizes (cpu: {QUICK.cpu_items:,} items, stage: {QUICK.stage_items:,}) "
-        f"and {QUICK.rounds} rounds, for a smoke run",
-    )
-    parser.add_argument(
-        "--only",
-        type=_workloads,
-        default=WORKLOADS,
-        metavar=",".join(WORKLOADS),
-        help="workloads to run (default: all)",
+    parser = argument_parser(
+        "snake against asyncio, trio_parallel, multiprocessing, torch DataLoader "
+        "and torchdata.nodes (see the module docstring for how to read the tables).",
+        WORKLOADS,
+        f"cpu: {CPU_ITEMS.quick:,} items, stage: {STAGE_ITEMS.quick:,}",
     )
     parser.add_argument(
         "--plot",
@@ -1215,29 +1003,13 @@ def server_note() -> str:
     return " (snake's are forked from its fork server, started once before the rounds)"
 
 
-def _version(dist: str) -> str:
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.plot is not None:
         require_matplotlib()
-    sizes = QUICK if args.quick else FULL
-    rounds: int = args.repeat or sizes.rounds
+    rounds = timed_rounds(args)
     peers = load_peers()
-    print(
-        f"Python {platform.python_version()} ({platform.python_implementation()}), "
-        f"trio {trio.__version__}, trio-parallel {_version('trio-parallel')}, "
-        f"snake {snake.__version__}, torch {_version('torch')}, "
-        f"torchdata {_version('torchdata')}"
-    )
-    print(f"CPUs: {os.cpu_count()} ({cpu_count()} usable); {platform.platform()}")
+    print_platform("torch", "torchdata")
     print(
         f"start methods: snake {snake_start_method()}; raw trio_parallel spawn; "
         "multiprocessing, ProcessPoolExecutor, DataLoader, torchdata "
@@ -1245,9 +1017,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for needs, reason in peers.missing.items():
         print(f"{needs} is not importable ({reason}): its contenders are skipped")
-    mode = "quick" if args.quick else "full"
-    print(f"{mode} run, {rounds} rounds, contenders interleaved round-robin, medians reported")
-    sys.stdout.flush()
+    print_plan(args.quick, rounds)
     if {"seed", "cpu", "first"} & set(args.only):
         # The first process map of an interpreter may start more than its
         # workers (a fork server): timed here, apart from the workloads.
@@ -1260,11 +1030,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "seed" in args.only:
         workload_seed(rounds, peers)
     if "cpu" in args.only:
-        workload_cpu(sizes.cpu_items, rounds, peers, loops)
+        workload_cpu(CPU_ITEMS.pick(args.quick), rounds, peers, loops)
     if "stage" in args.only:
-        workload_stage(sizes.stage_items, rounds, peers)
+        workload_stage(STAGE_ITEMS.pick(args.quick), rounds, peers)
     if "first" in args.only:
-        workload_first(sizes.cpu_items, rounds, peers, loops)
+        workload_first(CPU_ITEMS.pick(args.quick), rounds, peers, loops)
     if args.plot is not None:
         write_plot(args.plot)
     return 0

@@ -1,0 +1,294 @@
+"""Run a workload's contenders interleaved, round-robin, and print a table of them.
+
+What the benchmark scripts of this folder share: the command line (``--quick``,
+``--repeat``, ``--only``), the header naming the versions and the machine, the
+contenders and their rounds, the medians and ratios against a reference, the
+table, and the checks that a contender's output is right.
+
+Worker processes of a benchmark may import its script again, and this module
+with it: its imports stay with the standard library, trio and snake, which
+the scripts import anyway.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+import snake
+import snake._demo
+from snake._executors import cpu_count
+
+# --- checking outputs -----------------------------------------------------------
+
+
+class OutputMismatch(RuntimeError):
+    """A contender produced the wrong items: its timing would mean nothing."""
+
+
+def check(name: str, what: str, got: object, expected: object) -> None:
+    if got != expected:
+        raise OutputMismatch(f"{name}: {what} is {got!r}, expected {expected!r}")
+
+
+def check_items(name: str, got: list[Any], expected: list[Any]) -> None:
+    """Check every item, in order; the first wrong one is named."""
+    if got == expected:
+        return
+    if len(got) != len(expected):
+        raise OutputMismatch(f"{name}: {len(got)} items, expected {len(expected)}")
+    at = next(i for i, (g, e) in enumerate(zip(got, expected, strict=True)) if g != e)
+    check(name, f"item {at}", got[at], expected[at])
+
+
+# --- running contenders round-robin -------------------------------------------
+
+
+@dataclass
+class Contender:
+    """One way of doing a workload's work; ``run`` returns the timed seconds.
+
+    ``attempt`` lets a failure propagate. A subclass may record it in ``error``
+    instead: the contender then counts as failed.
+    """
+
+    name: str
+    run: Callable[[], float]
+    seconds: list[float] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and bool(self.seconds)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    def attempt(self) -> None:
+        self.seconds.append(self.run())
+
+
+def round_robin(contenders: Sequence[Contender], rounds: int) -> None:
+    """Run the contenders interleaved, A B C A B C ..., ``rounds`` times."""
+    for _ in range(rounds):
+        for contender in contenders:
+            contender.attempt()
+
+
+def warm_up(contenders: Sequence[Contender]) -> None:
+    """One untimed run each; a failure here is handled as in a timed round."""
+    for contender in contenders:
+        contender.attempt()
+        contender.seconds.clear()
+
+
+# --- medians and ratios -----------------------------------------------------------
+
+
+@dataclass
+class Metric:
+    """Seconds (lower is better) or items/s (higher is better) for ``n`` items."""
+
+    n: int | None = None  # None: report seconds
+
+    def values(self, c: Contender) -> list[float]:
+        return c.seconds if self.n is None else [self.n / s for s in c.seconds]
+
+    def median(self, c: Contender) -> float:
+        return statistics.median(self.values(c))
+
+    def text(self, value: float) -> str:
+        return f"{value:.3f} s" if self.n is None else f"{value:,.0f} items/s"
+
+    def ratio(self, c: Contender, ref: Contender) -> float:
+        """The ratio of the medians."""
+        return self.median(c) / self.median(ref)
+
+    def ratios(self, c: Contender, ref: Contender) -> list[float]:
+        """The ratio within each round."""
+        pairs = zip(self.values(c), self.values(ref), strict=True)
+        return [a / b for a, b in pairs]
+
+
+def ratio_text(ratio: float) -> str:
+    return f"{ratio:.2f}x"
+
+
+def span_text(values: Sequence[float]) -> str:
+    return f"{min(values):.2f}-{max(values):.2f}x"
+
+
+# --- tables ---------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    contender: str
+    median: str
+    ratio: str = "-"
+    per_round: str = "-"
+    goal: str = "-"
+    verdict: str = "-"
+
+    def judge(self, goal: str, meets: bool) -> None:
+        self.goal = goal
+        self.verdict = "meets" if meets else "misses"
+
+
+HEADERS = Row("contender", "median", "vs ref", "per round", "goal", "verdict")
+#: Columns holding numbers are right-aligned.
+RIGHT = (False, True, True, True, False, False)
+
+
+def rows_for(
+    metric: Metric, ref: Contender | None, contenders: Sequence[Contender], ref_label: str
+) -> list[Row]:
+    """A row per contender, with ratios against ``ref`` where it ran."""
+    rows = []
+    for c in contenders:
+        if not c.ok:
+            rows.append(Row(c.name, "failed", verdict="see note" if c.error else "-"))
+            continue
+        row = Row(c.name, metric.text(metric.median(c)))
+        if c is ref:
+            row.contender = f"{c.name} ({ref_label})"
+            row.ratio = "1.00x"
+        elif ref is not None and ref.ok:
+            row.ratio = ratio_text(metric.ratio(c, ref))
+            row.per_round = span_text(metric.ratios(c, ref))
+        rows.append(row)
+    return rows
+
+
+def times_row(name: str, seconds: Sequence[float]) -> Row:
+    """A row of times without a reference: the median, then the fastest and slowest."""
+    spread = f"{min(seconds):.3f}-{max(seconds):.3f} s"
+    return Row(name, f"{statistics.median(seconds):.3f} s", per_round=spread)
+
+
+def failure_notes(contenders: Iterable[Contender]) -> list[str]:
+    return [f"{c.name} failed: {c.error}" for c in contenders if c.error]
+
+
+def print_table(title: str, rows: Sequence[Row], notes: Sequence[str] = ()) -> None:
+    cells = [list(vars(row).values()) for row in (HEADERS, *rows)]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(RIGHT))]
+
+    def fmt(line: list[str]) -> str:
+        parts = [
+            c.rjust(w) if right else c.ljust(w)
+            for c, w, right in zip(line, widths, RIGHT, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    print()
+    print(title)
+    print(fmt(cells[0]))
+    print("  ".join("-" * w for w in widths))
+    for line in cells[1:]:
+        print(fmt(line))
+    for note in notes:
+        print(f"  {note}")
+    sys.stdout.flush()
+
+
+# --- command line and header ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Count:
+    """A number for a full run, and a smaller one for ``--quick``."""
+
+    full: int
+    quick: int
+
+    def pick(self, quick: bool) -> int:
+        return self.quick if quick else self.full
+
+
+ROUNDS = Count(full=5, quick=3)
+MIN_ROUNDS = 3
+
+
+def _rounds(text: str) -> int:
+    value = int(text)
+    if value < MIN_ROUNDS:
+        raise argparse.ArgumentTypeError(f"must be >= {MIN_ROUNDS}, got {value}")
+    return value
+
+
+def argument_parser(
+    description: str, workloads: Sequence[str], quick_sizes: str
+) -> argparse.ArgumentParser:
+    """``--repeat``, ``--quick`` (``quick_sizes`` names its sizes) and ``--only``."""
+
+    def chosen_workloads(text: str) -> tuple[str, ...]:
+        chosen = tuple(dict.fromkeys(w.strip() for w in text.split(",") if w.strip()))
+        unknown = [w for w in chosen if w not in workloads]
+        if unknown or not chosen:
+            raise argparse.ArgumentTypeError(
+                f"expected a comma-separated subset of {','.join(workloads)}, got {text!r}"
+            )
+        return chosen
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--repeat",
+        type=_rounds,
+        default=None,
+        help=f"timed rounds per workload, >= {MIN_ROUNDS} "
+        f"(default: {ROUNDS.full}, or {ROUNDS.quick} with --quick)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"smaller sizes ({quick_sizes}) and {ROUNDS.quick} rounds, for a smoke run",
+    )
+    parser.add_argument(
+        "--only",
+        type=chosen_workloads,
+        default=tuple(workloads),
+        metavar=",".join(workloads),
+        help="workloads to run (default: all)",
+    )
+    return parser
+
+
+def timed_rounds(args: argparse.Namespace) -> int:
+    """The timed rounds per workload that the command line asks for."""
+    return args.repeat or ROUNDS.pick(args.quick)
+
+
+def version(dist: str) -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def print_platform(*dists: str) -> None:
+    """The versions of Python, trio, trio-parallel, snake and ``dists``; the CPUs."""
+    versions = "".join(f", {dist} {version(dist)}" for dist in dists)
+    print(
+        f"Python {platform.python_version()} ({platform.python_implementation()}), "
+        f"trio {trio.__version__}, trio-parallel {version('trio-parallel')}, "
+        f"snake {snake.__version__}{versions}"
+    )
+    print(f"CPUs: {os.cpu_count()} ({cpu_count()} usable); {platform.platform()}")
+
+
+def print_plan(quick: bool, rounds: int) -> None:
+    mode = "quick" if quick else "full"
+    print(f"{mode} run, {rounds} rounds, contenders interleaved round-robin, medians reported")
+    sys.stdout.flush()

@@ -1,0 +1,92 @@
+"""The snake runs both benchmark scripts time: the seed workload and ``then`` chains.
+
+The seed workload is ``snake._demo.pipeline``, with its ideal time as a
+reference; the chain is ``.then(ident)`` stages over ``range(n)``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import trio
+from _harness import cpu_count
+
+import snake
+import snake._demo
+
+
+async def ident(x: int) -> int:
+    return x
+
+
+def then_collect(n: int, stages: int) -> tuple[float, list[int]]:
+    """``range(n)`` through ``stages`` ``.then(ident)`` stages, collected: the seconds
+    of the ``trio.run`` that collects, and the items."""
+    pipeline = snake.from_iterable(range(n))
+    for _ in range(stages):
+        pipeline = pipeline.then(ident)
+    began = time.perf_counter()
+    out = trio.run(pipeline.collect)
+    return time.perf_counter() - began, out
+
+
+def seed_expected(n: int) -> list[int]:
+    """The items of the seed workload of ``n`` items, in order."""
+    fib, fib_input = snake._demo.fib, snake._demo.fib_input
+    values = {k: fib(k) for k in {fib_input(i) for i in range(n)}}
+    return [values[fib_input(i)] for i in range(n)]
+
+
+def seed_collect(n: int, unit: float) -> tuple[float, list[int]]:
+    """The seconds from just before ``collect()`` to its end, and the items."""
+
+    async def run() -> tuple[float, list[int]]:
+        pipeline = snake._demo.pipeline(n, unit)
+        began = time.perf_counter()
+        out = await pipeline.collect()
+        return time.perf_counter() - began, out
+
+    return trio.run(run)
+
+
+def seed_iterate(n: int, unit: float) -> tuple[float, float, list[int]]:
+    """The seconds from just before ``open()`` to the last item and to the first, and
+    the items."""
+
+    async def run() -> tuple[float, float, list[int]]:
+        pipeline = snake._demo.pipeline(n, unit)
+        began = time.perf_counter()
+        async with pipeline.open() as items:
+            out = [await items.receive()]
+            first = time.perf_counter() - began
+            out += [x async for x in items]
+        return time.perf_counter() - began, first, out
+
+    return trio.run(run)
+
+
+@dataclass
+class Ideal:
+    """The seed workload's ideal time, from ``snake._demo.estimate``, as a reference.
+
+    ``run`` estimates it again every round: the estimate times fib, so it drifts
+    with the machine's speed just as the contenders do.
+    """
+
+    n: int
+    unit: float
+    estimates: list[snake._demo.Estimate] = field(default_factory=list)
+
+    def run(self) -> float:
+        self.estimates.append(snake._demo.estimate(self.n, self.unit))
+        return self.estimates[-1].ideal
+
+    def note(self) -> str:
+        cpu = statistics.median(e.cpu for e in self.estimates)
+        sequential = statistics.median(e.sequential for e in self.estimates)
+        return (
+            f"ideal = longest read + fib CPU time / {cpu_count()} cores "
+            f"(fib alone: {cpu:.3f} s; sequential run: {sequential:.3f} s)"
+        )
