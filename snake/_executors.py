@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import multiprocessing
-import multiprocessing.forkserver
 import os
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol, TypeVar
@@ -22,6 +19,7 @@ import cloudpickle
 import trio
 import trio_parallel
 
+from ._forkserver import preload_forkserver
 from ._worker import Work, apply_chunk, apply_shipped, ready, should_retire, start
 from ._worker_options import WorkerOptions
 
@@ -210,7 +208,7 @@ async def open_executors(
         processes = {}
         for options, count in workers.items():
             if options.start_method == "forkserver":
-                _preload_forkserver()
+                preload_forkserver()
             context = await stack.enter_async_context(
                 trio_parallel.open_worker_context(
                     init=WorkerStart(options),
@@ -222,42 +220,6 @@ async def open_executors(
             processes[options] = ProcessExecutor(context, budget, min(count, tokens))
         yield Executors(processes)
 
-
-def _preload_forkserver() -> None:
-    """Have the fork server load snake's worker side and the running script once.
-
-    Each worker forked from it then starts with them loaded, in milliseconds
-    instead of fresh imports, and does not run the script again (see
-    ``_forkserver_main``). Whatever the program asked to preload stays; this
-    takes effect only if the server has not started yet.
-    """
-    wanted = [_WORKER_MODULE]
-    script = _script_path()
-    if script is not None:
-        # For the server to read; the pid keeps any other process from acting on it.
-        os.environ["SNAKE_FORKSERVER_MAIN"] = f"{os.getpid()}:{script}"
-        wanted.append(_FORKSERVER_MAIN)
-    server = getattr(multiprocessing.forkserver, "_forkserver", None)
-    current = list(getattr(server, "_preload_modules", None) or [])
-    if any(m not in current for m in wanted):
-        preload = current + [m for m in wanted if m not in current]
-        multiprocessing.get_context("forkserver").set_forkserver_preload(preload)
-
-
-def _script_path() -> str | None:
-    """The path workers load ``__main__`` from, as ``multiprocessing`` gives it.
-
-    ``None`` unless the program is a script run by path (``python train.py``).
-    """
-    main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
-    if getattr(main, "__spec__", None) is not None or not isinstance(path, str):
-        return None
-    return os.path.normpath(path) if path.endswith(".py") else None
-
-
-_WORKER_MODULE = apply_chunk.__module__
-_FORKSERVER_MAIN = __name__.rpartition(".")[0] + "._forkserver_main"
 
 _WORKER_TYPES = {
     "spawn": trio_parallel.WorkerType.SPAWN,
