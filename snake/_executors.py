@@ -38,7 +38,12 @@ def cpu_count() -> int:
 
 
 class Executor(Protocol):
-    """Runs a sync function over chunks of items somewhere else."""
+    """Runs a job's work (``_worker.Work``) over chunks of items somewhere else.
+
+    The whole protocol: ``prepare`` a work, ``run_chunk`` it (stopping or
+    abandoning it on cancel). Closing belongs to whoever opened the executor
+    (``open_executors``), so another engine plugs in without touching stages.
+    """
 
     @property
     def concurrency(self) -> int:
