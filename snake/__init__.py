@@ -13,6 +13,7 @@ Package map:
   _forkserver_main  imported by the fork server alone: the script as __main__
   _worker_options  WorkerOptions: how worker processes start and live
   _worker      what runs inside a worker
+  _shm         large buffers in results come back through shared memory
   _ordering    the reorder buffer of ordered parallel stages
   _errors      stage notes and unwrapping of exception groups
   _validate    build-time argument checks

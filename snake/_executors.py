@@ -19,6 +19,7 @@ import cloudpickle
 import trio
 import trio_parallel
 
+from . import _shm as shm
 from ._forkserver import preload_forkserver
 from ._worker import Work, apply_chunk, apply_shipped, ready, should_retire, start
 from ._worker_options import WorkerOptions
@@ -95,6 +96,8 @@ class ProcessExecutor:
         self._context = context
         self._budget = budget
         self._workers = workers
+        #: Names of this executor's shared-memory segments start with it.
+        self.shm_prefix = f"snake-{os.getpid()}-{id(self):x}-" if shm.AVAILABLE else None
         # id(work) -> (work, key, pickled work); kept so the id stays unique.
         self._shipped: dict[int, tuple[Work, str, bytes]] = {}
 
@@ -129,9 +132,10 @@ class ProcessExecutor:
     async def run_chunk(self, work: Work, items: list[Any], base: int) -> tuple[list[Any], float]:
         _, key, pickled = self._ship(work)
         try:
-            result = await self._run(apply_shipped, key, None, items, base)
+            prefix = self.shm_prefix
+            result = await self._run(apply_shipped, key, None, items, base, prefix)
             if result is None:  # a worker that has not seen this work yet
-                result = await self._run(apply_shipped, key, pickled, items, base)
+                result = await self._run(apply_shipped, key, pickled, items, base, prefix)
         except trio_parallel.BrokenWorkerError as exc:
             exc.add_note(
                 f"snake: in stage {work.label}, the worker process running items {base} to "
@@ -141,7 +145,10 @@ class ProcessExecutor:
             )
             raise
         assert result is not None
-        return result
+        results, elapsed = result
+        if isinstance(results, shm.Packed):
+            results = shm.unpack(results)
+        return results, elapsed
 
     def _ship(self, work: Work) -> tuple[Work, str, bytes]:
         shipped = self._shipped.get(id(work))
@@ -209,21 +216,28 @@ async def open_executors(
     closed on exit, so no worker process outlives the run.
     """
     budget = trio.CapacityLimiter(tokens)
-    async with contextlib.AsyncExitStack() as stack:
-        processes = {}
-        for options, count in workers.items():
-            if options.start_method == "forkserver":
-                preload_forkserver()
-            context = await stack.enter_async_context(
-                trio_parallel.open_worker_context(
-                    init=WorkerStart(options),
-                    retire=should_retire,
-                    grace_period=SHUTDOWN_GRACE,
-                    worker_type=_WORKER_TYPES[options.start_method],
+    processes: dict[WorkerOptions, ProcessExecutor] = {}
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            for options, count in workers.items():
+                if options.start_method == "forkserver":
+                    preload_forkserver()
+                context = await stack.enter_async_context(
+                    trio_parallel.open_worker_context(
+                        init=WorkerStart(options),
+                        retire=should_retire,
+                        grace_period=SHUTDOWN_GRACE,
+                        worker_type=_WORKER_TYPES[options.start_method],
+                    )
                 )
-            )
-            processes[options] = ProcessExecutor(context, budget, min(count, tokens))
-        yield Executors(processes)
+                processes[options] = ProcessExecutor(context, budget, min(count, tokens))
+            yield Executors(processes)
+    finally:
+        # Once the workers are gone: segments of results never read, whose
+        # jobs were cancelled, go too.
+        for executor in processes.values():
+            if executor.shm_prefix is not None:
+                shm.sweep(executor.shm_prefix)
 
 
 _WORKER_TYPES = {

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._errors import add_stage_note, failed_at
+from ._shm import Packed, pack
 
 #: Work this worker process has received, by the key of its stage.
 _work: dict[str, Work] = {}
@@ -131,13 +132,15 @@ def apply_chunk(work: Work, items: list[Any], base: int) -> tuple[list[Any], flo
 
 
 def apply_shipped(
-    key: str, pickled: bytes | None, items: list[Any], base: int
-) -> tuple[list[Any], float] | None:
+    key: str, pickled: bytes | None, items: list[Any], base: int, shm: str | None
+) -> tuple[list[Any] | Packed, float] | None:
     """``apply_chunk`` with the work this process keeps under ``key``.
 
     Work is sent to each worker process once, not with every job (its
     functions may hold large data). Returns ``None`` when this process does
     not have it yet and ``pickled`` is not given: the caller then sends it.
+    With ``shm``, a name prefix, large buffers in the results go back
+    through shared memory (see ``_shm``).
     """
     global _items_done
     if _init_error is not None:
@@ -148,4 +151,11 @@ def apply_shipped(
             return None
         work = _work[key] = pickle.loads(pickled)
     _items_done += len(items)
-    return apply_chunk(work, items, base)
+    results, elapsed = apply_chunk(work, items, base)
+    if shm is None:
+        return results, elapsed
+    try:
+        return pack(results, shm), elapsed
+    except Exception as exc:
+        exc.add_note(f"snake: in stage {work.label}, sending back the results of items from {base}")
+        raise

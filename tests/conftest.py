@@ -44,12 +44,15 @@ def worker_processes(root: psutil.Process | None = None) -> list[psutil.Process]
 
 
 def leftovers(before: set[int]) -> list[str]:
-    """Threads and child processes alive now that a test should have ended."""
+    """Threads, child processes and shared memory a test should have ended."""
     found = [
         f"thread {t.name!r}"
         for t in threading.enumerate()
         if t.ident not in before and t.is_alive() and not _idle_trio_thread(t)
     ]
+    if os.path.isdir("/dev/shm"):
+        mine = f"snake-{os.getpid()}-"
+        found += [f"shared memory {n}" for n in os.listdir("/dev/shm") if n.startswith(mine)]
     for proc in worker_processes():
         try:
             found.append(f"process {proc.pid} ({proc.status()}): {proc.cmdline()}")

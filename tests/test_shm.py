@@ -1,0 +1,93 @@
+"""Large buffers in a process map's results cross through shared memory, and none is left."""
+
+from __future__ import annotations
+
+import errno
+import os
+import pickle
+from typing import Any
+
+import pytest
+import trio
+
+import snake
+from snake import _shm
+
+pytestmark = pytest.mark.skipif(not _shm.AVAILABLE, reason="shared memory needs /dev/shm")
+
+MiB = 2**20
+
+
+def segments() -> list[str]:
+    return [n for n in os.listdir(_shm.SHM_DIR) if n.startswith(f"snake-{os.getpid()}-")]
+
+
+def large(i: int) -> tuple[bytes, bytearray, memoryview, bytes]:
+    data = bytes([i % 251]) * MiB
+    return data, bytearray(data), memoryview(bytearray(data)), b"small"
+
+
+async def test_large_bytes_bytearray_and_memoryview_come_back_through_shared_memory() -> None:
+    got = await snake.from_iterable(range(12)).par_map(large).collect()
+    for i, (data, array, view, small) in enumerate(got):
+        assert data == bytes([i % 251]) * MiB and type(data) is bytes
+        assert array == data and type(array) is bytearray
+        assert view == data and type(view) is memoryview  # a view of the segment
+        assert small == b"small"
+    assert segments() == []  # unlinked as soon as they were mapped
+
+
+def test_pack_keeps_small_results_in_the_pickle_and_large_ones_out() -> None:
+    small = _shm.pack([1, b"x" * 100], "snake-test-")
+    assert small.name is None and _shm.unpack(small) == [1, b"x" * 100]
+    packed = _shm.pack([b"y" * MiB, 2], f"snake-{os.getpid()}-unit-")
+    assert packed.name is not None and len(packed.data) < 1000
+    assert _shm.unpack(packed) == [b"y" * MiB, 2]
+    assert segments() == []
+
+
+def test_a_full_shared_memory_gives_an_error_that_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    def full(fd: int, offset: int, size: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    with pytest.raises(OSError, match=r"shared memory is full: a job's results need 1\.0 MiB"):
+        _shm.pack([b"z" * MiB], f"snake-{os.getpid()}-unit-")
+    assert segments() == []
+
+
+def slow_large(i: int) -> bytes:
+    import time
+
+    time.sleep(0.01)
+    return bytes(MiB)
+
+
+async def test_leaving_early_leaves_no_segment_behind() -> None:
+    async with snake.from_iterable(range(1000)).par_map(slow_large).open() as items:
+        assert len(await items.receive()) == MiB
+    assert segments() == []
+
+
+def fails_late(i: int) -> bytes:
+    if i == 30:
+        raise ValueError("late")
+    return bytes(MiB)
+
+
+async def test_an_error_leaves_no_segment_behind() -> None:
+    with pytest.raises(ValueError, match="late"):
+        await snake.from_iterable(range(100)).par_map(fails_late).collect()
+    assert segments() == []
+
+
+async def test_an_outer_cancel_leaves_no_segment_behind() -> None:
+    with trio.move_on_after(0.3):
+        await snake.from_iterable(range(10_000)).par_map(slow_large).collect()
+    assert segments() == []
+
+
+def test_results_pickle_the_same_as_without_shared_memory() -> None:
+    value: Any = {"a": [b"q" * MiB, bytearray(3)], "b": (1, 2.5, None)}
+    assert _shm.unpack(_shm.pack([value], f"snake-{os.getpid()}-unit-")) == [value]
+    assert pickle.loads(pickle.dumps(value)) == value
