@@ -33,6 +33,8 @@ SHM_DIR = "/dev/shm"
 AVAILABLE = os.path.isdir(SHM_DIR) and hasattr(os, "posix_fallocate")
 
 _jobs = itertools.count()
+#: Map the pages at once, not one fault at a time as they are written.
+_MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
 
 
 class Packed:
@@ -130,7 +132,7 @@ def _write(name: str, buffers: list[pickle.PickleBuffer], size: int) -> None:
                 f"{SHM_DIR}; free some, or give the machine or container more "
                 "(docker: --shm-size)",
             ) from None
-        with mmap.mmap(fd, size) as segment:
+        with mmap.mmap(fd, size, flags=_MAP_FLAGS) as segment:
             offset = 0
             for buffer in buffers:
                 raw = buffer.raw()
@@ -151,7 +153,7 @@ def unpack(packed: Packed) -> list[Any]:
     path = os.path.join(SHM_DIR, packed.name)
     fd = os.open(path, os.O_RDWR)
     try:
-        segment = mmap.mmap(fd, sum(packed.sizes))
+        segment = mmap.mmap(fd, sum(packed.sizes), flags=_MAP_FLAGS)
     finally:
         os.close(fd)
         os.unlink(path)
