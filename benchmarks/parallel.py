@@ -1,6 +1,6 @@
 """snake against the loaders people use today, side by side in one run.
 
-Four workloads, each printed as a table:
+Five workloads, each printed as a table:
 
 (seed)  the seed workload of ``snake demo``: 100 items; item ``i`` is read by
         an async sleep of ``(i % 3) * 0.05`` s, then ``fib(22 + i % 5)`` runs
@@ -39,6 +39,23 @@ Four workloads, each printed as a table:
         p.open() as items: await items.receive()``, against
         ``next(iter(DataLoader(num_workers=2)))`` (reference); torchdata and
         ``Pool(2).imap`` are shown without a goal. Goal: snake <= DataLoader.
+(arrays) 400 items (``--quick``: 100), item ``i`` a 4 MiB float32 numpy array
+        ``np.full(2**20, i)`` made in one of 2 worker processes, consumed in
+        the main process in order: its first and last element and its size
+        are checked, then it is dropped, so that only one array or a few
+        are alive at a time. Contenders: snake
+        ``from_iterable(range(n)).par_map(make_array)`` read with ``async with
+        p.open() as items: async for a in items`` (large result buffers come
+        back through shared memory on Linux); ``DataLoader(batch_size=None,
+        num_workers=2)`` over a dataset returning ``torch.from_numpy`` tensors
+        (sent through torch's shared memory); torchdata ``ParallelMapper(
+        method="process", num_workers=2)`` (arrays pickled through a pipe);
+        ``trio_parallel`` ``run_sync(make_array, i)`` from 2 trio tasks in a
+        worker context of their own (a pipe as well). Throughput in MB/s
+        (items x 4 MiB / seconds, MB = 10^6 bytes). Reference: the better of
+        DataLoader and torchdata.nodes, named in the footer. Goal: snake >= 3x
+        the reference. numpy is preloaded in snake's fork server, as for a
+        script that imports it at its top.
 
 How it is measured: the machine is shared and noisy (single-core speed
 switches between two modes about 1.7x apart within seconds), so the
@@ -61,9 +78,10 @@ torch and torchdata are optional: without them their contenders are skipped,
 with a line saying so.
 
 How to read a table: ``median`` is the median over the rounds, in seconds
-(lower is better) or items/s (higher is better). ``vs ref`` divides the
+(lower is better), items/s or MB/s (higher is better). ``vs ref`` divides the
 contender's median by the reference's: elapsed/reference for times, where
-below 1 is faster, and a speed ratio for items/s, where above 1 is faster.
+below 1 is faster, and a speed ratio for items/s and MB/s, where above 1 is
+faster.
 ``per round`` is the smallest and largest of the same ratio taken within each
 round, where both ran close together in time: when it straddles the goal,
 the verdict is within the machine's noise. The goal compares medians.
@@ -144,6 +162,11 @@ GOAL_CPU_PEER = 1.15  # snake items/s / best peer, at least
 GOAL_STAGE_TORCHDATA = 3.0  # snake items/s / torchdata.nodes, at least
 GOAL_STAGE_GENERATOR = 0.4  # snake items/s / generator chain, at least
 GOAL_FIRST = 1.0  # snake first item / DataLoader first item, at most
+GOAL_ARRAYS_PEER = 3.0  # snake MB/s / the better of DataLoader and torchdata, at least
+#: The arrays workload: float32 values per array (4 MiB), and what a MB is.
+ARRAY_FLOATS = 2**20
+ARRAY_BYTES = 4 * ARRAY_FLOATS
+MB = 10**6
 
 
 # --- the work, at module top level so that it pickles ---------------------------
@@ -224,6 +247,28 @@ class NoopDataset:
 
     def __getitem__(self, i: int) -> int:
         return i
+
+
+def make_array(i: int) -> Any:
+    """The arrays workload's item ``i``: 4 MiB of float32, every element ``i``."""
+    import numpy as np
+
+    return np.full(ARRAY_FLOATS, i, dtype=np.float32)
+
+
+class ArrayDataset:
+    """Map-style dataset of the arrays workload, as torch tensors sharing numpy's memory."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> Any:
+        import torch
+
+        return torch.from_numpy(make_array(i))
 
 
 # --- optional peers -------------------------------------------------------------
@@ -331,8 +376,15 @@ class Chart:
 CHARTS: list[Chart] = []
 
 
-def chart(title: str, metric: Metric, contenders: Sequence[Contender], ref: Contender | None):
-    unit = "seconds (lower is better)" if metric.n is None else "items/s (higher is better)"
+def chart(
+    title: str,
+    metric: Metric,
+    contenders: Sequence[Contender],
+    ref: Contender | None,
+    unit: str | None = None,
+):
+    if unit is None:
+        unit = "seconds (lower is better)" if metric.n is None else "items/s (higher is better)"
     bars = [
         (c.name, metric.median(c), min(metric.values(c)), max(metric.values(c)))
         for c in contenders
@@ -712,7 +764,6 @@ def workload_cpu(n: int, rounds: int, peers: Peers, loops: int) -> None:
 
     warm, warm_starts = contenders(max(2 * WORKERS, n // 20))
     warm_up([*warm, *warm_starts])
-    skipped = list(dict.fromkeys(skipped))
     timed, starts = contenders(n)
     for c, w in zip([*timed, *starts], [*warm, *warm_starts], strict=True):
         c.error = w.error
@@ -749,7 +800,7 @@ def workload_cpu(n: int, rounds: int, peers: Peers, loops: int) -> None:
     if started:
         costs = ", ".join(f"{c.name} {c.median:.3f} s" for c in started)
         notes.append(f"start + stop of {WORKERS} workers with {WORKERS} no-op items: {costs}")
-    notes += [*skipped, *failure_notes([*timed, *starts])]
+    notes += [*dict.fromkeys(skipped), *failure_notes([*timed, *starts])]  # once each
     print_table(
         f"(cpu) {n:,} items of ~{WORK_SECONDS * 1e3:g} ms pure-Python work, {WORKERS} workers; "
         f"median of {rounds} rounds; ratio = items/s / serial (higher is better)",
@@ -965,13 +1016,215 @@ def workload_first(n: int, rounds: int, peers: Peers, loops: int) -> None:
     chart("time to first item", metric, timed, reference)
 
 
+# --- (arrays) large arrays back from the workers ------------------------------------
+
+
+@dataclass
+class Throughput(Metric):
+    """MB/s for ``n`` items of ``item_bytes`` each (higher is better)."""
+
+    item_bytes: int = ARRAY_BYTES
+
+    def values(self, c: Contender) -> list[float]:
+        total = (self.n or 0) * self.item_bytes / MB
+        return [total / s for s in c.seconds]
+
+    def text(self, value: float) -> str:
+        return f"{value:,.0f} MB/s"
+
+
+def array_ends(a: Any) -> tuple[int, int, int]:
+    """An array's (or tensor's) first and last element, and its size in bytes."""
+    return int(a[0]), int(a[-1]), int(a.nbytes)
+
+
+def preload_numpy() -> None:
+    """Have snake's fork server import numpy, as it does for a script importing it at
+    its top (this one imports it lazily, for the other workloads' workers); the
+    other loaders fork from the main process, which has it once torch is imported."""
+    if "forkserver" in snake_start_method():
+        multiprocessing.get_context("forkserver").set_forkserver_preload(["numpy"])
+
+
+@dataclass
+class ArraysWorkload:
+    """Every contender keeps only ``array_ends`` of each array, in order, and drops it."""
+
+    n: int
+
+    @property
+    def expected(self) -> list[tuple[int, int, int]]:
+        return [(i, i, ARRAY_BYTES) for i in range(self.n)]
+
+    def snake(self) -> float:
+        pipeline = snake.from_iterable(range(self.n)).par_map(make_array)
+
+        async def run() -> tuple[float, list[tuple[int, int, int]]]:
+            out = []
+            began = time.perf_counter()
+            async with pipeline.open() as items:
+                async for a in items:
+                    out.append(array_ends(a))
+                    del a
+            return time.perf_counter() - began, out
+
+        elapsed, out = trio.run(run)
+        check_items("snake", out, self.expected)
+        return elapsed
+
+    def dataloader(self, torch: ModuleType) -> float:
+        loader = torch.utils.data.DataLoader(
+            ArrayDataset(self.n), batch_size=None, num_workers=WORKERS
+        )
+        out = []
+        began = time.perf_counter()
+        for t in loader:  # exhausting it stops the workers
+            out.append(array_ends(t))
+            del t
+        elapsed = time.perf_counter() - began
+        check_items("DataLoader", out, self.expected)
+        return elapsed
+
+    @frees_nodes
+    def torchdata(self, tn: ModuleType) -> float:
+        node = tn.ParallelMapper(
+            tn.IterableWrapper(range(self.n)), make_array, num_workers=WORKERS, method="process"
+        )
+        loader = tn.Loader(node)
+        out = []
+        began = time.perf_counter()
+        for a in loader:
+            out.append(array_ends(a))
+            del a
+        stop_nodes(node)
+        elapsed = time.perf_counter() - began
+        check_items("torchdata.nodes", out, self.expected)
+        return elapsed
+
+    def raw_trio(self) -> float:
+        """``WORKERS`` tasks, task ``k`` fetching items ``k, k + WORKERS, ...``; each
+        waits for the item before its own to be consumed, so they are consumed in order."""
+
+        async def run() -> tuple[float, list[tuple[int, int, int]]]:
+            out: list[tuple[int, int, int]] = []
+            turn = [trio.Event() for _ in range(self.n + 1)]
+            turn[0].set()
+            began = time.perf_counter()
+            async with trio_parallel.open_worker_context() as context:
+
+                async def fetch(first: int) -> None:
+                    for i in range(first, self.n, WORKERS):
+                        a = await context.run_sync(make_array, i, kill_on_cancel=True)
+                        await turn[i].wait()
+                        out.append(array_ends(a))
+                        del a
+                        turn[i + 1].set()
+
+                async with trio.open_nursery() as nursery:
+                    for k in range(WORKERS):
+                        nursery.start_soon(fetch, k)
+            return time.perf_counter() - began, out
+
+        elapsed, out = trio.run(run)
+        check_items("trio + trio_parallel", out, self.expected)
+        return elapsed
+
+
+def workload_arrays(n: int, rounds: int, peers: Peers) -> None:
+    skipped: list[str] = []
+
+    def contenders(size: int) -> tuple[list[Contender], list[Contender]]:
+        w = ArraysWorkload(size)
+        cs = [Contender("snake par_map, open() + async for", w.snake)]
+        loaders = []
+        if (why := peers.skipped("DataLoader", "torch")) is None:
+            loaders.append(
+                Contender(
+                    f"DataLoader(num_workers={WORKERS}), tensors",
+                    functools.partial(w.dataloader, peers.torch),
+                )
+            )
+        elif why not in skipped:
+            skipped.append(why)
+        if (why := peers.skipped("torchdata.nodes", "torchdata")) is None:
+            loaders.append(
+                Contender(
+                    "torchdata ParallelMapper(process)",
+                    functools.partial(w.torchdata, peers.nodes),
+                )
+            )
+        elif why not in skipped:
+            skipped.append(why)
+        cs += loaders
+        cs.append(Contender(f"trio_parallel.run_sync, {WORKERS} tasks", w.raw_trio))
+        return cs, loaders
+
+    warm, _ = contenders(max(2 * WORKERS, n // 20))
+    warm_up(warm)
+    timed, loaders = contenders(n)
+    for c, w in zip(timed, warm, strict=True):
+        c.error = w.error
+    round_robin(timed, rounds)
+
+    metric = Throughput(n)
+    ours = timed[0]
+    ran = [c for c in loaders if c.ok]
+    reference = max(ran, key=metric.median) if ran else None
+    rows = rows_for(metric, reference, timed, "reference")
+    notes = []
+    if reference is not None:
+        others = [c for c in ran if c is not reference]
+        than = f" (ahead of {others[0].name})" if others else ""
+        notes.append(
+            f"reference: the better of DataLoader and torchdata.nodes by median MB/s, "
+            f"here {reference.name}{than}"
+        )
+        if ours.ok:
+            rows[0].judge(
+                f">= {GOAL_ARRAYS_PEER:g}x best of DataLoader/torchdata",
+                metric.ratio(ours, reference) >= GOAL_ARRAYS_PEER,
+            )
+    else:
+        notes.append("no reference: neither DataLoader nor torchdata.nodes ran, snake not judged")
+    notes += [
+        "item i: np.full(2**20, i, float32) (4 MiB) made in a worker; the main process "
+        "checks its first and last element and its size, in order, then drops it; "
+        "MB = 10^6 bytes",
+        "results travel: snake through shared memory (Linux); DataLoader as torch tensors "
+        "in torch's shared memory; torchdata.nodes and trio_parallel pickled through a pipe",
+        "workers are started and stopped inside the timing, fresh in every run, for every "
+        "contender" + server_note() + "; trio_parallel in its own open_worker_context()",
+    ]
+    if "forkserver" in snake_start_method():
+        notes.append(
+            "numpy is preloaded in snake's fork server, as for a script importing it at its "
+            "top; DataLoader's and torchdata's forked workers inherit it from the main "
+            "process; trio_parallel's spawned workers import it in every run"
+        )
+    notes += [*skipped, *failure_notes(timed)]
+    print_table(
+        f"(arrays) {n:,} arrays of 4 MiB from {WORKERS} workers; median of {rounds} rounds; "
+        "ratio = MB/s / reference (higher is better)",
+        rows,
+        notes,
+    )
+    chart(
+        f"large arrays ({n:,} x 4 MiB)",
+        metric,
+        timed,
+        reference,
+        unit="MB/s (higher is better)",
+    )
+
+
 # --- command line ----------------------------------------------------------------
 
 
-#: Items in (cpu) and (first), and in (stage).
+#: Items in (cpu) and (first), in (stage), and in (arrays).
 CPU_ITEMS = Count(full=2_000, quick=1_000)
 STAGE_ITEMS = Count(full=200_000, quick=40_000)
-WORKLOADS = ("seed", "cpu", "stage", "first")
+ARRAY_ITEMS = Count(full=400, quick=100)
+WORKLOADS = ("seed", "cpu", "stage", "first", "arrays")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -979,7 +1232,8 @@ def _parser() -> argparse.ArgumentParser:
         "snake against asyncio, trio_parallel, multiprocessing, torch DataLoader "
         "and torchdata.nodes (see the module docstring for how to read the tables).",
         WORKLOADS,
-        f"cpu: {CPU_ITEMS.quick:,} items, stage: {STAGE_ITEMS.quick:,}",
+        f"cpu: {CPU_ITEMS.quick:,} items, stage: {STAGE_ITEMS.quick:,}, "
+        f"arrays: {ARRAY_ITEMS.quick:,}",
     )
     parser.add_argument(
         "--plot",
@@ -1018,7 +1272,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for needs, reason in peers.missing.items():
         print(f"{needs} is not importable ({reason}): its contenders are skipped")
     print_plan(args.quick, rounds)
-    if {"seed", "cpu", "first"} & set(args.only):
+    if "arrays" in args.only:
+        preload_numpy()  # before snake's fork server starts
+    if {"seed", "cpu", "first", "arrays"} & set(args.only):
         # The first process map of an interpreter may start more than its
         # workers (a fork server): timed here, apart from the workloads.
         first, later = StartCost().snake(), StartCost().snake()
@@ -1035,6 +1291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         workload_stage(STAGE_ITEMS.pick(args.quick), rounds, peers)
     if "first" in args.only:
         workload_first(CPU_ITEMS.pick(args.quick), rounds, peers, loops)
+    if "arrays" in args.only:
+        workload_arrays(ARRAY_ITEMS.pick(args.quick), rounds, peers)
     if args.plot is not None:
         write_plot(args.plot)
     return 0
