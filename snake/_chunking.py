@@ -180,16 +180,17 @@ class Outbox:
 
     def settle(self) -> None:
         """Run what ``raw`` holds through the hosted ops, into ``pending``."""
-        items = self.raw[:]
-        self.raw.clear()  # in place: the stage holds on to this list
-        self.add_nowait(items)
+        self.add_nowait(self._take_raw())
 
     async def emit_raw(self) -> None:
         """``emit`` what ``raw`` holds."""
         if self.raw:
-            items = self.raw[:]
-            self.raw.clear()
-            await self.emit(items)
+            await self.emit(self._take_raw())
+
+    def _take_raw(self) -> list[Any]:
+        items = self.raw[:]
+        self.raw.clear()  # in place: the stage holds on to this list
+        return items
 
     def add_nowait(self, items: list[Any]) -> None:
         """Queue items without waiting: the hosted ops run, nothing is sent.

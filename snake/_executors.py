@@ -46,10 +46,6 @@ class Executor(Protocol):
     (``open_executors``), so another engine plugs in without touching stages.
     """
 
-    @property
-    def concurrency(self) -> int:
-        """How many chunks a stage using it should have in flight by default."""
-
     def prepare(self, work: Work) -> None:
         """Get ready to run ``work``: a pool sends it along as workers start."""
 
@@ -67,10 +63,6 @@ class ThreadExecutor:
 
     def __init__(self, tokens: int) -> None:
         self._limiter = trio.CapacityLimiter(tokens)
-
-    @property
-    def concurrency(self) -> int:
-        return int(self._limiter.total_tokens)
 
     def prepare(self, work: Work) -> None:
         pass
@@ -100,10 +92,6 @@ class ProcessExecutor:
         self.shm_prefix = f"snake-{os.getpid()}-{id(self):x}-" if shm.AVAILABLE else None
         # id(work) -> (work, key, pickled work); kept so the id stays unique.
         self._shipped: dict[int, tuple[Work, str, bytes]] = {}
-
-    @property
-    def concurrency(self) -> int:
-        return self._workers
 
     async def warm_up(self) -> None:
         """Start the workers its stages will use now, all at once.

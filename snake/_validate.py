@@ -115,5 +115,10 @@ def check_picklable(fn: Any, method: str) -> None:
 def awaitable(value: Awaitable[T]) -> Awaitable[T]:
     """``value``, or a ``TypeError`` naming it if it cannot be awaited."""
     if not hasattr(value, "__await__"):
-        raise TypeError(f"expected an awaitable, got {type(value).__name__} {value!r}")
+        raise not_awaitable(value)
     return value
+
+
+def not_awaitable(value: object) -> TypeError:
+    """The error for a function that should have returned an awaitable."""
+    return TypeError(f"expected an awaitable, got {type(value).__name__} {value!r}")

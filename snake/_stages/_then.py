@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from .. import _validate as check
 from .._chunking import CHECK_EVERY, LATENCY_BUDGET, Inbox, Outbox
 from .._errors import add_stage_note
 from .._executors import Executors
@@ -66,10 +67,9 @@ class _ThenStage:
                 raw.append(await coro)
             except Exception as exc:
                 if isinstance(exc, TypeError) and not hasattr(coro, "__await__"):
-                    what = f"{type(coro).__name__} {coro!r}"
-                    exc = TypeError(f"expected an awaitable, got {what}")
-                    add_stage_note(exc, self._label, base + i)
-                    raise exc from None
+                    error = check.not_awaitable(coro)
+                    add_stage_note(error, self._label, base + i)
+                    raise error from None
                 add_stage_note(exc, self._label, base + i)
                 raise
             if each:
