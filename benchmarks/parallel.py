@@ -210,43 +210,28 @@ def read_blocking(i: int) -> int:
     return i
 
 
-class SeedDataset:
-    """Map-style dataset (``__getitem__`` + ``__len__``) of the seed workload."""
+class Dataset:
+    """Map-style dataset (``__getitem__`` + ``__len__``): item ``i`` is ``item(i)``."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, item: Callable[[int], Any]) -> None:
         self.n = n
+        self.item = item
 
     def __len__(self) -> int:
         return self.n
 
-    def __getitem__(self, i: int) -> int:
-        time.sleep((i % 3) * SEED_UNIT)
-        return snake._demo.fib(snake._demo.fib_input(i))
+    def __getitem__(self, i: int) -> Any:
+        return self.item(i)
 
 
-class WorkDataset:
-    """Map-style dataset of the cpu workload: item ``i`` is ``spin(i, loops)``."""
-
-    def __init__(self, n: int, loops: int) -> None:
-        self.n = n
-        self.loops = loops
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> tuple[int, int]:
-        return spin(i, self.loops)
+def data_loader(torch: ModuleType, n: int, item: Callable[[int], Any]) -> Any:
+    """torch's DataLoader over ``Dataset(n, item)``, one item at a time, from the workers."""
+    return torch.utils.data.DataLoader(Dataset(n, item), batch_size=None, num_workers=WORKERS)
 
 
-class NoopDataset:
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> int:
-        return i
+def seed_item(i: int) -> int:
+    """The seed workload's item ``i``, read and computed in one worker."""
+    return snake._demo.fib(snake._demo.fib_input(read_blocking(i)))
 
 
 def make_array(i: int) -> Any:
@@ -256,19 +241,11 @@ def make_array(i: int) -> Any:
     return np.full(ARRAY_FLOATS, i, dtype=np.float32)
 
 
-class ArrayDataset:
-    """Map-style dataset of the arrays workload, as torch tensors sharing numpy's memory."""
+def array_tensor(i: int) -> Any:
+    """``make_array(i)`` as a torch tensor sharing numpy's memory."""
+    import torch
 
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> Any:
-        import torch
-
-        return torch.from_numpy(make_array(i))
+    return torch.from_numpy(make_array(i))
 
 
 # --- optional peers -------------------------------------------------------------
@@ -519,9 +496,7 @@ class SeedWorkload:
         return elapsed
 
     def dataloader(self, torch: ModuleType) -> float:
-        loader = torch.utils.data.DataLoader(
-            SeedDataset(self.n), batch_size=None, num_workers=WORKERS
-        )
+        loader = data_loader(torch, self.n, seed_item)
         began = time.perf_counter()
         it = iter(loader)
         out = [next(it)]
@@ -644,9 +619,7 @@ class CpuWorkload:
         return elapsed
 
     def dataloader(self, torch: ModuleType) -> float:
-        loader = torch.utils.data.DataLoader(
-            WorkDataset(self.n, self.loops), batch_size=None, num_workers=WORKERS
-        )
+        loader = data_loader(torch, self.n, functools.partial(spin, loops=self.loops))
         began = time.perf_counter()
         out = list(loader)
         elapsed = time.perf_counter() - began
@@ -694,9 +667,7 @@ class StartCost:
         return elapsed
 
     def dataloader(self, torch: ModuleType) -> float:
-        loader = torch.utils.data.DataLoader(
-            NoopDataset(self.n), batch_size=None, num_workers=WORKERS
-        )
+        loader = data_loader(torch, self.n, noop)
         began = time.perf_counter()
         out = list(loader)
         elapsed = time.perf_counter() - began
@@ -933,9 +904,7 @@ class FirstItem:
         return elapsed
 
     def dataloader(self, torch: ModuleType) -> float:
-        loader = torch.utils.data.DataLoader(
-            WorkDataset(self.n, self.loops), batch_size=None, num_workers=WORKERS
-        )
+        loader = data_loader(torch, self.n, functools.partial(spin, loops=self.loops))
         began = time.perf_counter()
         it = iter(loader)
         first = next(it)
@@ -1073,9 +1042,7 @@ class ArraysWorkload:
         return elapsed
 
     def dataloader(self, torch: ModuleType) -> float:
-        loader = torch.utils.data.DataLoader(
-            ArrayDataset(self.n), batch_size=None, num_workers=WORKERS
-        )
+        loader = data_loader(torch, self.n, array_tensor)
         out = []
         began = time.perf_counter()
         for t in loader:  # exhausting it stops the workers
