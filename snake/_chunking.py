@@ -56,23 +56,29 @@ class Chain(Protocol):
 class Pacer:
     """Sizes units of work from how long the last one took.
 
-    Aims for ``target`` seconds a unit, with at most ``maximum`` items;
-    starts at one item and at most doubles per unit, so a slow function is
-    noticed after one item, not after a whole chunk.
+    Aims for ``target`` seconds a unit, with at most ``maximum`` items and,
+    given ``max_bytes``, at most that many bytes of large buffers in its
+    results; starts at one item and at most doubles per unit, so a slow
+    function is noticed after one item, not after a whole chunk.
     """
 
-    __slots__ = ("_maximum", "_target", "size")
+    __slots__ = ("_max_bytes", "_maximum", "_target", "size")
 
-    def __init__(self, target: float = LATENCY_BUDGET / 2, maximum: int = MAX_CHUNK) -> None:
+    def __init__(
+        self, target: float = LATENCY_BUDGET / 2, maximum: int = MAX_CHUNK, max_bytes: int = 0
+    ) -> None:
         self._target = target
         self._maximum = maximum
+        self._max_bytes = max_bytes
         self.size = 1
 
-    def record(self, count: int, elapsed: float) -> None:
+    def record(self, count: int, elapsed: float, nbytes: int = 0) -> None:
         if count <= 0:
             return
         per_item = elapsed / count
         fit = int(self._target / per_item) if per_item > 0 else self._maximum
+        if nbytes and self._max_bytes:
+            fit = min(fit, self._max_bytes * count // nbytes)
         self.size = max(1, min(fit, 2 * self.size, self._maximum))
 
 

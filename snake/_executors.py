@@ -49,8 +49,11 @@ class Executor(Protocol):
     def prepare(self, work: Work) -> None:
         """Get ready to run ``work``: a pool sends it along as workers start."""
 
-    async def run_chunk(self, work: Work, items: list[Any], base: int) -> tuple[list[Any], float]:
-        """``work`` over ``items`` and the seconds it took where it ran.
+    async def run_chunk(
+        self, work: Work, items: list[Any], base: int
+    ) -> tuple[list[Any], float, int]:
+        """``work`` over ``items``, the seconds it took where it ran, and the
+        bytes of large buffers its results brought back (0 where none moved).
 
         An error from a user function is raised here as itself, with its
         stage note (``base`` is the stage-input position of ``items[0]``).
@@ -67,11 +70,14 @@ class ThreadExecutor:
     def prepare(self, work: Work) -> None:
         pass
 
-    async def run_chunk(self, work: Work, items: list[Any], base: int) -> tuple[list[Any], float]:
-        return await trio.to_thread.run_sync(
+    async def run_chunk(
+        self, work: Work, items: list[Any], base: int
+    ) -> tuple[list[Any], float, int]:
+        results, elapsed = await trio.to_thread.run_sync(
             apply_chunk, work, items, base,
             limiter=self._limiter, abandon_on_cancel=True,
         )  # fmt: skip
+        return results, elapsed, 0
 
 
 class ProcessExecutor:
@@ -92,6 +98,8 @@ class ProcessExecutor:
         self.shm_prefix = f"snake-{os.getpid()}-{id(self):x}-" if shm.AVAILABLE else None
         # id(work) -> (work, key, pickled work); kept so the id stays unique.
         self._shipped: dict[int, tuple[Work, str, bytes]] = {}
+        # id(work) -> the shared-memory slots its results are lent.
+        self._slots: dict[int, shm.Slots] = {}
 
     async def warm_up(self) -> None:
         """Start the workers its stages will use now, all at once.
@@ -117,26 +125,45 @@ class ProcessExecutor:
             # starts it again and reports the failure, naming its stage.
             pass
 
-    async def run_chunk(self, work: Work, items: list[Any], base: int) -> tuple[list[Any], float]:
+    async def run_chunk(
+        self, work: Work, items: list[Any], base: int
+    ) -> tuple[list[Any], float, int]:
         _, key, pickled = self._ship(work)
+        prefix = self.shm_prefix
+        slots = self._slots.get(id(work))
+        if slots is None and prefix is not None:
+            # Enough free slots for a window of jobs, and some left in use.
+            slots = self._slots[id(work)] = shm.Slots(f"{prefix}{len(self._slots)}-", 8)
+        slot = None if slots is None else slots.take()
         try:
-            prefix = self.shm_prefix
-            result = await self._run(apply_shipped, key, None, items, base, prefix)
+            result = await self._run(apply_shipped, key, None, items, base, prefix, slot)
             if result is None:  # a worker that has not seen this work yet
-                result = await self._run(apply_shipped, key, pickled, items, base, prefix)
-        except trio_parallel.BrokenWorkerError as exc:
-            exc.add_note(
-                f"snake: in stage {work.label}, the worker process running items {base} to "
-                f"{base + len(items) - 1} of its input died. Common causes: a crash in "
-                "native code, running out of memory, or a script without an "
-                '`if __name__ == "__main__":` guard (workers are spawned and import it)'
-            )
+                result = await self._run(apply_shipped, key, pickled, items, base, prefix, slot)
+        except BaseException as exc:
+            if slots is not None:
+                slots.drop(slot)  # the worker may have been killed writing to it
+            if isinstance(exc, trio_parallel.BrokenWorkerError):
+                exc.add_note(
+                    f"snake: in stage {work.label}, the worker process running items {base} "
+                    f"to {base + len(items) - 1} of its input died. Common causes: a crash "
+                    "in native code, running out of memory, or a script without an "
+                    '`if __name__ == "__main__":` guard (workers are spawned and import it)'
+                )
             raise
         assert result is not None
-        results, elapsed = result
-        if isinstance(results, shm.Packed):
-            results = shm.unpack(results)
-        return results, elapsed
+        packed, elapsed = result
+        if not isinstance(packed, shm.Packed):
+            return packed, elapsed, 0
+        if not packed.reused and slots is not None:
+            slots.put(slot)
+        return shm.unpack(packed, slots), elapsed, sum(packed.sizes)
+
+    def close(self) -> None:
+        """Remove this executor's shared memory, once its workers are gone."""
+        for slots in self._slots.values():
+            slots.close()
+        if self.shm_prefix is not None:
+            shm.sweep(self.shm_prefix)
 
     def _ship(self, work: Work) -> tuple[Work, str, bytes]:
         shipped = self._shipped.get(id(work))
@@ -224,8 +251,7 @@ async def open_executors(
         # Once the workers are gone: segments of results never read, whose
         # jobs were cancelled, go too.
         for executor in processes.values():
-            if executor.shm_prefix is not None:
-                shm.sweep(executor.shm_prefix)
+            executor.close()
 
 
 _WORKER_TYPES = {

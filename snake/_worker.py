@@ -132,7 +132,12 @@ def apply_chunk(work: Work, items: list[Any], base: int) -> tuple[list[Any], flo
 
 
 def apply_shipped(
-    key: str, pickled: bytes | None, items: list[Any], base: int, shm: str | None
+    key: str,
+    pickled: bytes | None,
+    items: list[Any],
+    base: int,
+    shm: str | None,
+    slot: tuple[str, int] | None,
 ) -> tuple[list[Any] | Packed, float] | None:
     """``apply_chunk`` with the work this process keeps under ``key``.
 
@@ -140,7 +145,8 @@ def apply_shipped(
     functions may hold large data). Returns ``None`` when this process does
     not have it yet and ``pickled`` is not given: the caller then sends it.
     With ``shm``, a name prefix, large buffers in the results go back
-    through shared memory (see ``_shm``).
+    through shared memory: into ``slot`` if they fit (see ``_shm``). The
+    seconds returned include packing them.
     """
     global _items_done
     if _init_error is not None:
@@ -151,11 +157,13 @@ def apply_shipped(
             return None
         work = _work[key] = pickle.loads(pickled)
     _items_done += len(items)
-    results, elapsed = apply_chunk(work, items, base)
+    began = time.perf_counter()
+    results, _ = apply_chunk(work, items, base)
     if shm is None:
-        return results, elapsed
+        return results, time.perf_counter() - began
     try:
-        return pack(results, shm), elapsed
+        packed = pack(results, shm, slot)
+        return packed, time.perf_counter() - began
     except Exception as exc:
         exc.add_note(f"snake: in stage {work.label}, sending back the results of items from {base}")
         raise

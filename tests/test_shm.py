@@ -91,3 +91,86 @@ def test_results_pickle_the_same_as_without_shared_memory() -> None:
     value: Any = {"a": [b"q" * MiB, bytearray(3)], "b": (1, 2.5, None)}
     assert _shm.unpack(_shm.pack([value], f"snake-{os.getpid()}-unit-")) == [value]
     assert pickle.loads(pickle.dumps(value)) == value
+
+
+def view_of(i: int) -> memoryview:
+    return memoryview(bytearray([i % 251]) * MiB)
+
+
+async def test_results_still_held_keep_their_slot_from_being_written() -> None:
+    # Every view stays in use: no slot may be lent to another job meanwhile.
+    held = await snake.from_iterable(range(40)).par_map(view_of).collect()
+    assert [bytes(v[:1]) + bytes(v[-1:]) for v in held] == [bytes([i % 251]) * 2 for i in range(40)]
+    assert all(v.nbytes == MiB for v in held)
+    assert segments() == []
+
+
+async def test_slots_are_reused_once_their_results_are_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    created = []
+    new = _shm.Slots._new
+
+    def counting(self: _shm.Slots) -> tuple[str, int]:
+        created.append(1)
+        return new(self)
+
+    monkeypatch.setattr(_shm.Slots, "_new", counting)
+    kept = []
+    async with snake.from_iterable(range(200)).par_map(view_of).open() as items:
+        async for i, view in aenumerate(items):
+            assert view[0] == view[-1] == i % 251
+            if i % 50 == 0:
+                kept.append((i, view))  # a few stay in use to the end
+            del view
+    assert [(v[0], v[-1]) for _, v in kept] == [(i % 251, i % 251) for i, _ in kept]
+    assert 0 < len(created) < 40  # 200 results, a few slots
+    assert segments() == []
+
+
+async def aenumerate(items: Any) -> Any:
+    i = 0
+    async for x in items:
+        yield i, x
+        i += 1
+
+
+def test_sync_iteration_frees_slots_from_its_own_thread() -> None:
+    total = 0
+    for i, view in enumerate(snake.from_iterable(range(60)).par_map(view_of)):
+        assert view[0] == view[-1] == i % 251
+        total += view.nbytes
+    assert total == 60 * MiB
+    assert segments() == []
+
+
+def test_a_slot_goes_back_when_the_last_view_of_it_goes() -> None:
+    slots = _shm.Slots(f"snake-{os.getpid()}-unit-", keep=4)
+    assert slots.take() is None  # not sized before results were seen
+    slots.fit(MiB + 1)
+    slot = slots.take()
+    assert slot is not None and slot[1] == 2 * MiB  # rounded up to whole MiB
+    packed = _shm.pack([memoryview(bytearray(b"a") * MiB)], "snake-unused-", slot)
+    assert packed.reused and packed.name == slot[0]
+    [view] = _shm.unpack(packed, slots)
+    assert slots.take() != slot  # still in use: another slot is made
+    del view
+    assert slots.take() == slot  # free again
+    slots.close()
+    assert segments() == []
+
+
+def test_a_worker_unmaps_slots_the_main_process_removed() -> None:
+    slots = _shm.Slots(f"snake-{os.getpid()}-unit-", keep=4)
+    slots.fit(MiB)
+    first, second = slots.take(), slots.take()
+    assert first is not None and second is not None
+    _shm.pack([bytes(MiB)], "snake-unused-", first)
+    assert first[0] in _shm._slot_mappings
+    slots.drop(first)
+    _shm.pack([bytes(MiB)], "snake-unused-", second)
+    assert first[0] not in _shm._slot_mappings and second[0] in _shm._slot_mappings
+    slots.close()
+    assert _shm._slot_mapping(second[0], MiB) is None  # gone: the job gets a segment of its own
+    assert second[0] not in _shm._slot_mappings
+    assert segments() == []

@@ -45,7 +45,14 @@ JOB_ITEMS = 64
 #: running at once.
 JOB_WINDOW = 2
 
-Call = Callable[[list[Any], int], Awaitable[tuple[list[Any], float]]]
+#: Bytes of large buffers (arrays, say) in one ``par_map`` job's results at
+#: most, past its first item: they wait in shared memory until read, so this
+#: bounds what a stage holds. Measured with 4 MiB arrays and 2 workers, jobs
+#: of one array moved 6,500 MB/s, of two 3,700 MB/s, of four 3,500 MB/s.
+JOB_BYTES = 4 * 2**20
+
+#: A job: (items, stage position of the first) -> (results, seconds, bytes).
+Call = Callable[[list[Any], int], Awaitable[tuple[list[Any], float, int]]]
 
 
 @attrs.frozen
@@ -60,9 +67,9 @@ class ParThen(StageSpec):
     def build(self, label: str, executors: Executors) -> Stage:
         fn = self.fn
 
-        async def call(items: list[Any], base: int) -> tuple[list[Any], float]:
+        async def call(items: list[Any], base: int) -> tuple[list[Any], float, int]:
             try:
-                return [await check.awaitable(fn(items[0]))], 0.0
+                return [await check.awaitable(fn(items[0]))], 0.0, 0
             except Exception as exc:
                 add_stage_note(exc, label, base)
                 raise
@@ -101,7 +108,7 @@ class ParMap(StageSpec):
         concurrency = self.concurrency or cpu_count()
         running = trio.CapacityLimiter(concurrency)
 
-        async def call(items: list[Any], base: int) -> tuple[list[Any], float]:
+        async def call(items: list[Any], base: int) -> tuple[list[Any], float, int]:
             async with running:
                 return await executor.run_chunk(work, items, base)
 
@@ -109,7 +116,7 @@ class ParMap(StageSpec):
         # done early starts the next job while an earlier, slower one is
         # still holding up the ordered output.
         window = JOB_WINDOW * concurrency
-        sizer = Pacer(JOB_SECONDS, JOB_ITEMS)
+        sizer = Pacer(JOB_SECONDS, JOB_ITEMS, JOB_BYTES)
         unit = 1 if batching is None else batching.size
         return _ParallelStage(call, window, self.ordered, sizer, unit)
 
@@ -195,11 +202,11 @@ class _ParallelStage:
     ) -> None:
         with done_send:
             try:
-                results, elapsed = await self._call(items, base)
+                results, elapsed, nbytes = await self._call(items, base)
             except Exception as exc:
                 self._fail(base, exc)
                 return
-            self._sizer.record(len(items), elapsed)
+            self._sizer.record(len(items), elapsed, nbytes)
             done_send.send_nowait((seq, results))
 
     def _fail(self, base: int, exc: Exception) -> None:
