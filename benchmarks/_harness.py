@@ -77,11 +77,29 @@ class Contender:
         self.seconds.append(self.run())
 
 
-def round_robin(contenders: Sequence[Contender], rounds: int) -> None:
-    """Run the contenders interleaved, A B C A B C ..., ``rounds`` times."""
+def round_robin(contenders: Sequence[Contender], rounds: int, settle: float = 0.0) -> None:
+    """Run the contenders interleaved, A B C A B C ..., ``rounds`` times.
+
+    With ``settle``, each run starts once the worker processes of the one
+    before have exited, and ``settle`` seconds later, so that no contender
+    is timed while another's workers are still shutting down.
+    """
     for _ in range(rounds):
         for contender in contenders:
+            if settle:
+                quiet(settle)
             contender.attempt()
+
+
+def quiet(seconds: float, patience: float = 5.0) -> None:
+    """Wait (up to ``patience``) for this process's worker processes to exit, then ``seconds``."""
+    import multiprocessing
+    import time
+
+    deadline = time.monotonic() + patience
+    while multiprocessing.active_children() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(seconds)
 
 
 def warm_up(contenders: Sequence[Contender]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import multiprocessing.forkserver
 import os
@@ -24,8 +25,9 @@ def preload_forkserver() -> None:
     wanted = [_WORKER_MODULE]
     script = _script_path()
     if script is not None:
-        # For the server to read; the pid keeps any other process from acting on it.
-        os.environ["SNAKE_FORKSERVER_MAIN"] = f"{os.getpid()}:{script}"
+        # For the server to read, with the import path the script runs
+        # with; the pid keeps any other process from acting on it.
+        os.environ["SNAKE_FORKSERVER_MAIN"] = json.dumps([os.getpid(), script, sys.path])
         wanted.append(_FORKSERVER_MAIN)
     server = getattr(multiprocessing.forkserver, "_forkserver", None)
     current = list(getattr(server, "_preload_modules", None) or [])

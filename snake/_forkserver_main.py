@@ -3,20 +3,28 @@
 Every worker runs the script's module again when it starts, unless its
 ``__main__`` already is that script. Python's own ``"__main__"`` preload is
 meant to arrange that in the fork server, but Python 3.11 never passes the
-server the script's path, so the server loads it here, from the path
-``_executors`` leaves in the environment with the pid of the process it
-serves (any other process importing this, which nothing should, is left
-alone). Workers forked afterwards then find the script, and everything it
-imports, already loaded.
+server the script's path, nor uses the import path it is given, so the
+server loads it here, from the path and import path ``_forkserver`` leaves
+in the environment with the pid of the process it serves (any other process
+importing this, which nothing should, is left alone). Workers forked
+afterwards then find the script, and everything it imports, already loaded.
 """
 
+import json
 import os
 import sys
 
-_parent, _, _path = os.environ.get("SNAKE_FORKSERVER_MAIN", "").partition(":")
-_mine = _parent == str(os.getppid())
+try:
+    _parent, _path, _sys_path = json.loads(os.environ.get("SNAKE_FORKSERVER_MAIN", ""))
+except ValueError:
+    _parent = _path = _sys_path = None
+_mine = _parent == os.getppid()
 if _mine and _path and getattr(sys.modules.get("__main__"), "__file__", None) != _path:
     from multiprocessing import process, spawn
+
+    # The script's imports are found where they are found in the program;
+    # workers get this path from ``multiprocessing`` anyway.
+    sys.path[:] = _sys_path
 
     _server_main = sys.modules["__main__"]
     process.current_process()._inheriting = True  # type: ignore[attr-defined]

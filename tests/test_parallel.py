@@ -430,14 +430,19 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.parametrize("folder", [".", "scripts"])
 def test_fork_server_workers_find_the_script_and_its_imports_already_loaded(
-    tmp_path: Path,
+    tmp_path: Path, folder: str
 ) -> None:
-    (tmp_path / "heavy.py").write_text(HEAVY)
-    (tmp_path / "train.py").write_text(SCRIPT)
+    # Run from its own folder, or from another (its imports are found
+    # through the script's folder, not the working directory).
+    (tmp_path / folder).mkdir(exist_ok=True)
+    (tmp_path / folder / "heavy.py").write_text(HEAVY)
+    (tmp_path / folder / "train.py").write_text(SCRIPT)
     log = tmp_path / "imports.log"
     env = {**os.environ, "SNAKE_TEST_LOG": str(log)}
-    subprocess.run([sys.executable, "train.py"], cwd=tmp_path, env=env, check=True, timeout=120)
+    script = os.path.join(folder, "train.py")
+    subprocess.run([sys.executable, script], cwd=tmp_path, env=env, check=True, timeout=120)
     # Run and imported by the script and once by the fork server: not again
     # by any of the workers of its three runs.
     assert len(set(log.read_text().split())) == 2
