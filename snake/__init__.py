@@ -9,6 +9,8 @@ Package map:
   _sync        synchronous iteration through a background trio thread
   _stages/     the operators, one family per module
   _executors   worker threads and processes behind one protocol
+  _process     worker processes fed through lanes: the next job always at hand
+  _wire        length-prefixed messages between the main process and a worker
   _forkserver  what the fork server loads before it forks workers
   _forkserver_main  imported by the fork server alone: the script as __main__
   _worker_options  WorkerOptions: how worker processes start and live

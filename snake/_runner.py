@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import attrs
@@ -149,9 +149,7 @@ async def _open(
             )
             recv = next_recv
         assert recv is not None
-        if executors.has_processes:
-            scopes.append(trio.CancelScope())
-            nursery.start_soon(_in_scope, scopes[-1], executors.warm_up)
+        executors.start()
         stop = functools.partial(_cancel, scopes)
         with recv:
             items = PipelineReceiver(recv, stop)
@@ -160,11 +158,6 @@ async def _open(
             finally:
                 stop()
                 await items._close_iterator()
-
-
-async def _in_scope(scope: trio.CancelScope, fn: Callable[[], Awaitable[None]]) -> None:
-    with scope:
-        await fn()
 
 
 async def _run_stage(

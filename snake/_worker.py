@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import functools
 import pickle
+import socket
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 
+import cloudpickle
+
+from . import _wire as wire
 from ._errors import add_stage_note, failed_at
 from ._shm import Packed, pack
 
@@ -167,3 +172,51 @@ def apply_shipped(
     except Exception as exc:
         exc.add_note(f"snake: in stage {work.label}, sending back the results of items from {base}")
         raise
+
+
+def serve(address: str | bytes, index: int, shipments: list[tuple[str, bytes]]) -> None:
+    """A worker's job loop, run as one long call: jobs come over a socket until it closes.
+
+    The main process keeps a next job waiting in the socket while this one
+    runs, so a worker goes from job to job without waiting for a round trip
+    (see ``_process``). ``index`` tells the main process which of its lanes
+    this worker serves.
+    """
+    ready(shipments)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(address)
+        sock.sendall(wire.HEADER.pack(index))
+        while (message := wire.receive(sock)) is not None:
+            wire.send(sock, _run_job(message))
+
+
+def _run_job(message: bytes) -> bytes:
+    """Run one job; its reply: ``(ok, results or exception, retiring)``, pickled."""
+    try:
+        args = pickle.loads(message)
+        result = apply_shipped(*args)
+        assert result is not None, "the main process sends work with a worker's first job of it"
+        reply: tuple[bool, Any, bool] = (True, result, should_retire())
+    except BaseException as exc:  # noqa: BLE001 - it belongs to the job: the main process raises it
+        reply = (False, _picklable_error(exc), should_retire())
+    try:
+        return cloudpickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
+    except Exception as exc:  # noqa: BLE001 - the error itself cannot be pickled
+        replacement = RuntimeError(
+            f"{type(reply[1]).__name__}: {reply[1]} (raised in a worker; the error could not "
+            f"be sent back as itself: {exc})"
+        )
+        replacement.add_note("".join(traceback.format_exception(reply[1])))
+        for note in getattr(reply[1], "__notes__", ()):
+            replacement.add_note(note)
+        return cloudpickle.dumps((False, replacement, reply[2]))  # type: ignore[no-any-return]
+
+
+def _picklable_error(exc: BaseException) -> BaseException:
+    """``exc``, set up to carry its traceback to the main process."""
+    try:
+        from tblib.pickling_support import install  # type: ignore[import-untyped]
+    except ImportError:  # pragma: no cover
+        return exc
+    install(exc)
+    return exc

@@ -86,7 +86,9 @@ async def test_ordered_par_then_starts_nothing_past_its_window_behind_a_slow_ite
     assert sorted(started_while_head_ran) == [0, 1, 2, 3, 4]
 
 
-async def test_ordered_par_map_runs_concurrency_jobs_and_holds_a_window_of_twice_that() -> None:
+async def test_ordered_par_map_runs_concurrency_jobs_and_holds_a_window_of_three_times_that() -> (
+    None
+):
     release = threading.Event()
     lock = threading.Lock()
     started: list[int] = []
@@ -120,9 +122,9 @@ async def test_ordered_par_map_runs_concurrency_jobs_and_holds_a_window_of_twice
         got = await p.collect()
     assert got == list(range(40))
     assert most == 2  # never more than `concurrency` at once
-    # While item 0 held the ordered output, one-item jobs 1..3 ran (the window
-    # is twice the concurrency) and nothing after them started.
-    assert sorted(before_release) == [0, 1, 2, 3]
+    # While item 0 held the ordered output, one-item jobs 1..5 ran (the window
+    # is three times the concurrency) and nothing after them started.
+    assert sorted(before_release) == [0, 1, 2, 3, 4, 5]
 
 
 def square(x: int) -> int:

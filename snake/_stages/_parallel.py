@@ -5,7 +5,7 @@ Both run the same stage. A feeder task cuts the input into jobs (one item for
 each job as a task once a slot is free; the stage's own task collects the
 results. Ordering: with ``ordered=True`` results leave in input order, and a
 slot is freed only when its job's results leave, so at most ``concurrency``
-calls (``par_then``) or twice that many jobs (``par_map``, of which
+calls (``par_then``) or three times that many jobs (``par_map``, of which
 ``concurrency`` run at once) are in flight or waiting for an earlier one;
 with ``ordered=False`` they leave as they complete. On cancel or error,
 in-flight calls are cancelled, worker processes killed, threads abandoned.
@@ -41,9 +41,10 @@ from ._inline import Filter, Map
 JOB_SECONDS = 0.02
 #: Most items in one ``par_map`` job.
 JOB_ITEMS = 64
-#: Jobs in flight (running, queued or waiting for an earlier one) per job
-#: running at once.
-JOB_WINDOW = 2
+#: Jobs in flight per job running at once: the running one, the next one
+#: waiting in its worker (see ``_process``), and one done early, waiting to
+#: leave after an earlier one.
+JOB_WINDOW = 3
 
 #: Bytes of large buffers (arrays, say) in one ``par_map`` job's results at
 #: most, past its first item: they wait in shared memory until read, so this
@@ -92,7 +93,7 @@ class ParMap(StageSpec):
         return f"par_map({func_name(self.fn)})"
 
     def build(self, label: str, executors: Executors) -> Stage:
-        executor: Executor = executors.get(self.executor, self.concurrency, self.options)
+        executor: Executor = executors.get(self.executor, self.options)
         steps = [(False, self.fn, label)]
         batching = None
         for step_label, spec in self.after:
@@ -109,12 +110,11 @@ class ParMap(StageSpec):
         running = trio.CapacityLimiter(concurrency)
 
         async def call(items: list[Any], base: int) -> tuple[list[Any], float, int]:
-            async with running:
-                return await executor.run_chunk(work, items, base)
+            return await executor.run_chunk(work, items, base, running)
 
-        # Twice as many jobs as run at once may be in flight, so that a worker
-        # done early starts the next job while an earlier, slower one is
-        # still holding up the ordered output.
+        # More jobs than run at once may be in flight, so that a worker has
+        # its next job at hand, and one done early starts another while an
+        # earlier, slower one is still holding up the ordered output.
         window = JOB_WINDOW * concurrency
         sizer = Pacer(JOB_SECONDS, JOB_ITEMS, JOB_BYTES)
         unit = 1 if batching is None else batching.size

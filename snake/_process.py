@@ -1,0 +1,367 @@
+"""Process maps: worker processes that always have their next job at hand.
+
+A ``trio_parallel`` call per job leaves the worker idle while its result
+travels back and the next job travels out: measured, about 0.8 ms per job,
+4 % of a 20 ms job. So each worker runs one long call instead
+(``_worker.serve``) that reads jobs from a socket, and its *lane* here keeps
+up to ``DEPTH`` jobs in that socket: one running, the next waiting. Lanes
+pull jobs from one queue as they have room, so a worker done early takes
+the next job, whatever stage it is for.
+
+Limits hold per lane, not per call: a lane holds a token of the stage's
+limiter (its ``concurrency``) and of the pipeline's CPU budget while it has
+jobs of that stage in flight, so ``concurrency=1`` still means one worker
+busy with the stage at a time, and all process maps together use at most
+the budget's workers.
+
+Errors: a job's exception comes back as itself, with its traceback and
+stage note. A worker that dies fails the jobs in its lane and every job
+after it (the pipeline stops; see ``BrokenWorkerError``). On cancel, a job
+waiting in the queue is dropped and one in a worker is abandoned; a
+pipeline that stops early or fails kills its workers (``kill_on_cancel``).
+A worker that has done its ``max_items`` finishes the jobs in its lane
+and is replaced.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from collections import deque
+from typing import Any
+
+import cloudpickle
+import trio
+import trio_parallel
+
+from . import _shm as shm
+from . import _wire as wire
+from ._errors import open_nursery
+from ._worker import Work, serve
+
+#: Jobs in a worker's lane at once: the running one and the next.
+DEPTH = 2
+
+_executors = itertools.count()
+
+
+class _Job:
+    __slots__ = ("abandoned", "base", "done", "items", "key", "limiters", "reply", "slot", "work")
+
+    def __init__(
+        self,
+        work: Work,
+        key: str,
+        items: list[Any],
+        base: int,
+        slot: tuple[str, int] | None,
+        limiters: tuple[trio.CapacityLimiter, ...],
+    ) -> None:
+        self.work = work
+        self.key = key
+        self.items = items
+        self.base = base
+        self.slot = slot
+        self.limiters = limiters
+        self.done = trio.Event()
+        self.reply: tuple[bool, Any] | None = None
+        self.abandoned = False
+
+
+class _Lane:
+    """One worker process at a time, and the jobs sent to it."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.connections: trio.MemorySendChannel[trio.SocketStream]
+        self.connections, self.incoming = trio.open_memory_channel[trio.SocketStream](1)
+        self.in_flight: deque[_Job] = deque()
+        self.room = trio.Semaphore(DEPTH)
+        self.idle = trio.Event()
+        self.held: dict[trio.CapacityLimiter, int] = {}
+        self.retiring = False
+        self.carry: _Job | None = None  # pulled while retiring: for the next worker
+        self.scope = trio.CancelScope()  # cancelled: its worker is killed
+
+
+class ProcessExecutor:
+    """Worker processes of one ``trio_parallel`` context, each fed through a lane.
+
+    All process maps with the same ``WorkerOptions`` share it; every
+    executor of a run draws on one CPU ``budget``. Each function goes to
+    each worker once (see ``_worker.apply_shipped``).
+    """
+
+    def __init__(
+        self, context: trio_parallel.WorkerContext, budget: trio.CapacityLimiter, workers: int
+    ) -> None:
+        self._context = context
+        self._budget = budget
+        self._workers = workers
+        self._queue_send, self._queue = trio.open_memory_channel[_Job](math.inf)
+        self._broken: BaseException | None = None
+        #: Names of this executor's shared-memory segments start with it.
+        self.shm_prefix = f"snake-{os.getpid()}-{id(self):x}-" if shm.AVAILABLE else None
+        # id(work) -> (work, key, pickled work); kept so the id stays unique.
+        self._shipped: dict[int, tuple[Work, str, bytes]] = {}
+        # id(work) -> the shared-memory slots its results are lent.
+        self._slots: dict[int, shm.Slots] = {}
+        self._name = f"snake-{os.getpid()}-{next(_executors)}"
+        self._lanes = [_Lane(i) for i in range(workers)]
+
+    def prepare(self, work: Work) -> None:
+        self._ship(work)
+
+    async def run(self) -> None:
+        """Start the workers, all at once, and feed them until ``close``.
+
+        Started once the pipeline's stages are built, so each worker
+        receives their work as it starts.
+        """
+        address, folder = wire.listen_address(self._name)
+        listener = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+        try:
+            await listener.bind(address)
+            listener.listen(self._workers)
+            # The long calls must not wait on each other for a slot.
+            calls = trio.CapacityLimiter(self._workers)
+            async with open_nursery() as nursery:
+                nursery.start_soon(self._accept, listener)
+                async with open_nursery() as lane_nursery:
+                    for lane in self._lanes:
+                        lane_nursery.start_soon(self._lane, lane, address, calls)
+                nursery.cancel_scope.cancel()  # every lane is done: stop accepting
+        finally:
+            listener.close()
+            for lane in self._lanes:  # connections no lane took
+                while True:
+                    try:
+                        lane.incoming.receive_nowait().socket.close()
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+            if folder is not None:
+                os.remove(address)
+                os.rmdir(folder)
+
+    def close(self) -> None:
+        """No more jobs: idle workers' calls return; workers with jobs are killed.
+
+        Jobs still in a lane at the end were abandoned (the pipeline stopped
+        early): their workers are not waited for.
+        """
+        self._queue_send.close()
+        for lane in self._lanes:
+            if lane.in_flight or lane.carry is not None:
+                lane.scope.cancel()
+
+    def remove_shared_memory(self) -> None:
+        """Remove this executor's shared memory, once its workers are gone."""
+        for slots in self._slots.values():
+            slots.close()
+        if self.shm_prefix is not None:
+            shm.sweep(self.shm_prefix)
+
+    async def run_chunk(
+        self, work: Work, items: list[Any], base: int, limiter: trio.CapacityLimiter
+    ) -> tuple[list[Any], float, int]:
+        if self._broken is not None:
+            raise _died(self._broken, work, items, base, running=False)
+        _, key, _ = self._ship(work)
+        slots = self._slots.get(id(work))
+        if slots is None and self.shm_prefix is not None:
+            # Enough free slots for a window of jobs, and some left in use.
+            prefix = f"{self.shm_prefix}{len(self._slots)}-"
+            slots = self._slots[id(work)] = shm.Slots(prefix, 8)
+        slot = None if slots is None else slots.take()
+        job = _Job(work, key, items, base, slot, (limiter, self._budget))
+        self._queue_send.send_nowait(job)
+        try:
+            await job.done.wait()
+        except BaseException:
+            job.abandoned = True  # left in the queue, or its result is dropped
+            if slots is not None:
+                slots.drop(slot)  # its worker may be writing to it
+            raise
+        assert job.reply is not None
+        ok, value = job.reply
+        if not ok:
+            if slots is not None:
+                slots.drop(slot)
+            raise value
+        packed, elapsed = value
+        if not isinstance(packed, shm.Packed):
+            return packed, elapsed, 0
+        if not packed.reused and slots is not None:
+            slots.put(slot)
+        return shm.unpack(packed, slots), elapsed, sum(packed.sizes)
+
+    def _ship(self, work: Work) -> tuple[Work, str, bytes]:
+        shipped = self._shipped.get(id(work))
+        if shipped is None:
+            key = f"{os.getpid()}-{id(self)}-{len(self._shipped)}"
+            shipped = self._shipped[id(work)] = (work, key, cloudpickle.dumps(work))
+        return shipped
+
+    async def _accept(self, listener: trio.socket.SocketType) -> None:
+        """Hand each worker's connection to its lane (the worker names it first)."""
+        while True:
+            sock, _ = await listener.accept()
+            stream = trio.SocketStream(sock)
+            (index,) = wire.HEADER.unpack(await wire.receive_exactly(stream, wire.HEADER.size))
+            self._lanes[index].connections.send_nowait(stream)
+
+    async def _lane(self, lane: _Lane, address: str | bytes, calls: trio.CapacityLimiter) -> None:
+        """Keep a worker serving this lane: a new one when the last retired."""
+        with lane.scope:
+            while True:
+                try:
+                    more = await self._serve(lane, address, calls)
+                except trio_parallel.BrokenWorkerError as exc:
+                    self._break(lane, exc)
+                    return
+                if not more:
+                    return
+
+    async def _serve(self, lane: _Lane, address: str | bytes, calls: trio.CapacityLimiter) -> bool:
+        """One worker's time in the lane; whether the lane goes on with another."""
+        shipments = [(key, pickled) for _, key, pickled in self._shipped.values()]
+        known = {key for key, _ in shipments}
+        lane.retiring = False
+        lane.idle = trio.Event()
+        more = False
+        async with open_nursery() as nursery:
+
+            async def call() -> None:
+                await self._context.run_sync(
+                    serve, address, lane.index, shipments, kill_on_cancel=True, limiter=calls
+                )
+
+            nursery.start_soon(call)
+            stream = await lane.incoming.receive()
+            try:
+                async with open_nursery() as talk:
+                    talk.start_soon(self._receive, lane, stream)
+                    more = await self._send(lane, stream, known)
+                    if lane.in_flight:
+                        await lane.idle.wait()
+                    await stream.send_eof()  # the worker's call returns
+            finally:
+                stream.socket.close()
+        return more
+
+    async def _send(self, lane: _Lane, stream: trio.SocketStream, known: set[str]) -> bool:
+        """Send jobs as the lane has room; whether there may be more after this worker."""
+        while not lane.retiring:
+            await lane.room.acquire()
+            job = lane.carry
+            lane.carry = None
+            if job is None:
+                try:
+                    job = await self._queue.receive()
+                except trio.EndOfChannel:
+                    lane.room.release()
+                    return False
+            if job.abandoned:
+                lane.room.release()
+                continue
+            if lane.retiring:
+                lane.carry = job
+                lane.room.release()
+                break
+            for limiter in job.limiters:
+                if not lane.held.get(limiter):
+                    await limiter.acquire_on_behalf_of(lane)
+                lane.held[limiter] = lane.held.get(limiter, 0) + 1
+            pickled = None
+            if job.key not in known:
+                pickled = self._shipped[id(job.work)][2]
+                known.add(job.key)
+            message = cloudpickle.dumps(
+                (job.key, pickled, job.items, job.base, self.shm_prefix, job.slot)
+            )
+            lane.idle = trio.Event()
+            lane.in_flight.append(job)
+            try:
+                await wire.send_async(stream, message)
+            except trio.BrokenResourceError:
+                # The worker is gone: its call is about to say how.
+                await trio.sleep_forever()
+        return True
+
+    async def _receive(self, lane: _Lane, stream: trio.SocketStream) -> None:
+        try:
+            await self._receive_replies(lane, stream)
+        except (trio.BrokenResourceError, EOFError):
+            pass  # the worker is gone: its call says how
+
+    async def _receive_replies(self, lane: _Lane, stream: trio.SocketStream) -> None:
+        reader = wire.Reader(stream)
+        while (message := await reader.receive()) is not None:
+            job = lane.in_flight.popleft()
+            for limiter in job.limiters:
+                lane.held[limiter] -= 1
+                if not lane.held[limiter]:
+                    limiter.release_on_behalf_of(lane)
+            lane.room.release()
+            try:
+                ok, value, retiring = cloudpickle.loads(message)
+            except Exception as exc:  # noqa: BLE001 - e.g. an error type the main process lacks
+                ok, value, retiring = False, exc, False
+            lane.retiring = lane.retiring or retiring
+            if job.abandoned:
+                _discard(value)
+            else:
+                job.reply = (ok, value)
+                job.done.set()
+            if not lane.in_flight:
+                lane.idle.set()
+
+    def _break(self, lane: _Lane, exc: BaseException) -> None:
+        """A worker died: the job it ran, the jobs waiting for it, and every job after, fail."""
+        self._broken = exc
+        jobs = list(lane.in_flight)
+        lane.in_flight.clear()
+        if lane.carry is not None:
+            jobs.append(lane.carry)
+        while True:
+            try:
+                jobs.append(self._queue.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+        for k, job in enumerate(jobs):
+            job.reply = (False, _died(exc, job.work, job.items, job.base, running=k == 0))
+            job.done.set()
+        for limiter, count in lane.held.items():
+            if count:
+                limiter.release_on_behalf_of(lane)
+        lane.held.clear()
+
+
+def _died(
+    cause: BaseException, work: Work, items: list[Any], base: int, *, running: bool
+) -> BaseException:
+    """The error for a job whose worker died running it (or another job, before it)."""
+    exc: BaseException = trio_parallel.BrokenWorkerError(*cause.args)
+    exc.__cause__ = cause
+    where = f"items {base} to {base + len(items) - 1} of its input"
+    if running:
+        exc.add_note(
+            f"snake: in stage {work.label}, the worker process running {where} died. "
+            "Common causes: a crash in native code, running out of memory, or a script "
+            'without an `if __name__ == "__main__":` guard (workers are spawned and import it)'
+        )
+    else:
+        exc.add_note(
+            f"snake: in stage {work.label}, {where} were not run: a worker process died "
+            "(the error of the items it was running says more)"
+        )
+    return exc
+
+
+def _discard(value: Any) -> None:
+    """Drop an abandoned job's results: its own shared-memory segment goes too."""
+    if isinstance(value, tuple) and value and isinstance(value[0], shm.Packed):
+        packed = value[0]
+        if packed.name is not None and not packed.reused:
+            shm.unpack(packed)

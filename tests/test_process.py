@@ -1,0 +1,93 @@
+"""Worker processes fed through lanes: limits, deaths, errors and early exits."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+import trio
+import trio_parallel
+
+import snake
+
+
+def interval(x: int) -> tuple[int, float, float]:
+    began = time.perf_counter()
+    time.sleep(0.003)
+    return os.getpid(), began, time.perf_counter()
+
+
+async def test_concurrency_one_keeps_one_worker_busy_with_the_stage_at_a_time() -> None:
+    # The budget has a worker per CPU, and jobs wait in lanes, but a stage
+    # with concurrency=1 still runs on one worker at a time.
+    got = await snake.from_iterable(range(120)).par_map(interval, concurrency=1).collect()
+    spans = sorted((began, end) for _, began, end in got)
+    assert all(end <= next_began for (_, end), (next_began, _) in zip(spans, spans[1:]))
+
+
+async def test_two_stages_share_the_workers_and_both_finish() -> None:
+    got = await (
+        snake.from_iterable(range(300))
+        .par_map(interval)
+        .map(lambda r: r[0])
+        .par_map(lambda pid: (pid, os.getpid()))
+        .collect()
+    )
+    assert len(got) == 300
+    # Both stages ran on the same few workers: one per CPU in all.
+    assert len({pid for pair in got for pid in pair}) <= len(os.sched_getaffinity(0))
+
+
+def dies_at_50(x: int) -> int:
+    if x == 50:
+        os._exit(7)
+    time.sleep(0.001)
+    return x
+
+
+async def test_a_worker_dying_among_others_names_the_items_it_was_running() -> None:
+    with trio.fail_after(20):
+        with pytest.raises(trio_parallel.BrokenWorkerError) as info:
+            await snake.from_iterable(range(400)).par_map(dies_at_50).collect()
+    note = info.value.__notes__[0]
+    assert note.startswith(
+        "snake: in stage #1 par_map(dies_at_50), the worker process running items"
+    )
+    first, last = (int(n) for n in note.split("running items ")[1].split(" of")[0].split(" to "))
+    assert first <= 50 <= last
+
+
+class Unpicklable(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.lock = threading.Lock()
+
+
+def raises_unpicklable(x: int) -> int:
+    raise Unpicklable(f"item {x} is bad")
+
+
+async def test_an_error_that_cannot_be_pickled_arrives_as_a_runtime_error_naming_it() -> None:
+    with pytest.raises(
+        RuntimeError, match=r"Unpicklable: item 0 is bad \(raised in a worker"
+    ) as info:
+        await snake.from_iterable(range(3)).par_map(raises_unpicklable).collect()
+    notes = "\n".join(info.value.__notes__)
+    assert "raises_unpicklable" in notes  # the worker's traceback
+    assert "snake: in stage #1 par_map(raises_unpicklable), at item 0 of its input" in notes
+
+
+def slow_second(x: int) -> int:
+    if x == 1:
+        time.sleep(30)
+    return x
+
+
+async def test_take_does_not_wait_for_a_job_nobody_will_read() -> None:
+    began = time.perf_counter()
+    with trio.fail_after(10):
+        got = await snake.from_iterable(range(2)).par_map(slow_second).take(1).collect()
+    assert got == [0]
+    assert time.perf_counter() - began < 5  # its worker was killed, not waited for
