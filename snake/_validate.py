@@ -115,10 +115,13 @@ def check_picklable(fn: Any, method: str) -> None:
 def awaitable(value: Awaitable[T]) -> Awaitable[T]:
     """``value``, or a ``TypeError`` naming it if it cannot be awaited."""
     if not hasattr(value, "__await__"):
-        raise not_awaitable(value)
+        raise not_awaitable(type(value).__name__)
     return value
 
 
-def not_awaitable(value: object) -> TypeError:
-    """The error for a function that should have returned an awaitable."""
-    return TypeError(f"expected an awaitable, got {type(value).__name__} {value!r}")
+def not_awaitable(kind: str) -> TypeError:
+    """The error for a function that returned a ``kind`` instead of an awaitable."""
+    return TypeError(
+        f"expected an awaitable, got {kind}: the function must be an async function "
+        "or return an awaitable (for a plain function, use .map() or .par_map())"
+    )

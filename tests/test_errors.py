@@ -251,3 +251,21 @@ async def test_a_dead_worker_process_is_reported_with_its_stage_and_items() -> N
         "snake: in stage #1 par_map(dies), the worker process running items 0 to 0 "
         "of its input died."
     )
+
+
+@pytest.mark.parametrize("fused_take", [False, True])
+async def test_an_error_from_then_keeps_its_cause_and_its_frames(fused_take: bool) -> None:
+    async def parse(x: int) -> int:
+        if x == 37:
+            try:
+                {}[x]
+            except KeyError as exc:
+                raise ValueError("bad record") from exc
+        return x
+
+    pipeline = snake.from_iterable(range(100)).then(parse)
+    with pytest.raises(ValueError, match="bad record") as info:
+        await (pipeline.take(90) if fused_take else pipeline).collect()
+    assert isinstance(info.value.__cause__, KeyError)
+    assert notes(info.value) == ["snake: in stage #1 then(parse), at item 37 of its input"]
+    assert "parse" in "".join(traceback.format_exception(info.value))

@@ -7,6 +7,7 @@ On cancel or error, the call in flight is cancelled with the stage.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from time import perf_counter
 from typing import Any
@@ -15,7 +16,7 @@ import attrs
 
 from .. import _validate as check
 from .._chunking import CHECK_EVERY, LATENCY_BUDGET, Inbox, Outbox
-from .._errors import add_stage_note
+from .._errors import add_stage_note, failed_at
 from .._executors import Executors
 from .._flushing import watching
 from .._validate import func_name
@@ -49,36 +50,71 @@ class _ThenStage:
                     return
 
     async def _call_each(self, chunk: list[Any], base: int, outbox: Outbox) -> None:
-        # The hot loop of every `then`: a plain await per item. Results go
-        # to `outbox.raw`; if a call blocks, the `_flushing` instrument hands
-        # them over meanwhile. A fused `take` sees each result at once, so no
-        # call is made past its end.
+        # The hot loop of every `then`: a plain await per item, over slices
+        # of CHECK_EVERY + 1 items with the clock checked between them.
+        # Results go to `outbox.raw`; if a call blocks, the `_flushing`
+        # instrument hands them over meanwhile. A fused `take` sees each
+        # result at once, so no call is made past its end.
+        if outbox.ends:
+            await self._call_each_checked(chunk, base, outbox)
+            return
         fn = self._fn
-        raw = outbox.raw
-        each = outbox.ends
+        append = outbox.raw.append
+        step = CHECK_EVERY + 1
         yield_at = perf_counter() + LATENCY_BUDGET
-        for i, x in enumerate(chunk):
+        for start in range(0, len(chunk), step):
+            part = chunk[start : start + step] if len(chunk) > step else chunk
+            it = iter(part)
             try:
-                coro = fn(x)
+                for x in it:
+                    append(await fn(x))
             except Exception as exc:
-                add_stage_note(exc, self._label, base + i)
-                raise
-            try:
-                raw.append(await coro)
-            except Exception as exc:
-                if isinstance(exc, TypeError) and not hasattr(coro, "__await__"):
-                    error = check.not_awaitable(coro)
-                    add_stage_note(error, self._label, base + i)
-                    raise error from None
-                add_stage_note(exc, self._label, base + i)
-                raise
-            if each:
-                outbox.settle()
-                if outbox.done:
-                    return
-            if not i & CHECK_EVERY and perf_counter() >= yield_at:
+                error = self._annotated(exc, base + start + failed_at(part, it))
+                if error is exc:
+                    raise
+                raise error from None
+            if perf_counter() >= yield_at:
                 await outbox.emit_raw()  # hands over and lets others run
                 yield_at = perf_counter() + LATENCY_BUDGET
                 if outbox.done:
                     return
         await outbox.emit_raw()
+
+    async def _call_each_checked(self, chunk: list[Any], base: int, outbox: Outbox) -> None:
+        """``_call_each`` when a fused operator may end the stream after any result."""
+        fn = self._fn
+        raw = outbox.raw
+        yield_at = perf_counter() + LATENCY_BUDGET
+        for i, x in enumerate(chunk):
+            try:
+                raw.append(await fn(x))
+            except Exception as exc:
+                error = self._annotated(exc, base + i)
+                if error is exc:
+                    raise
+                raise error from None
+            outbox.settle()
+            if outbox.done:
+                return
+            if not i & CHECK_EVERY and perf_counter() >= yield_at:
+                await outbox.emit_raw()
+                yield_at = perf_counter() + LATENCY_BUDGET
+                if outbox.done:
+                    return
+        await outbox.emit_raw()
+
+    def _annotated(self, exc: Exception, position: int) -> Exception:
+        """``exc`` with its stage note; a result that could not be awaited, explained."""
+        if (
+            isinstance(exc, TypeError)
+            and exc.__traceback__ is not None
+            and exc.__traceback__.tb_next is None  # raised by the await here, not in fn
+            and (kind := _not_awaited.search(str(exc))) is not None
+        ):
+            exc = check.not_awaitable(kind.group(1) or kind.group(2))
+        add_stage_note(exc, self._label, position)
+        return exc
+
+
+#: Python's message for awaiting what cannot be awaited (3.11, and 3.12 on).
+_not_awaited = re.compile(r"object (\w+) can't be used in 'await'|'(\w+)' object can't be awaited")
