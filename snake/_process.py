@@ -47,13 +47,16 @@ _executors = itertools.count()
 
 
 class _Job:
-    __slots__ = ("abandoned", "base", "done", "items", "key", "limiters", "reply", "slot", "work")
+    __slots__ = (
+        "abandoned", "base", "count", "done", "items", "key", "limiters", "reply", "slot", "work",
+    )  # fmt: skip
 
     def __init__(
         self,
         work: Work,
         key: str,
-        items: list[Any],
+        items: list[Any] | shm.Packed,
+        count: int,
         base: int,
         slot: tuple[str, int] | None,
         limiters: tuple[trio.CapacityLimiter, ...],
@@ -61,6 +64,7 @@ class _Job:
         self.work = work
         self.key = key
         self.items = items
+        self.count = count
         self.base = base
         self.slot = slot
         self.limiters = limiters
@@ -107,6 +111,9 @@ class ProcessExecutor:
         self._shipped: dict[int, tuple[Work, str, bytes]] = {}
         # id(work) -> the shared-memory slots its results are lent.
         self._slots: dict[int, shm.Slots] = {}
+        # The slots items travel to the workers in (the workers say when
+        # they are free again: see ``shm.Borrowed``).
+        self._inputs = None if self.shm_prefix is None else shm.Slots(f"{self.shm_prefix}in-", 8)
         self._name = f"snake-{os.getpid()}-{next(_executors)}"
         self._lanes = [_Lane(i) for i in range(workers)]
 
@@ -159,6 +166,8 @@ class ProcessExecutor:
         """Remove this executor's shared memory, once its workers are gone."""
         for slots in self._slots.values():
             slots.close()
+        if self._inputs is not None:
+            self._inputs.close()
         if self.shm_prefix is not None:
             shm.sweep(self.shm_prefix)
 
@@ -166,7 +175,7 @@ class ProcessExecutor:
         self, work: Work, items: list[Any], base: int, limiter: trio.CapacityLimiter
     ) -> tuple[list[Any], float, int]:
         if self._broken is not None:
-            raise _died(self._broken, work, items, base, running=False)
+            raise _died(self._broken, work, len(items), base, running=False)
         _, key, _ = self._ship(work)
         slots = self._slots.get(id(work))
         if slots is None and self.shm_prefix is not None:
@@ -174,27 +183,48 @@ class ProcessExecutor:
             prefix = f"{self.shm_prefix}{len(self._slots)}-"
             slots = self._slots[id(work)] = shm.Slots(prefix, 8)
         slot = None if slots is None else slots.take()
-        job = _Job(work, key, items, base, slot, (limiter, self._budget))
+        sent, in_slot = self._pack_items(items)
+        job = _Job(work, key, sent, len(items), base, slot, (limiter, self._budget))
         self._queue_send.send_nowait(job)
         try:
             await job.done.wait()
         except BaseException:
             job.abandoned = True  # left in the queue, or its result is dropped
-            if slots is not None:
-                slots.drop(slot)  # its worker may be writing to it
+            self._drop(slots, slot, in_slot)  # its worker may be using them
             raise
         assert job.reply is not None
         ok, value = job.reply
         if not ok:
-            if slots is not None:
-                slots.drop(slot)
+            self._drop(slots, slot, in_slot)
             raise value
+        # Its items' slot comes back when the worker reports it released.
         packed, elapsed = value
+        sent_bytes = sum(sent.sizes) if isinstance(sent, shm.Packed) else 0
         if not isinstance(packed, shm.Packed):
-            return packed, elapsed, 0
+            return packed, elapsed, sent_bytes
         if not packed.reused and slots is not None:
             slots.put(slot)
-        return shm.unpack(packed, slots), elapsed, sum(packed.sizes)
+        return shm.unpack(packed, slots), elapsed, sum(packed.sizes) + sent_bytes
+
+    def _pack_items(self, items: list[Any]) -> tuple[list[Any] | shm.Packed, str | None]:
+        """``items`` as sent: with large buffers in shared memory, and the slot used."""
+        if self._inputs is None or self.shm_prefix is None:
+            return items, None
+        slot = self._inputs.take()
+        packed = shm.pack(items, self.shm_prefix, slot)
+        if not packed.reused:
+            self._inputs.put(slot)
+            if packed.name is not None:
+                self._inputs.fit(sum(packed.sizes))
+        return packed, packed.name if packed.reused else None
+
+    def _drop(
+        self, slots: shm.Slots | None, slot: tuple[str, int] | None, in_slot: str | None
+    ) -> None:
+        if slots is not None:
+            slots.drop(slot)
+        if self._inputs is not None and in_slot is not None:
+            self._inputs.drop((in_slot, 0))
 
     def _ship(self, work: Work) -> tuple[Work, str, bytes]:
         shipped = self._shipped.get(id(work))
@@ -305,9 +335,11 @@ class ProcessExecutor:
                     limiter.release_on_behalf_of(lane)
             lane.room.release()
             try:
-                ok, value, retiring = cloudpickle.loads(message)
+                ok, value, retiring, released = cloudpickle.loads(message)
             except Exception as exc:  # noqa: BLE001 - e.g. an error type the main process lacks
-                ok, value, retiring = False, exc, False
+                ok, value, retiring, released = False, exc, False, []
+            if released and self._inputs is not None:
+                self._inputs.release_all(released)
             lane.retiring = lane.retiring or retiring
             if job.abandoned:
                 _discard(value)
@@ -330,7 +362,7 @@ class ProcessExecutor:
             except (trio.WouldBlock, trio.EndOfChannel):
                 break
         for k, job in enumerate(jobs):
-            job.reply = (False, _died(exc, job.work, job.items, job.base, running=k == 0))
+            job.reply = (False, _died(exc, job.work, job.count, job.base, running=k == 0))
             job.done.set()
         for limiter, count in lane.held.items():
             if count:
@@ -339,12 +371,12 @@ class ProcessExecutor:
 
 
 def _died(
-    cause: BaseException, work: Work, items: list[Any], base: int, *, running: bool
+    cause: BaseException, work: Work, count: int, base: int, *, running: bool
 ) -> BaseException:
     """The error for a job whose worker died running it (or another job, before it)."""
     exc: BaseException = trio_parallel.BrokenWorkerError(*cause.args)
     exc.__cause__ = cause
-    where = f"items {base} to {base + len(items) - 1} of its input"
+    where = f"items {base} to {base + count - 1} of its input"
     if running:
         exc.add_note(
             f"snake: in stage {work.label}, the worker process running {where} died. "

@@ -1,4 +1,4 @@
-"""Large buffers in a job's results cross from a worker process through shared memory.
+"""Large buffers in a job's items and results cross between processes through shared memory.
 
 A 4 MiB array pickled through a pipe moves at about 640 MB/s; written once
 into shared memory and mapped by the main process, it arrives several times
@@ -12,8 +12,10 @@ main process lends the job and reuses once the results using it are gone
 segment of the job's own, which the main process maps and unlinks at once.
 Names of segments and slots start with the executor's prefix, and ``sweep``
 removes whatever is left when the pipeline's workers are shut down (a
-cancelled job's segment). Linux only (``/dev/shm``); elsewhere results go
-through the pipe as before.
+cancelled job's segment). Items go to the workers the same way, in slots
+the main process lends and a worker reports free once nothing it holds
+uses them (``Borrowed``). Linux only (``/dev/shm``); elsewhere everything
+is pickled into the worker's socket.
 """
 
 from __future__ import annotations
@@ -201,8 +203,42 @@ def _slot_mapping(name: str, size: int) -> mmap.mmap | None:
     return segment
 
 
-def unpack(packed: Packed, slots: Slots | None = None) -> list[Any]:
-    """The results ``pack`` made.
+class Borrowed:
+    """The slots a worker process reads its jobs' items from.
+
+    Each job maps its slot afresh, and once the last of its items using that
+    memory is gone, the slot's name waits in ``take_released`` for the next
+    reply to report: only then does the main process lend the slot again,
+    so items a function keeps (in a cache, say) are never overwritten.
+    """
+
+    def __init__(self) -> None:
+        self._fds: dict[str, int] = {}
+        self._released: list[str] = []
+
+    def map(self, name: str, size: int) -> mmap.mmap:
+        for old, fd in list(self._fds.items()):
+            if os.fstat(fd).st_nlink == 0:  # removed by the main process
+                del self._fds[old]
+                os.close(fd)
+        if name not in self._fds:
+            self._fds[name] = os.open(os.path.join(SHM_DIR, name), os.O_RDWR)
+        segment = mmap.mmap(self._fds[name], size)
+        weakref.finalize(segment, self._released.append, name)
+        return segment
+
+    def fit(self, size: int) -> None:
+        pass  # the main process sizes the slots
+
+    def take_released(self) -> list[str]:
+        """Slots no item uses any more, since the last call."""
+        released = self._released[:]
+        del self._released[: len(released)]
+        return released
+
+
+def unpack(packed: Packed, slots: Slots | Borrowed | None = None) -> list[Any]:
+    """The objects ``pack`` made.
 
     A segment of its own is unlinked here; a slot goes back to ``slots``
     once the last object using its memory is gone.
@@ -275,12 +311,17 @@ class Slots:
     def put(self, slot: tuple[str, int] | None) -> None:
         """Give back a slot whose job wrote nothing into it."""
         if slot is not None:
-            self._release(slot[0])
+            self.release(slot[0])
 
     def drop(self, slot: tuple[str, int] | None) -> None:
         """Remove a slot a cancelled or failed job may still be writing to."""
         if slot is not None:
             self._remove(slot[0])
+
+    def release_all(self, names: list[str]) -> None:
+        """Slots a worker reports free: nothing there uses them any more."""
+        for name in names:
+            self.release(name)
 
     def fit(self, size: int) -> None:
         """Make the next slots hold ``size`` bytes, rounded up to a MiB."""
@@ -291,7 +332,7 @@ class Slots:
         """Map a slot a job wrote its results into; it is freed with the mapping."""
         fd, _ = self._fds[name]
         segment = mmap.mmap(fd, size)  # its pages are in memory: no need to populate
-        weakref.finalize(segment, self._release, name)
+        weakref.finalize(segment, self.release, name)
         return segment
 
     def close(self) -> None:
@@ -306,7 +347,8 @@ class Slots:
         self._fds[name] = (_create(os.path.join(SHM_DIR, name), size), size)
         return name, size
 
-    def _release(self, name: str) -> None:
+    def release(self, name: str) -> None:
+        """The slot ``name`` is free: nothing uses its memory any more."""
         # May run in any thread, when the last result using the slot goes.
         kept = self._fds.get(name)
         if kept is None:

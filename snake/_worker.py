@@ -14,7 +14,7 @@ import cloudpickle
 
 from . import _wire as wire
 from ._errors import add_stage_note, failed_at
-from ._shm import Packed, pack
+from ._shm import Borrowed, Packed, pack, unpack
 
 #: Work this worker process has received, by the key of its stage.
 _work: dict[str, Work] = {}
@@ -23,6 +23,8 @@ _items_done = 0
 _max_items: int | None = None
 #: What the user's init raised here, for the first job to report.
 _init_error: Exception | None = None
+#: The main process's slots this worker read items from.
+_borrowed = Borrowed()
 
 
 def ready(shipments: list[tuple[str, bytes]]) -> None:
@@ -139,7 +141,7 @@ def apply_chunk(work: Work, items: list[Any], base: int) -> tuple[list[Any], flo
 def apply_shipped(
     key: str,
     pickled: bytes | None,
-    items: list[Any],
+    items: list[Any] | Packed,
     base: int,
     shm: str | None,
     slot: tuple[str, int] | None,
@@ -151,7 +153,8 @@ def apply_shipped(
     not have it yet and ``pickled`` is not given: the caller then sends it.
     With ``shm``, a name prefix, large buffers in the results go back
     through shared memory: into ``slot`` if they fit (see ``_shm``). The
-    seconds returned include packing them.
+    seconds returned include packing them. ``items`` may come packed the
+    same way, with their large buffers in shared memory.
     """
     global _items_done
     if _init_error is not None:
@@ -161,6 +164,8 @@ def apply_shipped(
         if pickled is None:
             return None
         work = _work[key] = pickle.loads(pickled)
+    if isinstance(items, Packed):
+        items = unpack(items, _borrowed)
     _items_done += len(items)
     began = time.perf_counter()
     results, _ = apply_chunk(work, items, base)
@@ -191,14 +196,18 @@ def serve(address: str | bytes, index: int, shipments: list[tuple[str, bytes]]) 
 
 
 def _run_job(message: bytes) -> bytes:
-    """Run one job; its reply: ``(ok, results or exception, retiring)``, pickled."""
+    """Run one job; its reply, pickled: ``(ok, results or exception, retiring,
+    slots of items released)``."""
+    args = None
     try:
         args = pickle.loads(message)
         result = apply_shipped(*args)
         assert result is not None, "the main process sends work with a worker's first job of it"
-        reply: tuple[bool, Any, bool] = (True, result, should_retire())
+        reply: tuple[bool, Any, bool, list[str]] = (True, result, should_retire(), [])
     except BaseException as exc:  # noqa: BLE001 - it belongs to the job: the main process raises it
-        reply = (False, _picklable_error(exc), should_retire())
+        reply = (False, _picklable_error(exc), should_retire(), [])
+    del args  # the job's items, so that their slots count as released
+    reply[3].extend(_borrowed.take_released())
     try:
         return cloudpickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
     except Exception as exc:  # noqa: BLE001 - the error itself cannot be pickled
@@ -209,7 +218,7 @@ def _run_job(message: bytes) -> bytes:
         replacement.add_note("".join(traceback.format_exception(reply[1])))
         for note in getattr(reply[1], "__notes__", ()):
             replacement.add_note(note)
-        return cloudpickle.dumps((False, replacement, reply[2]))  # type: ignore[no-any-return]
+        return cloudpickle.dumps((False, replacement, *reply[2:]))  # type: ignore[no-any-return]
 
 
 def _picklable_error(exc: BaseException) -> BaseException:

@@ -174,3 +174,62 @@ def test_a_worker_unmaps_slots_the_main_process_removed() -> None:
     assert _shm._slot_mapping(second[0], MiB) is None  # gone: the job gets a segment of its own
     assert second[0] not in _shm._slot_mappings
     assert segments() == []
+
+
+def first_and_last(data: Any) -> tuple[str, int, int, int]:
+    view = memoryview(data)
+    return type(data).__name__, view[0], view[-1], view.nbytes
+
+
+async def test_large_items_travel_to_the_workers_through_shared_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    created = []
+    new = _shm.Slots._new
+
+    def counting(self: _shm.Slots) -> tuple[str, int]:
+        created.append(1)
+        return new(self)
+
+    monkeypatch.setattr(_shm.Slots, "_new", counting)
+    kinds = [bytes, bytearray, lambda b: memoryview(bytearray(b))]
+    items = [kinds[i % 3](bytes([i % 251]) * MiB) for i in range(90)]
+    got = await snake.from_iterable(items).par_map(first_and_last).collect()
+    names = ["bytes", "bytearray", "memoryview"]
+    assert got == [(names[i % 3], i % 251, i % 251, MiB) for i in range(90)]
+    assert 0 < len(created) < 30  # 90 items, their slots reused (small results: no slots)
+    assert segments() == []
+
+
+_kept: list[memoryview] = []
+
+
+def keep(view: memoryview) -> list[int]:
+    # A function that holds on to what it was given, as a cache would: what
+    # it holds must not change while later jobs arrive.
+    _kept.append(view)
+    return [v[0] for v in _kept]
+
+
+async def test_items_a_worker_keeps_are_not_overwritten_by_later_jobs() -> None:
+    items = [memoryview(bytearray([i]) * MiB) for i in range(60)]
+    got = await snake.from_iterable(items).par_map(keep, concurrency=1).collect()
+    for i, seen in enumerate(got):
+        assert seen == list(range(len(seen)))  # in this worker: items 0..i, each intact
+        assert seen[-1] == i
+    assert segments() == []
+
+
+def test_a_worker_reports_a_borrowed_slot_once_its_items_are_gone() -> None:
+    slots = _shm.Slots(f"snake-{os.getpid()}-unit-", keep=4)
+    slots.fit(MiB)
+    slot = slots.take()
+    assert slot is not None
+    packed = _shm.pack([memoryview(bytearray(b"q") * MiB)], "snake-unused-", slot)
+    borrowed = _shm.Borrowed()
+    [view] = _shm.unpack(packed, borrowed)
+    assert view[0] == ord("q") and borrowed.take_released() == []
+    del view
+    assert borrowed.take_released() == [slot[0]]
+    slots.close()
+    assert segments() == []
