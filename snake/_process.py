@@ -85,6 +85,7 @@ class _Lane:
         self.idle = trio.Event()
         self.held: dict[trio.CapacityLimiter, int] = {}
         self.retiring = False
+        self.connected = False  # its worker has started and connected
         self.carry: _Job | None = None  # pulled while retiring: for the next worker
         self.scope = trio.CancelScope()  # cancelled: its worker is killed
 
@@ -155,11 +156,12 @@ class ProcessExecutor:
         """No more jobs: idle workers' calls return; workers with jobs are killed.
 
         Jobs still in a lane at the end were abandoned (the pipeline stopped
-        early): their workers are not waited for.
+        early): their workers are not waited for, nor are workers still
+        starting.
         """
         self._queue_send.close()
         for lane in self._lanes:
-            if lane.in_flight or lane.carry is not None:
+            if lane.in_flight or lane.carry is not None or not lane.connected:
                 lane.scope.cancel()
 
     def remove_shared_memory(self) -> None:
@@ -258,6 +260,7 @@ class ProcessExecutor:
         shipments = [(key, pickled) for _, key, pickled in self._shipped.values()]
         known = {key for key, _ in shipments}
         lane.retiring = False
+        lane.connected = False
         lane.idle = trio.Event()
         more = False
         async with open_nursery() as nursery:
@@ -269,6 +272,7 @@ class ProcessExecutor:
 
             nursery.start_soon(call)
             stream = await lane.incoming.receive()
+            lane.connected = True
             try:
                 async with open_nursery() as talk:
                     talk.start_soon(self._receive, lane, stream)
