@@ -93,6 +93,20 @@ def test_results_pickle_the_same_as_without_shared_memory() -> None:
     assert pickle.loads(pickle.dumps(value)) == value
 
 
+@pytest.fixture
+def created(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Grows by one for each shared-memory slot made."""
+    made: list[int] = []
+    new = _shm.Slots._new
+
+    def counting(self: _shm.Slots) -> tuple[str, int]:
+        made.append(1)
+        return new(self)
+
+    monkeypatch.setattr(_shm.Slots, "_new", counting)
+    return made
+
+
 def view_of(i: int) -> memoryview:
     return memoryview(bytearray([i % 251]) * MiB)
 
@@ -105,17 +119,7 @@ async def test_results_still_held_keep_their_slot_from_being_written() -> None:
     assert segments() == []
 
 
-async def test_slots_are_reused_once_their_results_are_dropped(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    created = []
-    new = _shm.Slots._new
-
-    def counting(self: _shm.Slots) -> tuple[str, int]:
-        created.append(1)
-        return new(self)
-
-    monkeypatch.setattr(_shm.Slots, "_new", counting)
+async def test_slots_are_reused_once_their_results_are_dropped(created: list[int]) -> None:
     kept = []
     async with snake.from_iterable(range(200)).par_map(view_of).open() as items:
         async for i, view in aenumerate(items):
@@ -182,16 +186,8 @@ def first_and_last(data: Any) -> tuple[str, int, int, int]:
 
 
 async def test_large_items_travel_to_the_workers_through_shared_memory(
-    monkeypatch: pytest.MonkeyPatch,
+    created: list[int],
 ) -> None:
-    created = []
-    new = _shm.Slots._new
-
-    def counting(self: _shm.Slots) -> tuple[str, int]:
-        created.append(1)
-        return new(self)
-
-    monkeypatch.setattr(_shm.Slots, "_new", counting)
     kinds = [bytes, bytearray, lambda b: memoryview(bytearray(b))]
     items = [kinds[i % 3](bytes([i % 251]) * MiB) for i in range(90)]
     got = await snake.from_iterable(items).par_map(first_and_last).collect()
