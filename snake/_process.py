@@ -25,9 +25,11 @@ and is replaced.
 
 from __future__ import annotations
 
+import hmac
 import itertools
 import math
 import os
+import secrets
 from collections import deque
 from typing import Any
 
@@ -42,6 +44,8 @@ from ._worker import Work, serve
 
 #: Jobs in a worker's lane at once: the running one and the next.
 DEPTH = 2
+#: Seconds a new connection has to say which lane it serves.
+GREETING_SECONDS = 10.0
 
 _executors = itertools.count()
 
@@ -117,6 +121,11 @@ class ProcessExecutor:
         self._inputs = None if self.shm_prefix is None else shm.Slots(f"{self.shm_prefix}in-", 8)
         self._name = f"snake-{os.getpid()}-{next(_executors)}"
         self._lanes = [_Lane(i) for i in range(workers)]
+        self._closing = False
+        # Workers prove they are ours with it (a socket in Linux's abstract
+        # namespace can be reached by any local process); they receive it
+        # through trio_parallel's private pipe.
+        self._token = secrets.token_bytes(16)
 
     def prepare(self, work: Work) -> None:
         self._ship(work)
@@ -159,6 +168,7 @@ class ProcessExecutor:
         early): their workers are not waited for, nor are workers still
         starting.
         """
+        self._closing = True
         self._queue_send.close()
         for lane in self._lanes:
             if lane.in_flight or lane.carry is not None or not lane.connected:
@@ -236,12 +246,27 @@ class ProcessExecutor:
         return shipped
 
     async def _accept(self, listener: trio.socket.SocketType) -> None:
-        """Hand each worker's connection to its lane (the worker names it first)."""
-        while True:
-            sock, _ = await listener.accept()
-            stream = trio.SocketStream(sock)
-            (index,) = wire.HEADER.unpack(await wire.receive_exactly(stream, wire.HEADER.size))
+        """Hand each worker's connection to its lane."""
+        async with trio.open_nursery() as nursery:
+            while True:
+                sock, _ = await listener.accept()
+                nursery.start_soon(self._greet, trio.SocketStream(sock))
+
+    async def _greet(self, stream: trio.SocketStream) -> None:
+        """A worker sends this executor's token and its lane; anything else is closed."""
+        size = len(self._token) + wire.HEADER.size
+        hello = b""
+        with trio.move_on_after(GREETING_SECONDS):
+            try:
+                hello = await wire.receive_exactly(stream, size)
+            except (EOFError, trio.BrokenResourceError):
+                pass
+        (index,) = wire.HEADER.unpack(hello[-wire.HEADER.size :] or bytes(wire.HEADER.size))
+        ours = len(hello) == size and hmac.compare_digest(hello[: len(self._token)], self._token)
+        if ours and index < len(self._lanes):
             self._lanes[index].connections.send_nowait(stream)
+        else:
+            stream.socket.close()
 
     async def _lane(self, lane: _Lane, address: str | bytes, calls: trio.CapacityLimiter) -> None:
         """Keep a worker serving this lane: a new one when the last retired."""
@@ -252,7 +277,7 @@ class ProcessExecutor:
                 except trio_parallel.BrokenWorkerError as exc:
                     self._break(lane, exc)
                     return
-                if not more:
+                if not more or self._closing:
                     return
 
     async def _serve(self, lane: _Lane, address: str | bytes, calls: trio.CapacityLimiter) -> bool:
@@ -266,8 +291,9 @@ class ProcessExecutor:
         async with open_nursery() as nursery:
 
             async def call() -> None:
+                hello = self._token + wire.HEADER.pack(lane.index)
                 await self._context.run_sync(
-                    serve, address, lane.index, shipments, kill_on_cancel=True, limiter=calls
+                    serve, address, hello, shipments, kill_on_cancel=True, limiter=calls
                 )
 
             nursery.start_soon(call)

@@ -179,18 +179,18 @@ def apply_shipped(
         raise
 
 
-def serve(address: str | bytes, index: int, shipments: list[tuple[str, bytes]]) -> None:
+def serve(address: str | bytes, hello: bytes, shipments: list[tuple[str, bytes]]) -> None:
     """A worker's job loop, run as one long call: jobs come over a socket until it closes.
 
     The main process keeps a next job waiting in the socket while this one
     runs, so a worker goes from job to job without waiting for a round trip
-    (see ``_process``). ``index`` tells the main process which of its lanes
-    this worker serves.
+    (see ``_process``). ``hello`` tells the main process that this is its
+    worker, and which of its lanes it serves.
     """
     ready(shipments)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.connect(address)
-        sock.sendall(wire.HEADER.pack(index))
+        sock.sendall(hello)
         while (message := wire.receive(sock)) is not None:
             wire.send(sock, _run_job(message))
 

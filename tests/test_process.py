@@ -91,3 +91,32 @@ async def test_take_does_not_wait_for_a_job_nobody_will_read() -> None:
         got = await snake.from_iterable(range(2)).par_map(slow_second).take(1).collect()
     assert got == [0]
     assert time.perf_counter() - began < 5  # its worker was killed, not waited for
+
+
+def listening_sockets() -> list[bytes]:
+    """Abstract-namespace sockets of this process's running process maps."""
+    mine = f"@snake-{os.getpid()}-"
+    with open("/proc/net/unix") as table:
+        paths = {line.split()[-1] for line in table if mine in line}
+    return sorted(("\0" + path[1:]).encode() for path in paths if path.startswith(mine))
+
+
+def slowly(x: int) -> int:
+    time.sleep(0.002)
+    return x
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/net/unix"), reason="Linux's abstract sockets")
+async def test_a_connection_that_is_not_one_of_its_workers_is_refused() -> None:
+    import socket
+
+    async with snake.from_iterable(range(300)).par_map(slowly).open() as items:
+        first = await items.receive()
+        [address] = listening_sockets()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as stranger:
+            stranger.connect(address)
+            stranger.sendall(bytes(16) + (0).to_bytes(8, "little"))  # a wrong token, lane 0
+            stranger.settimeout(5)
+            assert await trio.to_thread.run_sync(stranger.recv, 1) == b""  # closed on it
+        rest = [x async for x in items]
+    assert [first, *rest] == list(range(300))
