@@ -18,13 +18,24 @@ Package map:
   _shm         large buffers in results come back through shared memory
   _ordering    the reorder buffer of ordered parallel stages
   _errors      stage notes and unwrapping of exception groups
+  _exceptions  the errors snake raises for worker processes
   _validate    build-time argument checks
 """
 
+from ._exceptions import RemoteError as RemoteError
+from ._exceptions import WorkerDiedError as WorkerDiedError
+from ._exceptions import WorkerError as WorkerError
 from ._pipeline import Pipeline as Pipeline
 from ._pipeline import from_iterable as from_iterable
 from ._worker_options import WorkerOptions as WorkerOptions
 
 __version__ = "0.1.0"
 
-__all__ = ["Pipeline", "WorkerOptions", "from_iterable"]
+__all__ = [
+    "Pipeline",
+    "RemoteError",
+    "WorkerDiedError",
+    "WorkerError",
+    "WorkerOptions",
+    "from_iterable",
+]

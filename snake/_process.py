@@ -30,6 +30,7 @@ import itertools
 import math
 import os
 import secrets
+import signal
 from collections import deque
 from typing import Any
 
@@ -40,6 +41,7 @@ import trio_parallel
 from . import _shm as shm
 from . import _wire as wire
 from ._errors import open_nursery
+from ._exceptions import WorkerDiedError
 from ._worker import Work, serve
 
 #: Jobs in a worker's lane at once: the running one and the next.
@@ -392,7 +394,10 @@ class ProcessExecutor:
             except (trio.WouldBlock, trio.EndOfChannel):
                 break
         for k, job in enumerate(jobs):
-            job.reply = (False, _died(exc, job.work, job.count, job.base, running=k == 0))
+            job.reply = (
+                False,
+                _died(exc, job.work, job.count, job.base, running=k == 0, started=lane.connected),
+            )
             job.done.set()
         for limiter, count in lane.held.items():
             if count:
@@ -401,24 +406,65 @@ class ProcessExecutor:
 
 
 def _died(
-    cause: BaseException, work: Work, count: int, base: int, *, running: bool
-) -> BaseException:
-    """The error for a job whose worker died running it (or another job, before it)."""
-    exc: BaseException = trio_parallel.BrokenWorkerError(*cause.args)
-    exc.__cause__ = cause
-    where = f"items {base} to {base + count - 1} of its input"
-    if running:
-        exc.add_note(
-            f"snake: in stage {work.label}, the worker process running {where} died. "
-            "Common causes: a crash in native code, running out of memory, or a script "
-            'without an `if __name__ == "__main__":` guard (workers are spawned and import it)'
+    cause: BaseException,
+    work: Work,
+    count: int,
+    base: int,
+    *,
+    running: bool,
+    started: bool = True,
+) -> WorkerDiedError:
+    """The error for a job whose worker died running it, or another job before it."""
+    process = cause.args[1] if len(cause.args) > 1 else None
+    pid = getattr(process, "pid", None)
+    exitcode = getattr(process, "exitcode", None)
+    where = f"item {base}" if count == 1 else f"items {base} to {base + count - 1}"
+    where += " of its input"
+    worker = "a worker process" if pid is None else f"worker process {pid}"
+    how = _how(exitcode)
+    if not started:
+        what = f"{worker} {how} as it started"
+        hint = (
+            'If your script has no `if __name__ == "__main__":` guard, that is probably '
+            "the cause: workers import the script, and without the guard it starts the "
+            "pipeline again. Otherwise, an import of the script failed in the worker"
         )
     else:
-        exc.add_note(
-            f"snake: in stage {work.label}, {where} were not run: a worker process died "
-            "(the error of the items it was running says more)"
-        )
-    return exc
+        what = f"{worker} {how}"
+        hint = "" if exitcode is None else _HINTS.get(min(exitcode, 0), "")
+    if running:
+        during = "before it could run" if not started else "while running"
+        message = f"in stage {work.label}, {what} {during} {where}"
+    else:
+        message = f"in stage {work.label}, {where} were not run: {what}"
+    error = WorkerDiedError(f"{message}. {hint}".rstrip(". ") + ".", pid, exitcode)
+    error.__cause__ = cause
+    return error
+
+
+def _how(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "died"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"was killed by {name}"
+    return f"exited with code {exitcode}"
+
+
+#: What a worker's death most often means, by minus its signal (0: it exited).
+_HINTS = {
+    -signal.SIGKILL: "SIGKILL is what the kernel's out-of-memory killer sends: the machine "
+    "(or container) probably ran out of memory; use fewer workers or smaller items",
+    -signal.SIGBUS: "SIGBUS in a worker usually means shared memory (/dev/shm) ran full; free "
+    "some, or give the machine or container more (docker: --shm-size)",
+    -signal.SIGSEGV: "a crash in native code (a C extension); the worker's C-level traceback "
+    "is on stderr",
+    -signal.SIGABRT: "native code aborted; the worker's C-level traceback is on stderr",
+    0: "Something in the job called os._exit(), or native code exited the process",
+}
 
 
 def _discard(value: Any) -> None:

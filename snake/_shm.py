@@ -105,12 +105,15 @@ def _large(value: Any) -> bool:
     return (kind is bytes or kind is bytearray) and len(value) >= THRESHOLD
 
 
-def pack(results: list[Any], prefix: str, slot: tuple[str, int] | None = None) -> Packed:
+def pack(results: list[Any], prefix: str | None, slot: tuple[str, int] | None = None) -> Packed:
     """Pickle ``results``, putting their large buffers into ``slot`` or a new segment.
 
     ``slot`` (a name and size from the main process's ``Slots``) is used when
-    the buffers fit; otherwise they go into a segment of their own.
+    the buffers fit; otherwise they go into a segment of their own, named
+    from ``prefix``. Without a ``prefix``, everything stays in the pickle.
     """
+    if prefix is None:
+        return Packed(cloudpickle.dumps(results, protocol=5), None, [])
     large: list[pickle.PickleBuffer] = []
 
     def out_of_band(buffer: pickle.PickleBuffer) -> bool:

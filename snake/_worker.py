@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import functools
 import pickle
 import socket
@@ -14,6 +15,7 @@ import cloudpickle
 
 from . import _wire as wire
 from ._errors import add_stage_note, failed_at
+from ._exceptions import RemoteError, WorkerError
 from ._shm import Borrowed, Packed, pack, unpack
 
 #: Work this worker process has received, by the key of its stage.
@@ -25,6 +27,8 @@ _max_items: int | None = None
 _init_error: Exception | None = None
 #: The main process's slots this worker read items from.
 _borrowed = Borrowed()
+#: Whether this is a worker process (``serve`` runs here), not a thread.
+_in_process = False
 
 
 def ready(shipments: list[tuple[str, bytes]]) -> None:
@@ -47,6 +51,7 @@ def start(index: int, init: bytes | None, max_items: int | None) -> Callable[[],
 
 def _set_up(index: int, init: bytes | None, max_items: int | None) -> None:
     global _max_items, _init_error
+    faulthandler.enable()  # a crash in native code leaves its C-level trace on stderr
     _max_items = max_items
     if init is not None:
         try:
@@ -133,6 +138,16 @@ def apply_chunk(work: Work, items: list[Any], base: int) -> tuple[list[Any], flo
         except Exception as exc:
             add_stage_note(exc, label, base + failed_at(items, it))
             raise
+        except BaseException as exc:
+            if not _in_process:
+                raise  # a thread's: it reaches the main thread as itself
+            # In a worker process it would end the worker, not the program.
+            error = WorkerError(
+                f"{type(exc).__name__}({', '.join(map(repr, exc.args))}) raised in a worker "
+                "process by a user function; it stops the pipeline instead"
+            )
+            add_stage_note(error, label, base + failed_at(items, it))
+            raise error from exc
     if work.batch is not None:
         items = work.batch.apply(items, base)
     return items, time.perf_counter() - began
@@ -169,14 +184,26 @@ def apply_shipped(
     _items_done += len(items)
     began = time.perf_counter()
     results, _ = apply_chunk(work, items, base)
-    if shm is None:
-        return results, time.perf_counter() - began
     try:
         packed = pack(results, shm, slot)
-        return packed, time.perf_counter() - began
     except Exception as exc:
-        exc.add_note(f"snake: in stage {work.label}, sending back the results of items from {base}")
+        exc.add_note(f"snake: in stage {work.label}, {_unsendable(work, results, base)}")
         raise
+    return packed, time.perf_counter() - began
+
+
+def _unsendable(work: Work, results: list[Any], base: int) -> str:
+    """Which result could not be pickled, as an error note says it."""
+    for k, result in enumerate(results):
+        try:
+            cloudpickle.dumps(result)
+        except Exception:  # noqa: BLE001 - this is the one
+            if work.batch is None and not any(keep for keep, _, _ in work.steps):
+                return f"the result of item {base + k} of its input cannot be sent back (pickled)"
+            return (
+                f"result {k} of the job from item {base} of its input cannot be sent back (pickled)"
+            )
+    return f"the results of items from {base} of its input cannot be sent back (pickled)"
 
 
 def serve(address: str | bytes, hello: bytes, shipments: list[tuple[str, bytes]]) -> None:
@@ -188,6 +215,8 @@ def serve(address: str | bytes, hello: bytes, shipments: list[tuple[str, bytes]]
     worker, and which of its lanes it serves.
     """
     ready(shipments)
+    global _in_process
+    _in_process = True
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.connect(address)
         sock.sendall(hello)
@@ -210,15 +239,14 @@ def _run_job(message: bytes) -> bytes:
     reply[3].extend(_borrowed.take_released())
     try:
         return cloudpickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
-    except Exception as exc:  # noqa: BLE001 - the error itself cannot be pickled
-        replacement = RuntimeError(
-            f"{type(reply[1]).__name__}: {reply[1]} (raised in a worker; the error could not "
-            f"be sent back as itself: {exc})"
+    except Exception:  # noqa: BLE001 - results are pickled already: the error cannot be
+        error = reply[1]
+        remote = RemoteError(
+            type(error).__qualname__, str(error), "".join(traceback.format_exception(error))
         )
-        replacement.add_note("".join(traceback.format_exception(reply[1])))
-        for note in getattr(reply[1], "__notes__", ()):
-            replacement.add_note(note)
-        return cloudpickle.dumps((False, replacement, *reply[2:]))  # type: ignore[no-any-return]
+        for note in getattr(error, "__notes__", ()):
+            remote.add_note(note)
+        return cloudpickle.dumps((False, remote, *reply[2:]))  # type: ignore[no-any-return]
 
 
 def _picklable_error(exc: BaseException) -> BaseException:

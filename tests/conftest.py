@@ -43,6 +43,13 @@ def worker_processes(root: psutil.Process | None = None) -> list[psutil.Process]
     return [p for p in root.children(recursive=True) if not _helper_process(p, root)]
 
 
+def running_span(message: str) -> tuple[int, int]:
+    """The first and last item a ``snake.WorkerDiedError`` says its worker was running."""
+    span = message.split("while running ")[1].split(" of its input")[0]
+    first, _, last = span.removeprefix("items ").removeprefix("item ").partition(" to ")
+    return int(first), int(last or first)
+
+
 def leftovers(before: set[int]) -> list[str]:
     """Threads, child processes and shared memory a test should have ended."""
     found = [

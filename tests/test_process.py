@@ -8,7 +8,7 @@ import time
 
 import pytest
 import trio
-import trio_parallel
+from conftest import running_span
 
 import snake
 
@@ -49,13 +49,12 @@ def dies_at_50(x: int) -> int:
 
 async def test_a_worker_dying_among_others_names_the_items_it_was_running() -> None:
     with trio.fail_after(20):
-        with pytest.raises(trio_parallel.BrokenWorkerError) as info:
+        with pytest.raises(snake.WorkerDiedError) as info:
             await snake.from_iterable(range(400)).par_map(dies_at_50).collect()
-    note = info.value.__notes__[0]
-    assert note.startswith(
-        "snake: in stage #1 par_map(dies_at_50), the worker process running items"
-    )
-    first, last = (int(n) for n in note.split("running items ")[1].split(" of")[0].split(" to "))
+    message = str(info.value)
+    assert message.startswith("in stage #1 par_map(dies_at_50), worker process ")
+    assert info.value.exitcode == 7
+    first, last = running_span(message)
     assert first <= 50 <= last
 
 
@@ -69,14 +68,16 @@ def raises_unpicklable(x: int) -> int:
     raise Unpicklable(f"item {x} is bad")
 
 
-async def test_an_error_that_cannot_be_pickled_arrives_as_a_runtime_error_naming_it() -> None:
+async def test_an_error_that_cannot_be_pickled_arrives_as_a_remote_error() -> None:
     with pytest.raises(
-        RuntimeError, match=r"Unpicklable: item 0 is bad \(raised in a worker"
+        snake.RemoteError, match=r"Unpicklable: item 0 is bad \(raised in a"
     ) as info:
         await snake.from_iterable(range(3)).par_map(raises_unpicklable).collect()
-    notes = "\n".join(info.value.__notes__)
-    assert "raises_unpicklable" in notes  # the worker's traceback
-    assert "snake: in stage #1 par_map(raises_unpicklable), at item 0 of its input" in notes
+    assert info.value.type_name == "Unpicklable" and info.value.message == "item 0 is bad"
+    assert "raises_unpicklable" in info.value.traceback  # the worker's frames
+    assert info.value.__notes__ == [
+        "snake: in stage #1 par_map(raises_unpicklable), at item 0 of its input"
+    ]
 
 
 def slow_second(x: int) -> int:
