@@ -22,7 +22,7 @@ import trio_parallel
 from ._errors import open_nursery
 from ._forkserver import preload_forkserver
 from ._process import ProcessExecutor
-from ._worker import Work, apply_chunk, should_retire, start
+from ._worker import Done, Work, apply_chunk, should_retire, start
 from ._worker_options import WorkerOptions
 
 #: Seconds a worker process may take to exit once its pipeline is done.
@@ -50,9 +50,10 @@ class Executor(Protocol):
 
     async def run_chunk(
         self, work: Work, items: list[Any], base: int, limiter: trio.CapacityLimiter
-    ) -> tuple[list[Any], float, int]:
-        """``work`` over ``items``, the seconds it took where it ran, and the
-        bytes of large buffers its results brought back (0 where none moved).
+    ) -> Done:
+        """``work`` over ``items``, the seconds it took where it ran, the bytes
+        of large buffers its items and results moved (0 where none did), and
+        the items it skipped (``work.skip``) as ``(position, exception)``.
 
         An error from a user function is raised here as itself, with its
         stage note (``base`` is the stage-input position of ``items[0]``).
@@ -70,11 +71,11 @@ class ThreadExecutor:
 
     async def run_chunk(
         self, work: Work, items: list[Any], base: int, limiter: trio.CapacityLimiter
-    ) -> tuple[list[Any], float, int]:
-        results, elapsed = await trio.to_thread.run_sync(
+    ) -> Done:
+        results, elapsed, skipped = await trio.to_thread.run_sync(
             apply_chunk, work, items, base, limiter=limiter, abandon_on_cancel=True
         )
-        return results, elapsed, 0
+        return results, elapsed, 0, skipped
 
 
 class WorkerStart:

@@ -12,6 +12,7 @@ import attrs
 import trio
 
 from . import _validate as check
+from ._policy import ErrorPolicy
 from ._runner import open_pipeline
 from ._stages._base import Spec
 from ._stages._batch import Batch, Unbatch
@@ -152,13 +153,28 @@ class Pipeline(Generic[T]):
 
     # --- stages ------------------------------------------------------------
 
-    def then(self, fn: Callable[[T], Awaitable[U]], /) -> Pipeline[U]:
+    def then(
+        self,
+        fn: Callable[[T], Awaitable[U]],
+        /,
+        *,
+        errors: Literal["raise", "skip"] = "raise",
+        max_failures: int | float | None = None,
+    ) -> Pipeline[U]:
         """``await fn(x)`` for each item, one at a time, in order.
 
         A stage of its own. On cancel, the call in flight is cancelled.
+
+        Args:
+          errors: ``"raise"`` stops the pipeline with the first exception
+            from ``fn``; ``"skip"`` drops the item, counts it and logs the
+            first error of each type (logger ``"snake"``).
+          max_failures: with ``errors="skip"``, the most items skipped
+            before the stage raises: a count, or a fraction of the items
+            seen (at least one is always allowed). ``None``: no limit.
         """
         check.check_async_fn(fn, "then")
-        return self._add(Then(fn))
+        return self._add(Then(fn, ErrorPolicy(errors, max_failures)))
 
     def par_then(
         self,
@@ -167,6 +183,8 @@ class Pipeline(Generic[T]):
         *,
         concurrency: int = 16,
         ordered: bool = True,
+        errors: Literal["raise", "skip"] = "raise",
+        max_failures: int | float | None = None,
     ) -> Pipeline[U]:
         """``await fn(x)`` with up to ``concurrency`` calls in flight: async I/O.
 
@@ -174,6 +192,7 @@ class Pipeline(Generic[T]):
           concurrency: most calls in flight at once.
           ordered: keep input order; with ``False``, results leave as they
             complete.
+          errors, max_failures: what a failing call does, as for ``then``.
 
         Ordering and memory: with ``ordered=True``, at most ``concurrency``
         items are in flight or waiting for an earlier one (a slow item holds
@@ -183,7 +202,8 @@ class Pipeline(Generic[T]):
         check.check_async_fn(fn, "par_then")
         check.check_int(concurrency, "concurrency", minimum=1)
         check.check_bool(ordered, "ordered")
-        return self._add(ParThen(fn, concurrency, ordered))
+        policy = ErrorPolicy(errors, max_failures)
+        return self._add(ParThen(fn, concurrency, ordered, policy))
 
     def par_map(
         self,
@@ -194,6 +214,8 @@ class Pipeline(Generic[T]):
         ordered: bool = True,
         executor: Literal["process", "thread"] = "process",
         workers: WorkerOptions | None = None,
+        errors: Literal["raise", "skip"] = "raise",
+        max_failures: int | float | None = None,
     ) -> Pipeline[U]:
         """``fn(x)`` in worker processes (or threads): CPU work.
 
@@ -207,6 +229,9 @@ class Pipeline(Generic[T]):
             that release the GIL, such as image decoding).
           workers: how worker processes start and live (start method,
             per-worker init, retirement); see :class:`snake.WorkerOptions`.
+          errors, max_failures: what a failing call does, as for ``then``.
+            With ``errors="skip"``, the operators after it run in the main
+            process, not in the workers.
 
         Items travel to workers in chunks sized from their measured cost. On
         cancel or error, worker processes in flight are killed; threads are
@@ -231,7 +256,8 @@ class Pipeline(Generic[T]):
             )
         elif executor != "process":
             raise ValueError('`workers` applies to executor="process" only')
-        return self._add(ParMap(fn, concurrency, ordered, executor, workers))
+        policy = ErrorPolicy(errors, max_failures)
+        return self._add(ParMap(fn, concurrency, ordered, executor, workers, policy=policy))
 
     def prefetch(self, n: int) -> Pipeline[T]:
         """A buffer of ``n`` items: the stages before run ahead of those after."""

@@ -42,7 +42,7 @@ from . import _shm as shm
 from . import _wire as wire
 from ._errors import open_nursery
 from ._exceptions import WorkerDiedError
-from ._worker import Work, serve
+from ._worker import Done, Work, serve
 
 #: Jobs in a worker's lane at once: the running one and the next.
 DEPTH = 2
@@ -187,7 +187,7 @@ class ProcessExecutor:
 
     async def run_chunk(
         self, work: Work, items: list[Any], base: int, limiter: trio.CapacityLimiter
-    ) -> tuple[list[Any], float, int]:
+    ) -> Done:
         if self._broken is not None:
             raise _died(self._broken, work, len(items), base, running=False)
         _, key, _ = self._ship(work)
@@ -212,13 +212,11 @@ class ProcessExecutor:
             self._drop(slots, slot, in_slot)
             raise value
         # Its items' slot comes back when the worker reports it released.
-        packed, elapsed = value
+        packed, elapsed, skipped = value
         sent_bytes = sum(sent.sizes) if isinstance(sent, shm.Packed) else 0
-        if not isinstance(packed, shm.Packed):
-            return packed, elapsed, sent_bytes
         if not packed.reused and slots is not None:
             slots.put(slot)
-        return shm.unpack(packed, slots), elapsed, sum(packed.sizes) + sent_bytes
+        return shm.unpack(packed, slots), elapsed, sum(packed.sizes) + sent_bytes, skipped
 
     def _pack_items(self, items: list[Any]) -> tuple[list[Any] | shm.Packed, str | None]:
         """``items`` as sent: with large buffers in shared memory, and the slot used."""

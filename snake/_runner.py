@@ -72,7 +72,9 @@ def into_workers(p: StagePlan) -> StagePlan:
     cannot be pickled stays in the main process, with what follows it.
     """
     spec = p.spec
-    if not isinstance(spec, ParMap) or spec.executor != "process":
+    if not isinstance(spec, ParMap) or spec.executor != "process" or spec.policy.skips:
+        # With errors="skip", steps after the map would see items at other
+        # positions than the stage's input gave them: they stay here.
         return p
     moved: list[tuple[str, Map | Filter | Batch]] = []
     for index, inline in p.fused:

@@ -8,7 +8,7 @@ import pickle
 import socket
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import cloudpickle
@@ -66,6 +66,11 @@ def should_retire() -> bool:
     return _max_items is not None and _items_done >= _max_items
 
 
+#: What a job gives back: results, seconds, bytes moved through shared memory,
+#: and the items skipped as ``(position, exception)``.
+Done = tuple[list[Any], float, int, list[tuple[int, Exception]]]
+
+
 class Batching:
     """A ``batch`` run in the worker: jobs then hold whole batches."""
 
@@ -109,32 +114,42 @@ class Work:
     error note can name them exactly.
     """
 
-    __slots__ = ("batch", "steps")
+    __slots__ = ("batch", "skip", "steps")
 
     def __init__(
         self,
         steps: tuple[tuple[bool, Callable[[Any], Any], str], ...],
         batch: Batching | None = None,
+        skip: bool = False,
     ) -> None:
         self.steps = steps
         self.batch = batch
+        self.skip = skip  # errors="skip": items the map's function fails on are dropped
 
     @property
     def label(self) -> str:
         return self.steps[0][2]
 
 
-def apply_chunk(work: Work, items: list[Any], base: int) -> tuple[list[Any], float]:
-    """``work`` over ``items`` and how long it took.
+def apply_chunk(
+    work: Work, items: list[Any], base: int
+) -> tuple[list[Any], float, list[tuple[int, Exception]]]:
+    """``work`` over ``items``, how long it took, and the items it skipped.
 
     An exception gets its stage note here, where the failing item is known,
-    so it crosses the process boundary already annotated.
+    so it crosses the process boundary already annotated. With
+    ``work.skip``, the items the map's function fails on are dropped, and
+    returned as ``(position, exception)``.
     """
     began = time.perf_counter()
-    for keep, fn, label in work.steps:
+    skipped: list[tuple[int, Exception]] = []
+    for k, (keep, fn, label) in enumerate(work.steps):
         it = iter(items)
         try:
-            items = [x for x in it if fn(x)] if keep else list(map(fn, it))
+            if k == 0 and work.skip:
+                items = _skipping(fn, items, it, base, label, skipped)
+            else:
+                items = [x for x in it if fn(x)] if keep else list(map(fn, it))
         except Exception as exc:
             add_stage_note(exc, label, base + failed_at(items, it))
             raise
@@ -150,7 +165,29 @@ def apply_chunk(work: Work, items: list[Any], base: int) -> tuple[list[Any], flo
             raise error from exc
     if work.batch is not None:
         items = work.batch.apply(items, base)
-    return items, time.perf_counter() - began
+    return items, time.perf_counter() - began, skipped
+
+
+def _skipping(
+    fn: Callable[[Any], Any],
+    items: list[Any],
+    it: Iterator[Any],
+    base: int,
+    label: str,
+    skipped: list[tuple[int, Exception]],
+) -> list[Any]:
+    """``fn`` over what is left of ``it``, dropping the items it raises on."""
+    out: list[Any] = []
+    append = out.append
+    while True:
+        try:
+            for x in it:
+                append(fn(x))
+            return out
+        except Exception as exc:
+            position = base + failed_at(items, it)
+            add_stage_note(exc, label, position)
+            skipped.append((position, exc))
 
 
 def apply_shipped(
@@ -160,7 +197,7 @@ def apply_shipped(
     base: int,
     shm: str | None,
     slot: tuple[str, int] | None,
-) -> tuple[list[Any] | Packed, float] | None:
+) -> tuple[Packed, float, list[tuple[int, Exception]]] | None:
     """``apply_chunk`` with the work this process keeps under ``key``.
 
     Work is sent to each worker process once, not with every job (its
@@ -183,13 +220,14 @@ def apply_shipped(
         items = unpack(items, _borrowed)
     _items_done += len(items)
     began = time.perf_counter()
-    results, _ = apply_chunk(work, items, base)
+    results, _, skipped = apply_chunk(work, items, base)
     try:
         packed = pack(results, shm, slot)
     except Exception as exc:
         exc.add_note(f"snake: in stage {work.label}, {_unsendable(work, results, base)}")
         raise
-    return packed, time.perf_counter() - began
+    sent = [(position, _sendable(exc)) for position, exc in skipped]
+    return packed, time.perf_counter() - began, sent
 
 
 def _unsendable(work: Work, results: list[Any], base: int) -> str:
@@ -240,13 +278,26 @@ def _run_job(message: bytes) -> bytes:
     try:
         return cloudpickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
     except Exception:  # noqa: BLE001 - results are pickled already: the error cannot be
-        error = reply[1]
-        remote = RemoteError(
-            type(error).__qualname__, str(error), "".join(traceback.format_exception(error))
-        )
-        for note in getattr(error, "__notes__", ()):
-            remote.add_note(note)
-        return cloudpickle.dumps((False, remote, *reply[2:]))  # type: ignore[no-any-return]
+        return cloudpickle.dumps((False, _remote(reply[1]), *reply[2:]))  # type: ignore[no-any-return]
+
+
+def _sendable(exc: Exception) -> Exception:
+    """``exc`` if it can be pickled (with its traceback), else a ``RemoteError`` for it."""
+    _picklable_error(exc)
+    try:
+        cloudpickle.dumps(exc)
+    except Exception:  # noqa: BLE001 - any reason not to pickle
+        return _remote(exc)
+    return exc
+
+
+def _remote(error: BaseException) -> RemoteError:
+    remote = RemoteError(
+        type(error).__qualname__, str(error), "".join(traceback.format_exception(error))
+    )
+    for note in getattr(error, "__notes__", ()):
+        remote.add_note(note)
+    return remote
 
 
 def _picklable_error(exc: BaseException) -> BaseException:

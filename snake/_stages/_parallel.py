@@ -27,6 +27,7 @@ from .._chunking import DownstreamClosed, Inbox, Outbox, Pacer
 from .._errors import add_stage_note, open_nursery
 from .._executors import Executor, Executors, cpu_count
 from .._ordering import Reorderer
+from .._policy import ErrorPolicy, Failures
 from .._validate import func_name
 from .._worker import Batching, Work
 from .._worker_options import WorkerOptions
@@ -61,19 +62,36 @@ class ParThen(StageSpec):
     fn: Callable[[Any], Awaitable[Any]]
     concurrency: int
     ordered: bool
+    policy: ErrorPolicy = ErrorPolicy()
 
     def describe(self) -> str:
         return f"par_then({func_name(self.fn)})"
 
     def build(self, label: str, executors: Executors) -> Stage:
         fn = self.fn
+        failures = Failures(self.policy, label) if self.policy.skips else None
+
+        def failed(exc: Exception, base: int) -> tuple[list[Any], float, int]:
+            add_stage_note(exc, label, base)
+            if failures is None:
+                raise exc
+            failures.skip(exc, base)
+            return [], 0.0, 0
 
         async def call(items: list[Any], base: int) -> tuple[list[Any], float, int]:
             try:
-                return [await check.awaitable(fn(items[0]))], 0.0, 0
+                awaitable = fn(items[0])
             except Exception as exc:
+                return failed(exc, base)
+            try:
+                check.awaitable(awaitable)
+            except TypeError as exc:  # a bug, never skipped
                 add_stage_note(exc, label, base)
                 raise
+            try:
+                return [await awaitable], 0.0, 0
+            except Exception as exc:
+                return failed(exc, base)
 
         return _ParallelStage(call, self.concurrency, self.ordered, Pacer(maximum=1))
 
@@ -88,6 +106,7 @@ class ParMap(StageSpec):
     #: Inline maps (and a last filter or batch) run in the worker after
     #: ``fn``, with their labels; see ``_runner.into_workers``.
     after: tuple[tuple[str, Map | Filter | Batch], ...] = ()
+    policy: ErrorPolicy = ErrorPolicy()
 
     def describe(self) -> str:
         return f"par_map({func_name(self.fn)})"
@@ -101,8 +120,9 @@ class ParMap(StageSpec):
                 batching = Batching(spec.size, spec.drop_last, spec.collate, step_label)
             else:
                 steps.append((isinstance(spec, Filter), spec.fn, step_label))
-        work = Work(tuple(steps), batching)
+        work = Work(tuple(steps), batching, skip=self.policy.skips)
         executor.prepare(work)
+        failures = Failures(self.policy, label) if self.policy.skips else None
 
         # Without a concurrency of its own, a stage runs one job per CPU at
         # once; the executor's limiter bounds all stages sharing it.
@@ -110,7 +130,12 @@ class ParMap(StageSpec):
         running = trio.CapacityLimiter(concurrency)
 
         async def call(items: list[Any], base: int) -> tuple[list[Any], float, int]:
-            return await executor.run_chunk(work, items, base, running)
+            results, elapsed, nbytes, skipped = await executor.run_chunk(work, items, base, running)
+            if failures is not None:
+                failures.seen = max(failures.seen, base + len(items))
+                for position, exc in skipped:
+                    failures.skip(exc, position)
+            return results, elapsed, nbytes
 
         # More jobs than run at once may be in flight, so that a worker has
         # its next job at hand, and one done early starts another while an

@@ -19,6 +19,7 @@ from .._chunking import CHECK_EVERY, LATENCY_BUDGET, Inbox, Outbox
 from .._errors import add_stage_note, failed_at
 from .._executors import Executors
 from .._flushing import watching
+from .._policy import ErrorPolicy, Failures
 from .._validate import func_name
 from ._base import Stage, StageSpec
 
@@ -26,18 +27,23 @@ from ._base import Stage, StageSpec
 @attrs.frozen
 class Then(StageSpec):
     fn: Callable[[Any], Awaitable[Any]]
+    policy: ErrorPolicy = ErrorPolicy()
 
     def describe(self) -> str:
         return f"then({func_name(self.fn)})"
 
     def build(self, label: str, executors: Executors) -> Stage:
-        return _ThenStage(self.fn, label)
+        failures = Failures(self.policy, label) if self.policy.skips else None
+        return _ThenStage(self.fn, label, failures)
 
 
 class _ThenStage:
-    def __init__(self, fn: Callable[[Any], Awaitable[Any]], label: str) -> None:
+    def __init__(
+        self, fn: Callable[[Any], Awaitable[Any]], label: str, failures: Failures | None
+    ) -> None:
         self._fn = fn
         self._label = label
+        self._failures = failures  # with errors="skip"
 
     async def run(self, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
@@ -65,14 +71,13 @@ class _ThenStage:
         for start in range(0, len(chunk), step):
             part = chunk[start : start + step] if len(chunk) > step else chunk
             it = iter(part)
-            try:
-                for x in it:
-                    append(await fn(x))
-            except Exception as exc:
-                error = self._annotated(exc, base + start + failed_at(part, it))
-                if error is exc:
-                    raise
-                raise error from None
+            while True:
+                try:
+                    for x in it:
+                        append(await fn(x))
+                    break
+                except Exception as exc:
+                    self._failed(exc, base + start + failed_at(part, it))
             if perf_counter() >= yield_at:
                 await outbox.emit_raw()  # hands over and lets others run
                 yield_at = perf_counter() + LATENCY_BUDGET
@@ -89,10 +94,8 @@ class _ThenStage:
             try:
                 raw.append(await fn(x))
             except Exception as exc:
-                error = self._annotated(exc, base + i)
-                if error is exc:
-                    raise
-                raise error from None
+                self._failed(exc, base + i)
+                continue  # skipped
             outbox.settle()
             if outbox.done:
                 return
@@ -102,6 +105,15 @@ class _ThenStage:
                 if outbox.done:
                     return
         await outbox.emit_raw()
+
+    def _failed(self, exc: Exception, position: int) -> None:
+        """Raise ``exc``, annotated, unless the stage skips failing items."""
+        error = self._annotated(exc, position)
+        if error is not exc:
+            raise error from None
+        if self._failures is None:
+            raise exc
+        self._failures.skip(exc, position)
 
     def _annotated(self, exc: Exception, position: int) -> Exception:
         """``exc`` with its stage note; a result that could not be awaited, explained."""

@@ -1,0 +1,144 @@
+"""errors="skip" and max_failures: failing items are dropped, counted, logged once, limited."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+from hypothesis import given
+from hypothesis import strategies as st
+
+import snake
+
+
+class Bad(Exception):
+    pass
+
+
+def failing_on(bad: frozenset[int], delays: list[float]) -> Any:
+    async def fn(x: int) -> int:
+        await trio.sleep(delays[x % len(delays)])
+        if x in bad:
+            raise Bad(f"bad {x}")
+        return x * 10
+
+    return fn
+
+
+@given(
+    n=st.integers(0, 80),
+    bad=st.frozensets(st.integers(0, 79)),
+    delays=st.lists(st.sampled_from([0.0, 0.0, 0.001, 0.3]), min_size=1, max_size=4),
+    method=st.sampled_from(["then", "par_then"]),
+)
+def test_skipping_gives_the_results_of_the_items_that_did_not_fail(
+    n: int, bad: frozenset[int], delays: list[float], method: str
+) -> None:
+    fn = failing_on(bad, delays)
+    pipeline = getattr(snake.from_iterable(range(n)), method)(fn, errors="skip")
+
+    async def main() -> list[int]:
+        return await pipeline.collect()  # type: ignore[no-any-return]
+
+    got = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert got == [x * 10 for x in range(n) if x not in bad]
+
+
+def fails_on_multiples_of_7(x: int) -> int:
+    if x % 7 == 0:
+        raise Bad(f"bad {x}")
+    return x
+
+
+@pytest.mark.parametrize("executor", ["process", "thread"])
+async def test_par_map_skips_in_its_workers_and_runs_the_maps_after_it(executor: str) -> None:
+    got = await (
+        snake.from_iterable(range(100))
+        .par_map(fails_on_multiples_of_7, executor=executor, errors="skip")  # type: ignore[arg-type]
+        .map(lambda x: -x)
+        .collect()
+    )
+    assert got == [-x for x in range(100) if x % 7]
+
+
+@pytest.mark.parametrize("method", ["then", "par_then", "par_map"])
+async def test_past_max_failures_the_error_over_the_limit_is_raised(method: str) -> None:
+    async def fails_async(x: int) -> int:
+        return fails_on_multiples_of_7(x)
+
+    fn = fails_on_multiples_of_7 if method == "par_map" else fails_async
+    pipeline = getattr(snake.from_iterable(range(100)), method)(fn, errors="skip", max_failures=3)
+    # The 4th failure: 0, 7, 14, then 21 in input order; a parallel stage
+    # counts them as calls end, so a later one may come fourth.
+    with pytest.raises(Bad, match="bad 21" if method == "then" else r"bad \d+") as info:
+        await pipeline.collect()
+    [limit] = [n for n in info.value.__notes__ if "max_failures" in n]
+    skipped = int(limit.split(" skipped ")[1].split()[0])
+    assert limit.startswith(f"snake: stage #1 {method}({fn.__name__}) skipped ")
+    # Past the limit at the 4th; jobs ending together may count a few more.
+    assert skipped == 4 if method == "then" else skipped >= 4
+    assert limit.endswith("more than max_failures=3 allows")
+
+
+async def test_a_fraction_allows_that_share_of_the_items_seen_and_at_least_one() -> None:
+    async def fails_async(x: int) -> int:
+        return fails_on_multiples_of_7(x)
+
+    # 1 in 7 fail (15 of 100): a tenth is too few, a fifth enough.
+    enough = snake.from_iterable(range(1, 101)).then(fails_async, errors="skip", max_failures=0.2)
+    assert len(await enough.collect()) == 100 - 14
+    too_few = snake.from_iterable(range(1, 101)).then(fails_async, errors="skip", max_failures=0.1)
+    with pytest.raises(Bad):
+        await too_few.collect()
+
+
+async def test_each_kind_of_error_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    async def two_kinds(x: int) -> int:
+        if x % 2:
+            raise Bad(f"odd {x}")
+        if x % 3 == 0:
+            raise KeyError(x)
+        return x
+
+    with caplog.at_level(logging.WARNING, logger="snake"):
+        got = await snake.from_iterable(range(60)).then(two_kinds, errors="skip").collect()
+    assert got == [x for x in range(60) if x % 2 == 0 and x % 3]
+    messages = [r.getMessage() for r in caplog.records if r.name == "snake"]
+    assert len(messages) == 2
+    assert messages[0].startswith("stage #1 then(two_kinds) skipped item 0: KeyError: 0")
+    assert messages[1].startswith("stage #1 then(two_kinds) skipped item 1: Bad: odd 1")
+
+
+async def test_a_function_that_returns_no_awaitable_is_a_bug_never_skipped() -> None:
+    for method in ("then", "par_then"):
+        with pytest.raises(TypeError, match="expected an awaitable"):
+            await getattr(snake.from_iterable(range(3)), method)(
+                lambda x: x, errors="skip"
+            ).collect()
+
+
+async def echo(x: int) -> int:
+    return x
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"errors": "ignore"}, ValueError, "`errors` must be 'raise' or 'skip', got 'ignore'"),
+        ({"max_failures": 3}, ValueError, '`max_failures` applies with errors="skip" only'),
+        ({"errors": "skip", "max_failures": -1}, ValueError, "must be >= 0, got -1"),
+        ({"errors": "skip", "max_failures": 1.5}, ValueError, "between 0 and 1"),
+        ({"errors": "skip", "max_failures": True}, TypeError, "a count .* or a fraction"),
+        ({"errors": "skip", "max_failures": "3"}, TypeError, "got str '3'"),
+    ],
+)
+@pytest.mark.parametrize("method", ["then", "par_then", "par_map"])
+def test_bad_policies_are_refused_when_the_pipeline_is_built(
+    method: str, kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    fn = abs if method == "par_map" else echo
+    with pytest.raises(error, match=message):
+        getattr(snake.from_iterable(range(3)), method)(fn, **kwargs)
