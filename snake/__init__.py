@@ -22,6 +22,7 @@ Package map:
   _validate    build-time argument checks
 """
 
+from ._exceptions import ItemTimeoutError as ItemTimeoutError
 from ._exceptions import RemoteError as RemoteError
 from ._exceptions import WorkerDiedError as WorkerDiedError
 from ._exceptions import WorkerError as WorkerError
@@ -32,6 +33,7 @@ from ._worker_options import WorkerOptions as WorkerOptions
 __version__ = "0.1.0"
 
 __all__ = [
+    "ItemTimeoutError",
     "Pipeline",
     "RemoteError",
     "WorkerDiedError",

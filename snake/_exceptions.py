@@ -37,6 +37,19 @@ class WorkerDiedError(trio_parallel.BrokenWorkerError):  # type: ignore[misc]  #
         return (type(self), (str(self), self.pid, self.exitcode))
 
 
+class ItemTimeoutError(TimeoutError):
+    """An item's call took longer than its stage's ``timeout``.
+
+    For a process ``par_map``, the worker running it was killed (and
+    replaced); a thread cannot be killed, so its call is abandoned.
+    """
+
+
+def timed_out(timeout: float) -> ItemTimeoutError:
+    """The error for a call that took longer than ``timeout`` seconds."""
+    return ItemTimeoutError(f"the call took longer than its stage's timeout of {timeout:g} s")
+
+
 class WorkerError(RuntimeError):
     """``KeyboardInterrupt`` or ``SystemExit`` raised by a user function in a worker.
 
@@ -65,5 +78,5 @@ class RemoteError(RuntimeError):
         )
 
 
-for _error in (WorkerDiedError, WorkerError, RemoteError):
+for _error in (WorkerDiedError, WorkerError, RemoteError, ItemTimeoutError):
     _error.__module__ = _PUBLIC_MODULE

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +21,7 @@ import trio
 import trio_parallel
 
 from ._errors import open_nursery
+from ._exceptions import timed_out
 from ._forkserver import preload_forkserver
 from ._process import ProcessExecutor
 from ._worker import Done, Work, apply_chunk, should_retire, start
@@ -49,7 +51,12 @@ class Executor(Protocol):
         """Get ready to run ``work``: a pool sends it along as workers start."""
 
     async def run_chunk(
-        self, work: Work, items: list[Any], base: int, limiter: trio.CapacityLimiter
+        self,
+        work: Work,
+        items: list[Any],
+        base: int,
+        limiter: trio.CapacityLimiter,
+        timeout: float | None = None,
     ) -> Done:
         """``work`` over ``items``, the seconds it took where it ran, the bytes
         of large buffers its items and results moved (0 where none did), and
@@ -59,23 +66,38 @@ class Executor(Protocol):
         stage note (``base`` is the stage-input position of ``items[0]``).
         ``limiter`` is the stage's: one token per worker busy with it. On
         cancel, the work is abandoned (and worker processes killed when
-        their pipeline stops).
+        their pipeline stops). Past ``timeout`` seconds of running, it is
+        stopped (a worker process killed, a thread abandoned) and
+        ``ItemTimeoutError`` raised.
         """
 
 
 class ThreadExecutor:
     """``trio.to_thread`` limited by the stage's limiter; cancelled work is abandoned."""
 
+    def __init__(self) -> None:
+        # The stage's limiter is held around each call instead.
+        self._unlimited = trio.CapacityLimiter(math.inf)
+
     def prepare(self, work: Work) -> None:
         pass
 
     async def run_chunk(
-        self, work: Work, items: list[Any], base: int, limiter: trio.CapacityLimiter
+        self,
+        work: Work,
+        items: list[Any],
+        base: int,
+        limiter: trio.CapacityLimiter,
+        timeout: float | None = None,
     ) -> Done:
-        results, elapsed, skipped = await trio.to_thread.run_sync(
-            apply_chunk, work, items, base, limiter=limiter, abandon_on_cancel=True
-        )
-        return results, elapsed, 0, skipped
+        async with limiter:  # the clock starts once a thread is free
+            with trio.move_on_after(math.inf if timeout is None else timeout):
+                results, elapsed, skipped = await trio.to_thread.run_sync(
+                    apply_chunk, work, items, base, limiter=self._unlimited, abandon_on_cancel=True
+                )
+                return results, elapsed, 0, skipped
+        assert timeout is not None
+        raise timed_out(timeout)  # its thread runs on, abandoned
 
 
 class WorkerStart:

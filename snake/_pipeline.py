@@ -185,6 +185,7 @@ class Pipeline(Generic[T]):
         ordered: bool = True,
         errors: Literal["raise", "skip"] = "raise",
         max_failures: int | float | None = None,
+        timeout: float | None = None,
     ) -> Pipeline[U]:
         """``await fn(x)`` with up to ``concurrency`` calls in flight: async I/O.
 
@@ -193,6 +194,9 @@ class Pipeline(Generic[T]):
           ordered: keep input order; with ``False``, results leave as they
             complete.
           errors, max_failures: what a failing call does, as for ``then``.
+          timeout: seconds a call may take; a slower one is cancelled and
+            raises ``snake.ItemTimeoutError`` (with ``errors="skip"``, its
+            item is skipped). ``None``: no limit.
 
         Ordering and memory: with ``ordered=True``, at most ``concurrency``
         items are in flight or waiting for an earlier one (a slow item holds
@@ -202,7 +206,7 @@ class Pipeline(Generic[T]):
         check.check_async_fn(fn, "par_then")
         check.check_int(concurrency, "concurrency", minimum=1)
         check.check_bool(ordered, "ordered")
-        policy = ErrorPolicy(errors, max_failures)
+        policy = ErrorPolicy(errors, max_failures, timeout)
         return self._add(ParThen(fn, concurrency, ordered, policy))
 
     def par_map(
@@ -216,6 +220,7 @@ class Pipeline(Generic[T]):
         workers: WorkerOptions | None = None,
         errors: Literal["raise", "skip"] = "raise",
         max_failures: int | float | None = None,
+        timeout: float | None = None,
     ) -> Pipeline[U]:
         """``fn(x)`` in worker processes (or threads): CPU work.
 
@@ -232,6 +237,10 @@ class Pipeline(Generic[T]):
           errors, max_failures: what a failing call does, as for ``then``.
             With ``errors="skip"``, the operators after it run in the main
             process, not in the workers.
+          timeout: seconds an item may run; past it the worker process is
+            killed (and replaced) or the thread abandoned, and
+            ``snake.ItemTimeoutError`` raised (with ``errors="skip"``, the
+            item is skipped). Jobs then hold one item each.
 
         Items travel to workers in chunks sized from their measured cost. On
         cancel or error, worker processes in flight are killed; threads are
@@ -256,7 +265,7 @@ class Pipeline(Generic[T]):
             )
         elif executor != "process":
             raise ValueError('`workers` applies to executor="process" only')
-        policy = ErrorPolicy(errors, max_failures)
+        policy = ErrorPolicy(errors, max_failures, timeout)
         return self._add(ParMap(fn, concurrency, ordered, executor, workers, policy=policy))
 
     def prefetch(self, n: int) -> Pipeline[T]:

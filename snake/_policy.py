@@ -25,10 +25,21 @@ class ErrorPolicy:
 
     errors: str = "raise"
     max_failures: int | float | None = None
+    #: Seconds an item's call may take (``par_then``, ``par_map``).
+    timeout: float | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.errors not in ERRORS:
             raise ValueError(f"`errors` must be 'raise' or 'skip', got {self.errors!r}")
+        timeout = self.timeout
+        if timeout is not None:
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+                raise TypeError(
+                    f"`timeout` must be a number of seconds, got {type(timeout).__name__} "
+                    f"{timeout!r}"
+                )
+            if not timeout > 0:
+                raise ValueError(f"`timeout` must be > 0 seconds, got {timeout}")
         limit = self.max_failures
         if limit is None:
             return

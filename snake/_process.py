@@ -41,7 +41,7 @@ import trio_parallel
 from . import _shm as shm
 from . import _wire as wire
 from ._errors import open_nursery
-from ._exceptions import WorkerDiedError
+from ._exceptions import WorkerDiedError, timed_out
 from ._worker import Done, Work, serve
 
 #: Jobs in a worker's lane at once: the running one and the next.
@@ -54,7 +54,8 @@ _executors = itertools.count()
 
 class _Job:
     __slots__ = (
-        "abandoned", "base", "count", "done", "items", "key", "limiters", "reply", "slot", "work",
+        "abandoned", "base", "count", "done", "items", "key", "lane", "limiters", "reply", "slot",
+        "started", "work",
     )  # fmt: skip
 
     def __init__(
@@ -75,8 +76,15 @@ class _Job:
         self.slot = slot
         self.limiters = limiters
         self.done = trio.Event()
+        self.started = trio.Event()  # its worker has it, and no job ahead of it
+        self.lane: _Lane | None = None
         self.reply: tuple[bool, Any] | None = None
         self.abandoned = False
+
+    def fail(self, error: BaseException) -> None:
+        self.reply = (False, error)
+        self.started.set()
+        self.done.set()
 
 
 class _Lane:
@@ -93,7 +101,14 @@ class _Lane:
         self.retiring = False
         self.connected = False  # its worker has started and connected
         self.carry: _Job | None = None  # pulled while retiring: for the next worker
-        self.scope = trio.CancelScope()  # cancelled: its worker is killed
+        self.scope = trio.CancelScope()  # cancelled: its worker is killed, for good
+        self.worker = trio.CancelScope()  # cancelled: its worker is killed and replaced
+
+    def release_tokens(self) -> None:
+        for limiter, count in self.held.items():
+            if count:
+                limiter.release_on_behalf_of(self)
+        self.held.clear()
 
 
 class ProcessExecutor:
@@ -186,7 +201,12 @@ class ProcessExecutor:
             shm.sweep(self.shm_prefix)
 
     async def run_chunk(
-        self, work: Work, items: list[Any], base: int, limiter: trio.CapacityLimiter
+        self,
+        work: Work,
+        items: list[Any],
+        base: int,
+        limiter: trio.CapacityLimiter,
+        timeout: float | None = None,
     ) -> Done:
         if self._broken is not None:
             raise _died(self._broken, work, len(items), base, running=False)
@@ -201,7 +221,16 @@ class ProcessExecutor:
         job = _Job(work, key, sent, len(items), base, slot, (limiter, self._budget))
         self._queue_send.send_nowait(job)
         try:
-            await job.done.wait()
+            if timeout is None:
+                await job.done.wait()
+            else:
+                await job.started.wait()  # the clock starts when it runs
+                with trio.move_on_after(timeout):
+                    await job.done.wait()
+                if not job.done.is_set():
+                    assert job.lane is not None
+                    job.lane.worker.cancel()  # kill its worker; the lane starts another
+                    raise timed_out(timeout)
         except BaseException:
             job.abandoned = True  # left in the queue, or its result is dropped
             self._drop(slots, slot, in_slot)  # its worker may be using them
@@ -283,10 +312,38 @@ class ProcessExecutor:
     async def _serve(self, lane: _Lane, address: str | bytes, calls: trio.CapacityLimiter) -> bool:
         """One worker's time in the lane; whether the lane goes on with another."""
         shipments = [(key, pickled) for _, key, pickled in self._shipped.values()]
-        known = {key for key, _ in shipments}
         lane.retiring = False
         lane.connected = False
         lane.idle = trio.Event()
+        lane.room = trio.Semaphore(DEPTH)
+        more = True
+        with trio.CancelScope() as lane.worker:
+            more = await self._talk(lane, address, calls, shipments)
+        if lane.worker.cancelled_caught:
+            # Killed (a job ran past its timeout): the jobs waiting behind
+            # it go back to the queue, for the next worker.
+            for job in lane.in_flight:
+                if not job.abandoned:
+                    job.lane = None
+                    self._queue_send.send_nowait(job)
+            lane.in_flight.clear()
+            lane.release_tokens()
+            while True:  # a connection of the killed worker, not taken yet
+                try:
+                    lane.incoming.receive_nowait().socket.close()
+                except trio.WouldBlock:
+                    break
+        return more
+
+    async def _talk(
+        self,
+        lane: _Lane,
+        address: str | bytes,
+        calls: trio.CapacityLimiter,
+        shipments: list[tuple[str, bytes]],
+    ) -> bool:
+        """Start a worker for the lane and feed it; whether the lane goes on after."""
+        known = {key for key, _ in shipments}
         more = False
         async with open_nursery() as nursery:
 
@@ -341,7 +398,10 @@ class ProcessExecutor:
                 (job.key, pickled, job.items, job.base, self.shm_prefix, job.slot)
             )
             lane.idle = trio.Event()
+            job.lane = lane
             lane.in_flight.append(job)
+            if len(lane.in_flight) == 1:
+                job.started.set()
             try:
                 await wire.send_async(stream, message)
             except trio.BrokenResourceError:
@@ -359,6 +419,8 @@ class ProcessExecutor:
         reader = wire.Reader(stream)
         while (message := await reader.receive()) is not None:
             job = lane.in_flight.popleft()
+            if lane.in_flight:
+                lane.in_flight[0].started.set()
             for limiter in job.limiters:
                 lane.held[limiter] -= 1
                 if not lane.held[limiter]:
@@ -392,15 +454,10 @@ class ProcessExecutor:
             except (trio.WouldBlock, trio.EndOfChannel):
                 break
         for k, job in enumerate(jobs):
-            job.reply = (
-                False,
-                _died(exc, job.work, job.count, job.base, running=k == 0, started=lane.connected),
+            job.fail(
+                _died(exc, job.work, job.count, job.base, running=k == 0, started=lane.connected)
             )
-            job.done.set()
-        for limiter, count in lane.held.items():
-            if count:
-                limiter.release_on_behalf_of(lane)
-        lane.held.clear()
+        lane.release_tokens()
 
 
 def _died(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import time
 from typing import Any
 
 import pytest
@@ -142,3 +144,96 @@ def test_bad_policies_are_refused_when_the_pipeline_is_built(
     fn = abs if method == "par_map" else echo
     with pytest.raises(error, match=message):
         getattr(snake.from_iterable(range(3)), method)(fn, **kwargs)
+
+
+def hangs_on(slow: frozenset[int], seconds: float = 30.0) -> Any:
+    async def fn(x: int) -> int:
+        if x in slow:
+            await trio.sleep(seconds)
+        return x
+
+    return fn
+
+
+async def test_a_par_then_call_past_its_timeout_raises_item_timeout_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    pipeline = snake.from_iterable(range(20)).par_then(hangs_on(frozenset({6})), timeout=2.0)
+    with pytest.raises(
+        snake.ItemTimeoutError, match="longer than its stage's timeout of 2 s"
+    ) as info:
+        await pipeline.collect()
+    assert isinstance(info.value, TimeoutError)
+    assert info.value.__notes__ == ["snake: in stage #1 par_then(fn), at item 6 of its input"]
+
+
+async def test_with_skip_items_past_the_timeout_are_dropped(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    pipeline = snake.from_iterable(range(30)).par_then(
+        hangs_on(frozenset({3, 17})), timeout=1.0, errors="skip", max_failures=2
+    )
+    assert await pipeline.collect() == [x for x in range(30) if x not in (3, 17)]
+
+
+def sleeps_on(x: int) -> tuple[int, int]:
+    import time
+
+    if x in (3, 11):
+        time.sleep(30)
+    return x, os.getpid()
+
+
+async def test_a_process_map_kills_a_worker_past_the_timeout_and_goes_on_with_a_new_one() -> None:
+    began = time.perf_counter()
+    with trio.fail_after(20):
+        got = await (
+            snake.from_iterable(range(40)).par_map(sleeps_on, timeout=0.5, errors="skip").collect()
+        )
+    assert [x for x, _ in got] == [x for x in range(40) if x not in (3, 11)]
+    assert len({pid for _, pid in got}) > len(os.sched_getaffinity(0))  # replacements
+    assert time.perf_counter() - began < 10
+
+
+async def test_a_process_map_past_the_timeout_raises_naming_the_item() -> None:
+    with trio.fail_after(20):
+        with pytest.raises(snake.ItemTimeoutError) as info:
+            await snake.from_iterable(range(10)).par_map(sleeps_on, timeout=0.5).collect()
+    assert info.value.__notes__ == ["snake: in stage #1 par_map(sleeps_on), at item 3 of its input"]
+
+
+def sleeps_a_little(x: int) -> int:
+    import time
+
+    if x == 2:
+        time.sleep(0.5)
+    return x
+
+
+async def test_a_thread_map_past_the_timeout_abandons_the_thread() -> None:
+    began = time.perf_counter()
+    with pytest.raises(snake.ItemTimeoutError):
+        await (
+            snake.from_iterable(range(5))
+            .par_map(sleeps_a_little, executor="thread", timeout=0.1)
+            .collect()
+        )
+    assert time.perf_counter() - began < 0.45  # did not wait for the thread
+
+
+@pytest.mark.parametrize(
+    ("timeout", "error", "message"),
+    [
+        (0, ValueError, "`timeout` must be > 0 seconds, got 0"),
+        (-1.5, ValueError, "must be > 0 seconds"),
+        ("1", TypeError, "`timeout` must be a number of seconds, got str '1'"),
+        (True, TypeError, "got bool True"),
+    ],
+)
+@pytest.mark.parametrize("method", ["par_then", "par_map"])
+def test_bad_timeouts_are_refused_when_the_pipeline_is_built(
+    method: str, timeout: object, error: type[Exception], message: str
+) -> None:
+    fn = abs if method == "par_map" else echo
+    with pytest.raises(error, match=message):
+        getattr(snake.from_iterable(range(3)), method)(fn, timeout=timeout)

@@ -25,6 +25,7 @@ import trio
 from .. import _validate as check
 from .._chunking import DownstreamClosed, Inbox, Outbox, Pacer
 from .._errors import add_stage_note, open_nursery
+from .._exceptions import ItemTimeoutError, timed_out
 from .._executors import Executor, Executors, cpu_count
 from .._ordering import Reorderer
 from .._policy import ErrorPolicy, Failures
@@ -70,6 +71,7 @@ class ParThen(StageSpec):
     def build(self, label: str, executors: Executors) -> Stage:
         fn = self.fn
         failures = Failures(self.policy, label) if self.policy.skips else None
+        timeout = self.policy.timeout
 
         def failed(exc: Exception, base: int) -> tuple[list[Any], float, int]:
             add_stage_note(exc, label, base)
@@ -89,9 +91,12 @@ class ParThen(StageSpec):
                 add_stage_note(exc, label, base)
                 raise
             try:
-                return [await awaitable], 0.0, 0
+                with trio.move_on_after(math.inf if timeout is None else timeout):
+                    return [await awaitable], 0.0, 0
             except Exception as exc:
                 return failed(exc, base)
+            assert timeout is not None
+            return failed(timed_out(timeout), base)  # the scope above ran out
 
         return _ParallelStage(call, self.concurrency, self.ordered, Pacer(maximum=1))
 
@@ -123,6 +128,7 @@ class ParMap(StageSpec):
         work = Work(tuple(steps), batching, skip=self.policy.skips)
         executor.prepare(work)
         failures = Failures(self.policy, label) if self.policy.skips else None
+        timeout = self.policy.timeout
 
         # Without a concurrency of its own, a stage runs one job per CPU at
         # once; the executor's limiter bounds all stages sharing it.
@@ -130,7 +136,16 @@ class ParMap(StageSpec):
         running = trio.CapacityLimiter(concurrency)
 
         async def call(items: list[Any], base: int) -> tuple[list[Any], float, int]:
-            results, elapsed, nbytes, skipped = await executor.run_chunk(work, items, base, running)
+            try:
+                results, elapsed, nbytes, skipped = await executor.run_chunk(
+                    work, items, base, running, timeout
+                )
+            except ItemTimeoutError as timeout_error:
+                add_stage_note(timeout_error, label, base)
+                if failures is None:
+                    raise
+                failures.skip(timeout_error, base)
+                return [], 0.0, 0
             if failures is not None:
                 failures.seen = max(failures.seen, base + len(items))
                 for position, exc in skipped:
@@ -141,7 +156,8 @@ class ParMap(StageSpec):
         # its next job at hand, and one done early starts another while an
         # earlier, slower one is still holding up the ordered output.
         window = JOB_WINDOW * concurrency
-        sizer = Pacer(JOB_SECONDS, JOB_ITEMS, JOB_BYTES)
+        # A timeout is per item: jobs of one item each.
+        sizer = Pacer(JOB_SECONDS, JOB_ITEMS if timeout is None else 1, JOB_BYTES)
         unit = 1 if batching is None else batching.size
         return _ParallelStage(call, window, self.ordered, sizer, unit)
 
