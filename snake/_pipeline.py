@@ -160,6 +160,7 @@ class Pipeline(Generic[T]):
         *,
         errors: Literal["raise", "skip"] = "raise",
         max_failures: int | float | None = None,
+        retries: int = 0,
     ) -> Pipeline[U]:
         """``await fn(x)`` for each item, one at a time, in order.
 
@@ -172,9 +173,12 @@ class Pipeline(Generic[T]):
           max_failures: with ``errors="skip"``, the most items skipped
             before the stage raises: a count, or a fraction of the items
             seen (at least one is always allowed). ``None``: no limit.
+          retries: tries of a failing call after the first, 0.1 s apart and
+            twice as long each time, for idempotent functions (a flaky
+            read); the error of the last try carries a note saying so.
         """
         check.check_async_fn(fn, "then")
-        return self._add(Then(fn, ErrorPolicy(errors, max_failures)))
+        return self._add(Then(fn, ErrorPolicy(errors, max_failures, retries=retries)))
 
     def par_then(
         self,
@@ -186,6 +190,7 @@ class Pipeline(Generic[T]):
         errors: Literal["raise", "skip"] = "raise",
         max_failures: int | float | None = None,
         timeout: float | None = None,
+        retries: int = 0,
     ) -> Pipeline[U]:
         """``await fn(x)`` with up to ``concurrency`` calls in flight: async I/O.
 
@@ -193,7 +198,8 @@ class Pipeline(Generic[T]):
           concurrency: most calls in flight at once.
           ordered: keep input order; with ``False``, results leave as they
             complete.
-          errors, max_failures: what a failing call does, as for ``then``.
+          errors, max_failures, retries: what a failing call does, as for
+            ``then``.
           timeout: seconds a call may take; a slower one is cancelled and
             raises ``snake.ItemTimeoutError`` (with ``errors="skip"``, its
             item is skipped). ``None``: no limit.
@@ -206,7 +212,7 @@ class Pipeline(Generic[T]):
         check.check_async_fn(fn, "par_then")
         check.check_int(concurrency, "concurrency", minimum=1)
         check.check_bool(ordered, "ordered")
-        policy = ErrorPolicy(errors, max_failures, timeout)
+        policy = ErrorPolicy(errors, max_failures, timeout, retries)
         return self._add(ParThen(fn, concurrency, ordered, policy))
 
     def par_map(
@@ -221,6 +227,7 @@ class Pipeline(Generic[T]):
         errors: Literal["raise", "skip"] = "raise",
         max_failures: int | float | None = None,
         timeout: float | None = None,
+        retries: int = 0,
     ) -> Pipeline[U]:
         """``fn(x)`` in worker processes (or threads): CPU work.
 
@@ -234,9 +241,11 @@ class Pipeline(Generic[T]):
             that release the GIL, such as image decoding).
           workers: how worker processes start and live (start method,
             per-worker init, retirement); see :class:`snake.WorkerOptions`.
-          errors, max_failures: what a failing call does, as for ``then``.
-            With ``errors="skip"``, the operators after it run in the main
-            process, not in the workers.
+          errors, max_failures, retries: what a failing call does, as for
+            ``then``; retries run in the worker, and a job whose worker died
+            or ran past ``timeout`` is retried on another. With
+            ``errors="skip"``, the operators after it run in the main process,
+            not in the workers.
           timeout: seconds an item may run; past it the worker process is
             killed (and replaced) or the thread abandoned, and
             ``snake.ItemTimeoutError`` raised (with ``errors="skip"``, the
@@ -265,7 +274,7 @@ class Pipeline(Generic[T]):
             )
         elif executor != "process":
             raise ValueError('`workers` applies to executor="process" only')
-        policy = ErrorPolicy(errors, max_failures, timeout)
+        policy = ErrorPolicy(errors, max_failures, timeout, retries)
         return self._add(ParMap(fn, concurrency, ordered, executor, workers, policy=policy))
 
     def prefetch(self, n: int) -> Pipeline[T]:

@@ -1,4 +1,8 @@
-"""What a stage does when its function raises: raise (the default), or skip the item.
+"""What a stage does when its function raises: retry, raise (the default), or skip the item.
+
+With ``retries=n`` a failing call is tried again up to ``n`` times, after
+``RETRY_DELAY`` seconds, doubling each time (at most ``RETRY_DELAY_MAX``):
+for idempotent functions that fail now and then, as network reads do.
 
 With ``errors="skip"`` a failing item is dropped and counted; the first
 error of each type is logged (``logging.getLogger("snake")``), the others
@@ -11,12 +15,22 @@ a note saying so: a count, or a fraction of the items the stage has seen
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import attrs
+import trio
+
+from . import _validate as check
+from ._validate import NotAwaitable
 
 logger = logging.getLogger("snake")
 
 ERRORS = ("raise", "skip")
+#: Seconds before the first retry; each later one waits twice as long.
+RETRY_DELAY = 0.1
+#: Longest wait between two tries.
+RETRY_DELAY_MAX = 5.0
 
 
 @attrs.frozen
@@ -27,10 +41,17 @@ class ErrorPolicy:
     max_failures: int | float | None = None
     #: Seconds an item's call may take (``par_then``, ``par_map``).
     timeout: float | None = None
+    retries: int = 0
 
     def __attrs_post_init__(self) -> None:
         if self.errors not in ERRORS:
             raise ValueError(f"`errors` must be 'raise' or 'skip', got {self.errors!r}")
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int):
+            raise TypeError(
+                f"`retries` must be an int, got {type(self.retries).__name__} {self.retries!r}"
+            )
+        if self.retries < 0:
+            raise ValueError(f"`retries` must be >= 0, got {self.retries}")
         timeout = self.timeout
         if timeout is not None:
             if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
@@ -62,6 +83,39 @@ class ErrorPolicy:
     @property
     def skips(self) -> bool:
         return self.errors == "skip"
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds to wait before try ``attempt + 2`` (after ``attempt + 1`` failed)."""
+    return float(min(RETRY_DELAY * 2**attempt, RETRY_DELAY_MAX))
+
+
+def tried(exc: BaseException, retries: int) -> None:
+    """Note on the error of the last of ``retries + 1`` tries."""
+    if retries:
+        exc.add_note(f"snake: the call failed {retries + 1} times (retries={retries})")
+
+
+def retrying_async(
+    fn: Callable[[Any], Awaitable[Any]], retries: int
+) -> Callable[[Any], Awaitable[Any]]:
+    """``fn``, tried up to ``retries`` more times while it raises."""
+
+    async def call(x: Any) -> Any:
+        for attempt in range(retries + 1):
+            awaitable = fn(x)
+            try:
+                return await check.awaitable(awaitable)
+            except NotAwaitable:
+                raise
+            except Exception as exc:
+                if attempt == retries:
+                    tried(exc, retries)
+                    raise
+            await trio.sleep(retry_delay(attempt))
+        raise AssertionError("unreachable")
+
+    return call
 
 
 class Failures:

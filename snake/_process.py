@@ -298,14 +298,21 @@ class ProcessExecutor:
             stream.socket.close()
 
     async def _lane(self, lane: _Lane, address: str | bytes, calls: trio.CapacityLimiter) -> None:
-        """Keep a worker serving this lane: a new one when the last retired."""
+        """Keep a worker serving this lane: a new one when the last retired or died.
+
+        A worker that dies as it starts breaks the executor (the next would
+        too: a script without a ``__main__`` guard, a failing import).
+        """
         with lane.scope:
             while True:
                 try:
                     more = await self._serve(lane, address, calls)
                 except trio_parallel.BrokenWorkerError as exc:
-                    self._break(lane, exc)
-                    return
+                    if not lane.connected:
+                        self._break(lane, exc)
+                        return
+                    self._lost(lane, exc)
+                    more = True
                 if not more or self._closing:
                     return
 
@@ -322,18 +329,32 @@ class ProcessExecutor:
         if lane.worker.cancelled_caught:
             # Killed (a job ran past its timeout): the jobs waiting behind
             # it go back to the queue, for the next worker.
-            for job in lane.in_flight:
-                if not job.abandoned:
-                    job.lane = None
-                    self._queue_send.send_nowait(job)
-            lane.in_flight.clear()
-            lane.release_tokens()
-            while True:  # a connection of the killed worker, not taken yet
-                try:
-                    lane.incoming.receive_nowait().socket.close()
-                except trio.WouldBlock:
-                    break
+            self._requeue(lane)
         return more
+
+    def _lost(self, lane: _Lane, exc: BaseException) -> None:
+        """A worker died: the job it ran fails; those waiting for it go to the next."""
+        if lane.in_flight:
+            job = lane.in_flight.popleft()
+            job.fail(_died(exc, job.work, job.count, job.base, running=True))
+        self._requeue(lane)
+
+    def _requeue(self, lane: _Lane) -> None:
+        """Put the jobs of a lane whose worker is gone back in the queue."""
+        for job in lane.in_flight:
+            if not job.abandoned:
+                job.lane = None
+                try:
+                    self._queue_send.send_nowait(job)
+                except trio.ClosedResourceError:  # the run is ending
+                    job.fail(trio.ClosedResourceError("the pipeline stopped"))
+        lane.in_flight.clear()
+        lane.release_tokens()
+        while True:  # a connection of the gone worker, not taken yet
+            try:
+                lane.incoming.receive_nowait().socket.close()
+            except trio.WouldBlock:
+                break
 
     async def _talk(
         self,

@@ -119,9 +119,13 @@ def awaitable(value: Awaitable[T]) -> Awaitable[T]:
     return value
 
 
+class NotAwaitable(TypeError):
+    """A function that should return an awaitable did not: a bug, never skipped or retried."""
+
+
 def not_awaitable(kind: str) -> TypeError:
     """The error for a function that returned a ``kind`` instead of an awaitable."""
-    return TypeError(
+    return NotAwaitable(
         f"expected an awaitable, got {kind}: the function must be an async function "
         "or return an awaitable (for a plain function, use .map() or .par_map())"
     )

@@ -16,6 +16,7 @@ import cloudpickle
 from . import _wire as wire
 from ._errors import add_stage_note, failed_at
 from ._exceptions import RemoteError, WorkerError
+from ._policy import retry_delay, tried
 from ._shm import Borrowed, Packed, pack, unpack
 
 #: Work this worker process has received, by the key of its stage.
@@ -114,17 +115,19 @@ class Work:
     error note can name them exactly.
     """
 
-    __slots__ = ("batch", "skip", "steps")
+    __slots__ = ("batch", "retries", "skip", "steps")
 
     def __init__(
         self,
         steps: tuple[tuple[bool, Callable[[Any], Any], str], ...],
         batch: Batching | None = None,
         skip: bool = False,
+        retries: int = 0,
     ) -> None:
         self.steps = steps
         self.batch = batch
         self.skip = skip  # errors="skip": items the map's function fails on are dropped
+        self.retries = retries  # tries of the map's function after the first
 
     @property
     def label(self) -> str:
@@ -145,6 +148,8 @@ def apply_chunk(
     skipped: list[tuple[int, Exception]] = []
     for k, (keep, fn, label) in enumerate(work.steps):
         it = iter(items)
+        if k == 0 and work.retries:
+            fn = _retrying(fn, work.retries)
         try:
             if k == 0 and work.skip:
                 items = _skipping(fn, items, it, base, label, skipped)
@@ -166,6 +171,24 @@ def apply_chunk(
     if work.batch is not None:
         items = work.batch.apply(items, base)
     return items, time.perf_counter() - began, skipped
+
+
+def _retrying(fn: Callable[[Any], Any], retries: int) -> Callable[[Any], Any]:
+    """``fn``, tried up to ``retries`` more times while it raises (see ``_policy``)."""
+
+    def call(x: Any) -> Any:
+        for attempt in range(retries):
+            try:
+                return fn(x)
+            except Exception:  # noqa: BLE001 - tried again
+                time.sleep(retry_delay(attempt))
+        try:
+            return fn(x)
+        except Exception as exc:
+            tried(exc, retries)
+            raise
+
+    return call
 
 
 def _skipping(

@@ -114,12 +114,21 @@ async def test_each_kind_of_error_is_logged_once(caplog: pytest.LogCaptureFixtur
     assert messages[1].startswith("stage #1 then(two_kinds) skipped item 1: Bad: odd 1")
 
 
-async def test_a_function_that_returns_no_awaitable_is_a_bug_never_skipped() -> None:
-    for method in ("then", "par_then"):
-        with pytest.raises(TypeError, match="expected an awaitable"):
-            await getattr(snake.from_iterable(range(3)), method)(
-                lambda x: x, errors="skip"
-            ).collect()
+@pytest.mark.parametrize("method", ["then", "par_then"])
+async def test_a_function_that_returns_no_awaitable_is_a_bug_never_skipped_nor_retried(
+    method: str,
+) -> None:
+    calls: list[int] = []
+    not_async = lambda x: calls.append(x) or x  # noqa: E731 - a lambda passes the build-time check
+
+    began = time.perf_counter()
+    with pytest.raises(TypeError, match="expected an awaitable, got int") as info:
+        await getattr(snake.from_iterable(range(3)), method)(
+            not_async, errors="skip", retries=5
+        ).collect()
+    assert info.value.__notes__[0].endswith("at item 0 of its input")
+    assert calls[:1] == [0] and calls.count(0) == 1  # tried once
+    assert time.perf_counter() - began < 0.1
 
 
 async def echo(x: int) -> int:
@@ -237,3 +246,86 @@ def test_bad_timeouts_are_refused_when_the_pipeline_is_built(
     fn = abs if method == "par_map" else echo
     with pytest.raises(error, match=message):
         getattr(snake.from_iterable(range(3)), method)(fn, timeout=timeout)
+
+
+def flaky(times: int) -> Any:
+    """An async function failing its first ``times`` calls for each item."""
+    calls: dict[int, int] = {}
+
+    async def read(x: int) -> int:
+        calls[x] = calls.get(x, 0) + 1
+        if calls[x] <= times:
+            raise ConnectionError(f"flake {calls[x]} on {x}")
+        return x
+
+    return read
+
+
+@pytest.mark.parametrize("method", ["then", "par_then"])
+async def test_retries_try_again_with_growing_delays(
+    method: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    began = trio.current_time()
+    got = await getattr(snake.from_iterable(range(5)), method)(flaky(2), retries=2).collect()
+    assert got == list(range(5))
+    # Per item, 0.1 s then 0.2 s of backoff (par_then waits for items together).
+    assert trio.current_time() - began == pytest.approx(0.3 * (5 if method == "then" else 1))
+
+
+@pytest.mark.parametrize("method", ["then", "par_then"])
+async def test_the_last_tries_error_says_how_many_tries_failed(
+    method: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    with pytest.raises(ConnectionError, match=r"flake 4 on \d") as info:
+        await getattr(snake.from_iterable(range(3)), method)(flaky(9), retries=3).collect()
+    assert "snake: the call failed 4 times (retries=3)" in info.value.__notes__
+
+
+_tries: dict[int, int] = {}
+
+
+def flaky_in_worker(x: int) -> tuple[int, int]:
+    # Per worker process: the first two tries of each item fail.
+    _tries[x] = _tries.get(x, 0) + 1
+    if _tries[x] <= 2:
+        raise ConnectionError(f"flake on {x}")
+    return x, _tries[x]
+
+
+@pytest.mark.parametrize("executor", ["process", "thread"])
+async def test_a_par_map_retries_in_its_workers(executor: str) -> None:
+    _tries.clear()
+    got = await (
+        snake.from_iterable(range(6))
+        .par_map(flaky_in_worker, executor=executor, retries=2)  # type: ignore[arg-type]
+        .collect()
+    )
+    assert got == [(x, 3) for x in range(6)]
+
+
+def dies_once(path: str) -> Any:
+    def fn(x: int) -> int:
+        if x == 4 and not os.path.exists(path):
+            open(path, "w").close()
+            os._exit(9)  # the first try's worker dies
+        return x
+
+    return fn
+
+
+async def test_a_job_whose_worker_died_is_retried_on_another(tmp_path: Any) -> None:
+    with trio.fail_after(20):
+        got = await (
+            snake.from_iterable(range(10))
+            .par_map(dies_once(str(tmp_path / "died")), retries=1)
+            .collect()
+        )
+    assert got == list(range(10))
+    with pytest.raises(snake.WorkerDiedError, match="exited with code 9"):
+        await snake.from_iterable(range(10)).par_map(dies_once(str(tmp_path / "again"))).collect()
+
+
+@pytest.mark.parametrize("retries", [-1, 1.5, True])
+def test_bad_retries_are_refused(retries: object) -> None:
+    with pytest.raises((TypeError, ValueError), match="`retries` must be"):
+        snake.from_iterable(range(3)).then(echo, retries=retries)  # type: ignore[arg-type]

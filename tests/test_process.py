@@ -75,9 +75,10 @@ async def test_an_error_that_cannot_be_pickled_arrives_as_a_remote_error() -> No
         await snake.from_iterable(range(3)).par_map(raises_unpicklable).collect()
     assert info.value.type_name == "Unpicklable" and info.value.message == "item 0 is bad"
     assert "raises_unpicklable" in info.value.traceback  # the worker's frames
-    assert info.value.__notes__ == [
+    # (Items 1 and 2, failing in the other worker at the same time, may add a note.)
+    assert info.value.__notes__[0] == (
         "snake: in stage #1 par_map(raises_unpicklable), at item 0 of its input"
-    ]
+    )
 
 
 def slow_second(x: int) -> int:

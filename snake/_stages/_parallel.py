@@ -25,10 +25,10 @@ import trio
 from .. import _validate as check
 from .._chunking import DownstreamClosed, Inbox, Outbox, Pacer
 from .._errors import add_stage_note, open_nursery
-from .._exceptions import ItemTimeoutError, timed_out
+from .._exceptions import ItemTimeoutError, WorkerDiedError, timed_out
 from .._executors import Executor, Executors, cpu_count
 from .._ordering import Reorderer
-from .._policy import ErrorPolicy, Failures
+from .._policy import ErrorPolicy, Failures, retry_delay, tried
 from .._validate import func_name
 from .._worker import Batching, Work
 from .._worker_options import WorkerOptions
@@ -72,6 +72,7 @@ class ParThen(StageSpec):
         fn = self.fn
         failures = Failures(self.policy, label) if self.policy.skips else None
         timeout = self.policy.timeout
+        retries = self.policy.retries
 
         def failed(exc: Exception, base: int) -> tuple[list[Any], float, int]:
             add_stage_note(exc, label, base)
@@ -81,22 +82,28 @@ class ParThen(StageSpec):
             return [], 0.0, 0
 
         async def call(items: list[Any], base: int) -> tuple[list[Any], float, int]:
-            try:
-                awaitable = fn(items[0])
-            except Exception as exc:
-                return failed(exc, base)
-            try:
-                check.awaitable(awaitable)
-            except TypeError as exc:  # a bug, never skipped
-                add_stage_note(exc, label, base)
-                raise
-            try:
-                with trio.move_on_after(math.inf if timeout is None else timeout):
-                    return [await awaitable], 0.0, 0
-            except Exception as exc:
-                return failed(exc, base)
-            assert timeout is not None
-            return failed(timed_out(timeout), base)  # the scope above ran out
+            for attempt in range(retries + 1):
+                try:
+                    awaitable = fn(items[0])
+                except Exception as exc:
+                    error: Exception = exc
+                else:
+                    try:
+                        check.awaitable(awaitable)
+                    except TypeError as exc:  # a bug, never skipped nor retried
+                        add_stage_note(exc, label, base)
+                        raise
+                    try:
+                        with trio.move_on_after(math.inf if timeout is None else timeout):
+                            return [await awaitable], 0.0, 0
+                        assert timeout is not None
+                        error = timed_out(timeout)  # the scope above ran out
+                    except Exception as exc:
+                        error = exc
+                if attempt < retries:
+                    await trio.sleep(retry_delay(attempt))
+            tried(error, retries)
+            return failed(error, base)
 
         return _ParallelStage(call, self.concurrency, self.ordered, Pacer(maximum=1))
 
@@ -125,7 +132,8 @@ class ParMap(StageSpec):
                 batching = Batching(spec.size, spec.drop_last, spec.collate, step_label)
             else:
                 steps.append((isinstance(spec, Filter), spec.fn, step_label))
-        work = Work(tuple(steps), batching, skip=self.policy.skips)
+        retries = self.policy.retries
+        work = Work(tuple(steps), batching, skip=self.policy.skips, retries=retries)
         executor.prepare(work)
         failures = Failures(self.policy, label) if self.policy.skips else None
         timeout = self.policy.timeout
@@ -136,16 +144,26 @@ class ParMap(StageSpec):
         running = trio.CapacityLimiter(concurrency)
 
         async def call(items: list[Any], base: int) -> tuple[list[Any], float, int]:
-            try:
-                results, elapsed, nbytes, skipped = await executor.run_chunk(
-                    work, items, base, running, timeout
-                )
-            except ItemTimeoutError as timeout_error:
-                add_stage_note(timeout_error, label, base)
-                if failures is None:
-                    raise
-                failures.skip(timeout_error, base)
-                return [], 0.0, 0
+            for attempt in range(retries + 1):
+                # The function's own errors are retried in the worker; here,
+                # a worker's death or a timeout (on a fresh worker).
+                try:
+                    results, elapsed, nbytes, skipped = await executor.run_chunk(
+                        work, items, base, running, timeout
+                    )
+                    break
+                except (ItemTimeoutError, WorkerDiedError) as failure:
+                    if attempt < retries:
+                        await trio.sleep(retry_delay(attempt))
+                        continue
+                    tried(failure, retries)
+                    if isinstance(failure, WorkerDiedError):
+                        raise
+                    add_stage_note(failure, label, base)
+                    if failures is None:
+                        raise
+                    failures.skip(failure, base)
+                    return [], 0.0, 0
             if failures is not None:
                 failures.seen = max(failures.seen, base + len(items))
                 for position, exc in skipped:

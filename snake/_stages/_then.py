@@ -19,7 +19,7 @@ from .._chunking import CHECK_EVERY, LATENCY_BUDGET, Inbox, Outbox
 from .._errors import add_stage_note, failed_at
 from .._executors import Executors
 from .._flushing import watching
-from .._policy import ErrorPolicy, Failures
+from .._policy import ErrorPolicy, Failures, retrying_async
 from .._validate import func_name
 from ._base import Stage, StageSpec
 
@@ -34,7 +34,9 @@ class Then(StageSpec):
 
     def build(self, label: str, executors: Executors) -> Stage:
         failures = Failures(self.policy, label) if self.policy.skips else None
-        return _ThenStage(self.fn, label, failures)
+        retries = self.policy.retries
+        fn = retrying_async(self.fn, retries) if retries else self.fn
+        return _ThenStage(fn, label, failures)
 
 
 class _ThenStage:
@@ -111,7 +113,7 @@ class _ThenStage:
         error = self._annotated(exc, position)
         if error is not exc:
             raise error from None
-        if self._failures is None:
+        if self._failures is None or isinstance(exc, check.NotAwaitable):
             raise exc
         self._failures.skip(exc, position)
 
