@@ -93,7 +93,7 @@ class _Lane:
     def __init__(self, index: int) -> None:
         self.index = index
         self.connections: trio.MemorySendChannel[trio.SocketStream]
-        self.connections, self.incoming = trio.open_memory_channel[trio.SocketStream](1)
+        self.connections, self.incoming = trio.open_memory_channel[trio.SocketStream](math.inf)
         self.in_flight: deque[_Job] = deque()
         self.room = trio.Semaphore(DEPTH)
         self.idle = trio.Event()
@@ -285,17 +285,23 @@ class ProcessExecutor:
         """A worker sends this executor's token and its lane; anything else is closed."""
         size = len(self._token) + wire.HEADER.size
         hello = b""
-        with trio.move_on_after(GREETING_SECONDS):
-            try:
-                hello = await wire.receive_exactly(stream, size)
-            except (EOFError, trio.BrokenResourceError):
-                pass
-        (index,) = wire.HEADER.unpack(hello[-wire.HEADER.size :] or bytes(wire.HEADER.size))
-        ours = len(hello) == size and hmac.compare_digest(hello[: len(self._token)], self._token)
-        if ours and index < len(self._lanes):
-            self._lanes[index].connections.send_nowait(stream)
-        else:
-            stream.socket.close()
+        try:
+            with trio.move_on_after(GREETING_SECONDS):
+                try:
+                    hello = await wire.receive_exactly(stream, size)
+                except (EOFError, trio.BrokenResourceError):
+                    pass
+        finally:
+            (index,) = wire.HEADER.unpack(hello[-wire.HEADER.size :] or bytes(wire.HEADER.size))
+            token = hello[: len(self._token)]
+            if (
+                len(hello) == size
+                and hmac.compare_digest(token, self._token)
+                and index < len(self._lanes)
+            ):
+                self._lanes[index].connections.send_nowait(stream)
+            else:  # a stranger, or the run is ending
+                stream.socket.close()
 
     async def _lane(self, lane: _Lane, address: str | bytes, calls: trio.CapacityLimiter) -> None:
         """Keep a worker serving this lane: a new one when the last retired or died.
