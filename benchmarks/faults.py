@@ -163,7 +163,7 @@ def slow(x: int) -> int:
 
 
 def in_main(kind: str) -> Row:
-    """Faults on the main side: an early break, an outer deadline, two stages at once."""
+    """Stops from the main side: an early break, an outer deadline."""
     threads = {t.ident for t in threading.enumerate() if t.ident is not None}
     began = 0.0
     arrived = "nothing"
@@ -180,24 +180,6 @@ def in_main(kind: str) -> Row:
                 began = time.perf_counter() + 0.5
                 await snake.from_iterable(range(ITEMS)).par_map(slow).collect()
             arrived = "Cancelled" if scope.cancelled_caught else "nothing"
-        elif kind == "two stages failing at once":
-
-            async def fails_async(x: int) -> int:
-                await trio.sleep(0.01)
-                raise KeyError(x)
-
-            def fails(x: int) -> int:
-                raise ValueError(x)
-
-            pipeline = snake.from_iterable(range(ITEMS)).then(fails_async).prefetch(1)
-            other = snake.from_iterable(range(ITEMS)).par_map(fails)
-            began = time.perf_counter()
-            try:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(pipeline.collect)
-                    nursery.start_soon(other.collect)
-            except BaseExceptionGroup as group:
-                arrived = f"group of {len(group.exceptions)}"
 
     trio.run(main)
     caught = time.perf_counter()
@@ -307,7 +289,7 @@ def main() -> int:
         )
     ]  # fmt: skip
     rows += [in_main(kind) for kind in (
-        "break with items in flight", "outer deadline", "two stages failing at once",
+        "break with items in flight", "outer deadline",
     )]  # fmt: skip
     rows += [ctrl_c("sync"), ctrl_c("trio"), missing_guard()]
     widths = [max(len(r.fault) for r in rows), max(len(r.arrived) for r in rows)]
