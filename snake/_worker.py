@@ -275,9 +275,9 @@ def serve(address: str | bytes, hello: bytes, shipments: list[tuple[str, bytes]]
     (see ``_process``). ``hello`` tells the main process that this is its
     worker, and which of its lanes it serves.
     """
-    ready(shipments)
     global _in_process
     _in_process = True
+    ready(shipments)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.connect(address)
         sock.sendall(hello)
