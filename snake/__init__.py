@@ -17,6 +17,7 @@ Package map:
   _worker      what runs inside a worker
   _shm         large buffers in results come back through shared memory
   _ordering    the reorder buffer of ordered parallel stages
+  _stats       per-stage statistics and the bottleneck verdict
   _errors      stage notes and unwrapping of exception groups
   _exceptions  the errors snake raises for worker processes
   _validate    build-time argument checks
@@ -28,6 +29,8 @@ from ._exceptions import WorkerDiedError as WorkerDiedError
 from ._exceptions import WorkerError as WorkerError
 from ._pipeline import Pipeline as Pipeline
 from ._pipeline import from_iterable as from_iterable
+from ._stats import StageStatistics as StageStatistics
+from ._stats import Statistics as Statistics
 from ._worker_options import WorkerOptions as WorkerOptions
 
 __version__ = "0.1.0"
@@ -36,6 +39,8 @@ __all__ = [
     "ItemTimeoutError",
     "Pipeline",
     "RemoteError",
+    "StageStatistics",
+    "Statistics",
     "WorkerDiedError",
     "WorkerError",
     "WorkerOptions",

@@ -25,6 +25,8 @@ from typing import Any, Protocol
 
 import trio
 
+from ._stats import StageClock
+
 #: Most items in one chunk.
 MAX_CHUNK = 1024
 #: Longest a stage works without handing over its output and yielding.
@@ -94,6 +96,8 @@ class Outbox:
         "_scope",
         "_send",
         "_yield_at",
+        "accepted",
+        "clock",
         "failed",
         "pending",
         "raw",
@@ -105,10 +109,13 @@ class Outbox:
         send: trio.MemorySendChannel[list[Any]],
         chain: Chain | None,
         scope: trio.CancelScope | None = None,
+        clock: StageClock | None = None,
     ) -> None:
         self._send = send
         self._chain = chain
         self._scope = scope
+        #: Where the time spent waiting for room downstream is added up.
+        self.clock = clock
         self._pacer = Pacer()
         self._yield_at = perf_counter() + LATENCY_BUDGET
         #: The stage's own output, not yet through the hosted ops: a stage
@@ -116,6 +123,8 @@ class Outbox:
         self.raw: list[Any] = []
         self.pending: list[Any] = []
         self.sent = 0
+        #: Items the stage produced, before its hosted ops.
+        self.accepted = 0
         #: An error of the hosted ops met while settling from outside the
         #: stage's code; it ends the stage through ``scope``.
         self.failed: BaseException | None = None
@@ -139,11 +148,27 @@ class Outbox:
 
     async def _send_chunk(self) -> None:
         chunk, self.pending = self._split()
-        try:
-            await self._send.send(chunk)
-        except trio.BrokenResourceError:
-            raise DownstreamClosed from None
+        send = self._send
+        # Counted before the handoff: the next stage may run before this one
+        # resumes. As ``send()`` does, but the time spent blocked is measured.
         self.sent += len(chunk)
+        try:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            try:
+                send.send_nowait(chunk)
+            except trio.WouldBlock:
+                began = trio.current_time()
+                await send.send(chunk)
+                if self.clock is not None:
+                    self.clock.waiting_for_output += trio.current_time() - began
+            else:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return
+        except BaseException as exc:
+            self.sent -= len(chunk)  # not delivered
+            if isinstance(exc, trio.BrokenResourceError):
+                raise DownstreamClosed from None
+            raise
 
     def flush_nowait(self) -> None:
         """Hand pending items over as far as there is room downstream right now.
@@ -204,6 +229,7 @@ class Outbox:
         For a stage about to wait; it must call ``flush_nowait()`` next and
         let the pending items go out in full chunks with the next flush.
         """
+        self.accepted += len(items)
         if self._chain is not None and not self._chain.done:
             items = self._chain.process(items)
         if self.pending:
@@ -216,6 +242,7 @@ class Outbox:
 
         ``items`` becomes the outbox's: the caller must not touch it again.
         """
+        self.accepted += len(items)
         chain = self._chain
         if chain is None:
             await self._add(items)
@@ -262,12 +289,19 @@ class Inbox:
     counts the items taken in.
     """
 
-    __slots__ = ("_outbox", "_recv", "received")
+    __slots__ = ("_outbox", "_recv", "clock", "received")
 
-    def __init__(self, recv: trio.MemoryReceiveChannel[list[Any]], outbox: Outbox | None) -> None:
+    def __init__(
+        self,
+        recv: trio.MemoryReceiveChannel[list[Any]],
+        outbox: Outbox | None,
+        clock: StageClock | None = None,
+    ) -> None:
         self._recv = recv
         self._outbox = outbox
         self.received = 0
+        #: Where the time spent waiting for input is added up.
+        self.clock = clock
 
     async def next(self, *, flush: bool = True) -> list[Any] | None:
         """The next chunk, or ``None`` at the end of the input.
@@ -280,10 +314,14 @@ class Inbox:
         except trio.WouldBlock:
             if flush and self._outbox is not None:
                 await self._outbox.flush()
+            began = trio.current_time()
             try:
                 chunk = await self._recv.receive()
             except trio.EndOfChannel:
                 return None
+            finally:
+                if self.clock is not None:
+                    self.clock.waiting_for_input += trio.current_time() - began
         except trio.EndOfChannel:
             return None
         self.received += len(chunk)

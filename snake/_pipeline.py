@@ -13,7 +13,7 @@ import trio
 
 from . import _validate as check
 from ._policy import ErrorPolicy
-from ._runner import open_pipeline
+from ._runner import describe, open_pipeline
 from ._stages._base import Spec
 from ._stages._batch import Batch, Unbatch
 from ._stages._inline import Filter, FlatMap, Map
@@ -74,6 +74,15 @@ class Pipeline(Generic[T]):
 
     def __repr__(self) -> str:
         return "snake." + ".".join(spec.describe() for spec in self._specs)
+
+    def describe(self) -> str:
+        """The stages a run has, one per line, each with the operators fused into it.
+
+        Inline operators join the stage before them; those right after a
+        process ``par_map`` may run in its workers. Labels are the ones
+        error notes and statistics use (``#2 par_map(decode)``).
+        """
+        return describe(self._specs)
 
     def _add(self, spec: Spec) -> Pipeline[Any]:
         return Pipeline((*self._specs, spec))

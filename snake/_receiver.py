@@ -13,6 +13,7 @@ from typing import TypeVar, cast
 import trio
 
 from ._chunking import LATENCY_BUDGET, Pacer
+from ._stats import Statistics
 
 T = TypeVar("T")
 
@@ -29,18 +30,32 @@ class PipelineReceiver(trio.abc.ReceiveChannel[T]):
     stops every stage of the pipeline.
     """
 
-    __slots__ = ("_busy", "_chunks", "_iterator", "_pending", "_stop", "_yield_at")
+    __slots__ = (
+        "_busy", "_chunks", "_iterator", "_pending", "_statistics", "_stop", "_yield_at",
+    )  # fmt: skip
 
     def __init__(
-        self, chunks: trio.MemoryReceiveChannel[list[T]], stop: Callable[[], None]
+        self,
+        chunks: trio.MemoryReceiveChannel[list[T]],
+        stop: Callable[[], None],
+        statistics: Callable[[], Statistics],
     ) -> None:
         self._chunks = chunks
         self._stop = stop
+        self._statistics = statistics
         self._pending: Iterator[T] = iter(())
         self._yield_at = 0.0
         self._iterator: AsyncGeneratorType[T, None] | None = None
         # True while the iterator awaits: another task must not enter it then.
         self._busy = False
+
+    def statistics(self) -> Statistics:
+        """Each stage's figures so far, and the bottleneck: see :class:`snake.Statistics`.
+
+        Cheap to call while the pipeline runs; after it has ended, the
+        figures of the whole run.
+        """
+        return self._statistics()
 
     async def receive(self) -> T:
         """The next item.

@@ -27,6 +27,8 @@ from ._stages._base import InlineSpec, Spec, Stage, StageSpec
 from ._stages._batch import Batch
 from ._stages._inline import Filter, FusedSteps, Map
 from ._stages._parallel import ParMap
+from ._stats import StageClock, Statistics
+from ._stats import take as take_statistics
 from ._worker_options import WorkerOptions
 
 
@@ -99,6 +101,20 @@ def _picklable(fn: object) -> bool:
     return True
 
 
+def describe(specs: Sequence[Spec]) -> str:
+    """The stages a run of ``specs`` has, a line each, with what is fused into them."""
+    lines = []
+    for p in plan(specs):
+        line = label(p.index, p.spec)
+        after = getattr(p.spec, "after", ())
+        if after:
+            line += "; in its workers: " + ", ".join(step_label for step_label, _ in after)
+        if p.fused:
+            line += "; then fused: " + ", ".join(label(i, spec) for i, spec in p.fused)
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def process_workers(specs: Sequence[Spec]) -> tuple[int, dict[WorkerOptions, int]]:
     """The shared CPU budget of the process maps, and the workers each kind uses.
 
@@ -135,26 +151,32 @@ def _cancel(scopes: Sequence[trio.CancelScope]) -> None:
 async def _open(
     plans: list[StagePlan], tokens: int, workers: dict[WorkerOptions, int], output_chunks: int
 ) -> AsyncIterator[PipelineReceiver[Any]]:
+    began = trio.current_time()
     async with open_executors(tokens, workers) as executors, open_nursery() as nursery:
         scopes = [trio.CancelScope() for _ in plans]
         recv: trio.MemoryReceiveChannel[list[Any]] | None = None
+        running: list[_Running] = []
         for position, p in enumerate(plans):
             last = position == len(plans) - 1
             buffer = output_chunks if last else CHANNEL_CHUNKS
             send, next_recv = trio.open_memory_channel[list[Any]](buffer)
             stage = p.spec.build(label(p.index, p.spec), executors)
             steps = [spec.step(label(i, spec)) for i, spec in p.fused]
-            outbox = Outbox(send, FusedSteps(steps) if steps else None, scopes[position])
+            clock = StageClock()
+            outbox = Outbox(send, FusedSteps(steps) if steps else None, scopes[position], clock)
+            inbox = Inbox(recv, outbox, clock) if recv is not None else None
+            fused = tuple(spec.describe() for _, spec in p.fused)
+            running.append(_Running(label(p.index, p.spec), fused, stage, clock, inbox, outbox))
             stop_upstream = functools.partial(_cancel, scopes[:position])
             nursery.start_soon(
-                _run_stage, stage, recv, outbox, send, scopes[position], stop_upstream
+                _run_stage, stage, inbox, recv, outbox, send, scopes[position], stop_upstream
             )
             recv = next_recv
         assert recv is not None
         executors.start()
         stop = functools.partial(_cancel, scopes)
         with recv:
-            items = PipelineReceiver(recv, stop)
+            items = PipelineReceiver(recv, stop, functools.partial(_statistics, began, running))
             try:
                 yield items
             finally:
@@ -162,8 +184,54 @@ async def _open(
                 await items._close_iterator()
 
 
+@attrs.frozen
+class _Running:
+    """A stage of a run, as its statistics read it."""
+
+    label: str
+    fused: tuple[str, ...]
+    stage: Stage
+    clock: StageClock
+    inbox: Inbox | None
+    outbox: Outbox
+
+
+def _statistics(began: float, running: Sequence[_Running]) -> Statistics:
+    return take_statistics(
+        began,
+        [
+            (
+                r.label,
+                r.fused,
+                r.clock,
+                r.outbox.accepted if r.inbox is None else r.inbox.received,
+                r.outbox.sent,
+                0 if r.stage.failures is None else r.stage.failures.skipped,
+            )  # fmt: skip
+            for r in running
+        ],
+    )
+
+
 async def _run_stage(
     stage: Stage,
+    inbox: Inbox | None,
+    recv: trio.MemoryReceiveChannel[list[Any]] | None,
+    outbox: Outbox,
+    send: trio.MemorySendChannel[list[Any]],
+    scope: trio.CancelScope,
+    stop_upstream: Callable[[], None],
+) -> None:
+    try:
+        await _run_stage_in(stage, inbox, recv, outbox, send, scope, stop_upstream)
+    finally:
+        assert outbox.clock is not None
+        outbox.clock.end()
+
+
+async def _run_stage_in(
+    stage: Stage,
+    inbox: Inbox | None,
     recv: trio.MemoryReceiveChannel[list[Any]] | None,
     outbox: Outbox,
     send: trio.MemorySendChannel[list[Any]],
@@ -175,7 +243,7 @@ async def _run_stage(
         # turn the close into a Cancelled that hides the stage's own error.
         with send, recv if recv is not None else contextlib.nullcontext():
             try:
-                await stage.run(Inbox(recv, outbox) if recv is not None else None, outbox)
+                await stage.run(inbox, outbox)
                 await outbox.finish()
             except DownstreamClosed:
                 pass

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from .._chunking import Inbox, Outbox
     from .._executors import Executors
+    from .._policy import Failures
 
 
 class Spec(ABC):
@@ -26,7 +27,11 @@ class Stage(Protocol):
     ``run`` reads chunks from ``inbox`` (``None`` for a source), hands its
     output to ``outbox`` and returns at the end of its input or as soon as
     ``outbox.done``. The runner flushes the outbox and closes the channels.
+    A stage that skips failing items (``errors="skip"``) counts them in
+    ``failures``, which the statistics read.
     """
+
+    failures: Failures | None
 
     async def run(self, inbox: Inbox | None, outbox: Outbox) -> None: ...
 

@@ -105,7 +105,9 @@ class ParThen(StageSpec):
             tried(error, retries)
             return failed(error, base)
 
-        return _ParallelStage(call, self.concurrency, self.ordered, Pacer(maximum=1))
+        return _ParallelStage(
+            call, self.concurrency, self.ordered, Pacer(maximum=1), failures=failures
+        )
 
 
 @attrs.frozen
@@ -177,13 +179,20 @@ class ParMap(StageSpec):
         # A timeout is per item: jobs of one item each.
         sizer = Pacer(JOB_SECONDS, JOB_ITEMS if timeout is None else 1, JOB_BYTES)
         unit = 1 if batching is None else batching.size
-        return _ParallelStage(call, window, self.ordered, sizer, unit)
+        return _ParallelStage(call, window, self.ordered, sizer, unit, failures)
 
 
 class _ParallelStage:
     def __init__(
-        self, call: Call, concurrency: int, ordered: bool, sizer: Pacer, unit: int = 1
+        self,
+        call: Call,
+        concurrency: int,
+        ordered: bool,
+        sizer: Pacer,
+        unit: int = 1,
+        failures: Failures | None = None,
     ) -> None:
+        self.failures = failures
         self._call = call
         self._concurrency = concurrency
         self._ordered = ordered

@@ -16,6 +16,7 @@ import trio
 from .._chunking import DownstreamClosed, Inbox, Outbox
 from .._errors import open_nursery
 from .._executors import Executors
+from .._policy import Failures
 from ._base import Stage, StageSpec
 
 
@@ -31,6 +32,8 @@ class Prefetch(StageSpec):
 
 
 class _PrefetchStage:
+    failures: Failures | None = None  # never skips
+
     def __init__(self, size: int) -> None:
         self._free = size
         self._room = trio.lowlevel.ParkingLot()

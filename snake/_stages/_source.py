@@ -20,6 +20,7 @@ from .._chunking import CHECK_EVERY, LATENCY_BUDGET, MAX_CHUNK, Inbox, Outbox, P
 from .._errors import add_stage_note
 from .._executors import Executors
 from .._flushing import watching
+from .._policy import Failures
 from .._validate import func_name
 from ._base import Stage, StageSpec
 
@@ -40,6 +41,8 @@ class IterableSource(StageSpec):
 
 
 class _SyncSource:
+    failures: Failures | None = None  # never skips
+
     def __init__(self, obj: Any, label: str) -> None:
         self._obj = obj
         self._label = label
@@ -73,6 +76,8 @@ class _SyncSource:
 
 
 class _AsyncSource:
+    failures: Failures | None = None  # never skips
+
     def __init__(self, obj: Any, label: str) -> None:
         self._obj = obj
         self._label = label

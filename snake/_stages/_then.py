@@ -45,7 +45,7 @@ class _ThenStage:
     ) -> None:
         self._fn = fn
         self._label = label
-        self._failures = failures  # with errors="skip"
+        self.failures = failures  # with errors="skip"
 
     async def run(self, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
@@ -113,9 +113,9 @@ class _ThenStage:
         error = self._annotated(exc, position)
         if error is not exc:
             raise error from None
-        if self._failures is None or isinstance(exc, check.NotAwaitable):
+        if self.failures is None or isinstance(exc, check.NotAwaitable):
             raise exc
-        self._failures.skip(exc, position)
+        self.failures.skip(exc, position)
 
     def _annotated(self, exc: Exception, position: int) -> Exception:
         """``exc`` with its stage note; a result that could not be awaited, explained."""

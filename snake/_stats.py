@@ -1,0 +1,154 @@
+"""Per-stage statistics of a running pipeline, and which stage the others wait on.
+
+Every stage measures as it goes, per chunk and never per item, so the
+figures cost nothing measurable: the items it took in and passed on, and
+the time it spent waiting for input (upstream is slower) and for room
+downstream (downstream is slower). The rest of its time it was busy: with
+its own work, its calls in flight, or its workers. The stage with the
+largest busy share is the bottleneck: the stages before it wait for room,
+those after it wait for input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+import trio
+
+
+class StageClock:
+    """What one run of a stage has measured so far (mutable, owned by its task)."""
+
+    __slots__ = ("began", "ended", "waiting_for_input", "waiting_for_output")
+
+    def __init__(self) -> None:
+        self.began = trio.current_time()  # trio's clock: virtual under a test's MockClock
+        self.ended: float | None = None
+        self.waiting_for_input = 0.0
+        self.waiting_for_output = 0.0
+
+    def end(self) -> None:
+        if self.ended is None:
+            self.ended = trio.current_time()
+
+
+@attrs.frozen
+class StageStatistics:
+    """One stage's figures, as of the moment they were taken.
+
+    ``label`` names it as error notes do (``#2 par_map(decode)``), with the
+    inline operators fused into it in ``fused``. Times are in seconds.
+    """
+
+    label: str
+    fused: tuple[str, ...]
+    items_in: int
+    items_out: int
+    skipped: int
+    seconds: float
+    waiting_for_input: float
+    waiting_for_output: float
+
+    @property
+    def busy(self) -> float:
+        """Seconds neither waiting for input nor for room downstream."""
+        return max(0.0, self.seconds - self.waiting_for_input - self.waiting_for_output)
+
+    def share(self, seconds: float) -> float:
+        return seconds / self.seconds if self.seconds > 0 else 0.0
+
+
+@attrs.frozen
+class Statistics:
+    """A pipeline's figures per stage, in order, and the time since it opened."""
+
+    elapsed: float
+    stages: tuple[StageStatistics, ...]
+
+    def bottleneck(self) -> StageStatistics | None:
+        """The stage the others wait on: the busiest share of its time."""
+        if not self.stages:
+            return None
+        return max(self.stages, key=lambda s: s.share(s.busy))
+
+    def verdict(self) -> str:
+        """One line: which stage the pipeline waits on, why it says so, what to try."""
+        last = self.stages[-1] if self.stages else None
+        slowest = self.bottleneck()
+        if last is None or slowest is None:
+            return "no stages"
+        if last.share(last.waiting_for_output) > slowest.share(slowest.busy):
+            return (
+                f"the consumer (your loop): {last.label} waits for it "
+                f"{last.share(last.waiting_for_output):.0%} of the time"
+            )
+        reason = f"{slowest.label}: busy {slowest.share(slowest.busy):.0%}"
+        at = self.stages.index(slowest)
+        if at > 0:
+            before = self.stages[at - 1]
+            reason += (
+                f", upstream blocked on it {before.share(before.waiting_for_output):.0%} "
+                "of the time"
+            )
+        return f"{reason}; {_advice(slowest.label)}"
+
+    def table(self) -> str:
+        """The figures as a text table, with the verdict under it."""
+        rows = [("stage", "in", "out", "skipped", "busy", "wait in", "wait out")]
+        for s in self.stages:
+            name = s.label + (" + " + ", ".join(s.fused) if s.fused else "")
+            rows.append((
+                name, f"{s.items_in:,}", f"{s.items_out:,}", f"{s.skipped:,}",
+                f"{s.share(s.busy):.0%}", f"{s.share(s.waiting_for_input):.0%}",
+                f"{s.share(s.waiting_for_output):.0%}",
+            ))  # fmt: skip
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = [
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))
+            )
+            for r in rows
+        ]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        lines.append(f"elapsed {self.elapsed:.3f} s; bottleneck: {self.verdict()}")
+        return "\n".join(lines)
+
+
+def _advice(label: str) -> str:
+    operator = label.split(" ", 1)[-1]
+    if operator.startswith(("par_map", "par_then")):
+        return "raise its `concurrency`, or make its function faster"
+    if operator.startswith("then"):
+        return "use par_then(...) to run calls concurrently"
+    if operator.startswith("from_iterable"):
+        return "the source is the limit: read faster, or prefetch"
+    return "make it faster, or split its work into a par_map"
+
+
+def take(
+    began: float,
+    stages: Sequence[tuple[str, tuple[str, ...], StageClock, int, int, int]],
+) -> Statistics:
+    """Figures as of now: ``stages`` holds each stage's label, fused operators,
+    clock, items in, items out and items skipped."""
+    try:
+        now = trio.current_time()
+    except RuntimeError:  # after its trio.run: every stage has ended
+        now = max((clock.ended or began for _, _, clock, *_ in stages), default=began)
+    return Statistics(
+        now - began,
+        tuple(
+            StageStatistics(
+                label,
+                fused,
+                items_in,
+                items_out,
+                skipped,
+                (clock.ended if clock.ended is not None else now) - clock.began,
+                clock.waiting_for_input,
+                clock.waiting_for_output,
+            )  # fmt: skip
+            for label, fused, clock, items_in, items_out, skipped in stages
+        ),
+    )

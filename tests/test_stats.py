@@ -1,0 +1,110 @@
+"""Per-stage statistics: counts that add up, and the stage the others wait on."""
+
+from __future__ import annotations
+
+import trio
+import trio.testing
+
+import snake
+
+
+def sleeping(seconds: float) -> object:
+    async def fn(x: int) -> int:
+        await trio.sleep(seconds)
+        return x
+
+    return fn
+
+
+async def fast(x: int) -> int:
+    return x
+
+
+async def slow(x: int) -> int:
+    await trio.sleep(0.01)
+    return x
+
+
+async def test_the_counts_add_up_stage_to_stage(autojump_clock: trio.testing.MockClock) -> None:
+    async def fails_on_sevens(x: int) -> int:
+        if x % 7 == 0:
+            raise ValueError(x)
+        return x
+
+    pipeline = (
+        snake.from_iterable(range(1000))
+        .filter(lambda x: x % 2)
+        .then(fails_on_sevens, errors="skip")
+        .par_then(fast, concurrency=4)
+        .batch(10)
+    )
+    async with pipeline.open() as items:
+        got = [x async for x in items]
+    stats = items.statistics()
+    source, then, par_then = stats.stages
+    assert [s.label for s in stats.stages] == [
+        "#0 from_iterable(range)", "#2 then(fails_on_sevens)", "#3 par_then(fast)",
+    ]  # fmt: skip
+    assert source.fused == ("filter(<lambda>)",) and par_then.fused == ("batch(10)",)
+    assert (source.items_in, source.items_out) == (1000, 500)
+    assert then.items_in == source.items_out and then.skipped == 71  # odd multiples of 7
+    assert par_then.items_in == then.items_out == 500 - 71
+    assert par_then.items_out == len(got) == 43  # batches of 10
+    assert stats.elapsed >= max(s.seconds for s in stats.stages)
+
+
+async def test_the_verdict_names_the_slow_stage(autojump_clock: trio.testing.MockClock) -> None:
+    pipeline = snake.from_iterable(range(5000)).then(fast).then(slow).then(fast)
+    async with pipeline.open() as items:
+        async for _ in items:
+            pass
+    stats = items.statistics()
+    assert stats.bottleneck() is stats.stages[2]
+    assert stats.stages[2].share(stats.stages[2].busy) > 0.9
+    # The stage before it waits for room, the one after it for input.
+    assert stats.stages[1].share(stats.stages[1].waiting_for_output) > 0.9
+    assert stats.stages[3].share(stats.stages[3].waiting_for_input) > 0.9
+    verdict = stats.verdict()
+    assert verdict.startswith("#2 then(slow): busy ")
+    assert "upstream blocked on it" in verdict and "par_then" in verdict
+
+
+async def test_a_slow_consumer_is_the_bottleneck(autojump_clock: trio.testing.MockClock) -> None:
+    async with snake.from_iterable(range(3000)).then(fast).open() as items:
+        async for _ in items:
+            await trio.sleep(0.001)
+    assert items.statistics().verdict().startswith("the consumer (your loop): #1 then(fast) waits")
+
+
+async def test_statistics_while_it_runs_and_as_a_table(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with snake.from_iterable(range(100)).par_then(slow, concurrency=5).open() as items:
+        for _ in range(10):
+            await items.receive()
+        early = items.statistics()
+        assert 10 <= early.stages[1].items_out < 100
+        rest = [x async for x in items]
+    assert len(rest) == 90
+    table = items.statistics().table()
+    assert "#1 par_then(slow)" in table.splitlines()[3]
+    assert table.splitlines()[-1].startswith("elapsed ")
+
+
+def test_describe_shows_each_stage_with_what_is_fused_into_it() -> None:
+    pipeline = (
+        snake.from_iterable(range(3))
+        .filter(abs)
+        .then(fast)
+        .par_map(abs)
+        .map(abs)
+        .batch(4)
+        .map(len)
+        .take(2)
+    )
+    assert pipeline.describe().splitlines() == [
+        "#0 from_iterable(range); then fused: #1 filter(abs)",
+        "#2 then(fast)",
+        "#3 par_map(abs); in its workers: #4 map(abs), #5 batch(4); then fused: #6 map(len), "
+        "#7 take(2)",
+    ]
