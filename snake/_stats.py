@@ -55,9 +55,6 @@ class StageStatistics:
         """Seconds neither waiting for input nor for room downstream."""
         return max(0.0, self.seconds - self.waiting_for_input - self.waiting_for_output)
 
-    def share(self, seconds: float) -> float:
-        return seconds / self.seconds if self.seconds > 0 else 0.0
-
 
 @attrs.frozen
 class Statistics:
@@ -66,11 +63,15 @@ class Statistics:
     elapsed: float
     stages: tuple[StageStatistics, ...]
 
+    def share(self, seconds: float) -> float:
+        """``seconds`` as a share of the time since the pipeline opened."""
+        return seconds / self.elapsed if self.elapsed > 0 else 0.0
+
     def bottleneck(self) -> StageStatistics | None:
-        """The stage the others wait on: the busiest share of its time."""
+        """The stage the others wait on: busy for the largest share of the run."""
         if not self.stages:
             return None
-        return max(self.stages, key=lambda s: s.share(s.busy))
+        return max(self.stages, key=lambda s: s.busy)
 
     def verdict(self) -> str:
         """One line: which stage the pipeline waits on, why it says so, what to try."""
@@ -78,19 +79,17 @@ class Statistics:
         slowest = self.bottleneck()
         if last is None or slowest is None:
             return "no stages"
-        if last.share(last.waiting_for_output) > slowest.share(slowest.busy):
+        share = self.share
+        if last.waiting_for_output > slowest.busy:
             return (
                 f"the consumer (your loop): {last.label} waits for it "
-                f"{last.share(last.waiting_for_output):.0%} of the time"
+                f"{share(last.waiting_for_output):.0%} of the time"
             )
-        reason = f"{slowest.label}: busy {slowest.share(slowest.busy):.0%}"
+        reason = f"{slowest.label}: busy {share(slowest.busy):.0%}"
         at = self.stages.index(slowest)
-        if at > 0:
-            before = self.stages[at - 1]
-            reason += (
-                f", upstream blocked on it {before.share(before.waiting_for_output):.0%} "
-                "of the time"
-            )
+        blocked = self.stages[at - 1].waiting_for_output if at > 0 else 0.0
+        if share(blocked) >= 0.01:
+            reason += f", upstream blocked on it {share(blocked):.0%} of the time"
         return f"{reason}; {_advice(slowest.label)}"
 
     def table(self) -> str:
@@ -100,8 +99,8 @@ class Statistics:
             name = s.label + (" + " + ", ".join(s.fused) if s.fused else "")
             rows.append((
                 name, f"{s.items_in:,}", f"{s.items_out:,}", f"{s.skipped:,}",
-                f"{s.share(s.busy):.0%}", f"{s.share(s.waiting_for_input):.0%}",
-                f"{s.share(s.waiting_for_output):.0%}",
+                f"{self.share(s.busy):.0%}", f"{self.share(s.waiting_for_input):.0%}",
+                f"{self.share(s.waiting_for_output):.0%}",
             ))  # fmt: skip
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = [
