@@ -166,7 +166,9 @@ async def _open(
             outbox = Outbox(send, FusedSteps(steps) if steps else None, scopes[position], clock)
             inbox = Inbox(recv, outbox, clock) if recv is not None else None
             fused = tuple(spec.describe() for _, spec in p.fused)
-            running.append(_Running(label(p.index, p.spec), fused, stage, clock, inbox, outbox))
+            running.append(
+                _Running(label(p.index, p.spec), fused, stage, clock, inbox, outbox, send)
+            )
             stop_upstream = functools.partial(_cancel, scopes[:position])
             nursery.start_soon(
                 _run_stage, stage, inbox, recv, outbox, send, scopes[position], stop_upstream
@@ -194,6 +196,7 @@ class _Running:
     clock: StageClock
     inbox: Inbox | None
     outbox: Outbox
+    send: trio.MemorySendChannel[list[Any]]
 
 
 def _statistics(began: float, running: Sequence[_Running]) -> Statistics:
@@ -207,6 +210,7 @@ def _statistics(began: float, running: Sequence[_Running]) -> Statistics:
                 r.outbox.accepted if r.inbox is None else r.inbox.received,
                 r.outbox.sent,
                 0 if r.stage.failures is None else r.stage.failures.skipped,
+                r.send.statistics().current_buffer_used,
             )  # fmt: skip
             for r in running
         ],

@@ -11,22 +11,34 @@ those after it wait for input.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import collections
+from collections.abc import Callable, Sequence
 
 import attrs
 import trio
+
+#: Latency samples a stage keeps (the most recent ones) for its percentiles.
+SAMPLES = 2048
 
 
 class StageClock:
     """What one run of a stage has measured so far (mutable, owned by its task)."""
 
-    __slots__ = ("began", "ended", "waiting_for_input", "waiting_for_output")
+    __slots__ = (
+        "began", "concurrency", "ended", "in_flight", "latencies", "waiting_for_input",
+        "waiting_for_output",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.began = trio.current_time()  # trio's clock: virtual under a test's MockClock
         self.ended: float | None = None
         self.waiting_for_input = 0.0
         self.waiting_for_output = 0.0
+        #: Seconds per item of recent calls (a parallel stage: per job's item).
+        self.latencies: collections.deque[float] = collections.deque(maxlen=SAMPLES)
+        #: A parallel stage's calls or jobs in flight now, and its most.
+        self.in_flight: Callable[[], int] | None = None
+        self.concurrency: int | None = None
 
     def end(self) -> None:
         if self.ended is None:
@@ -49,6 +61,14 @@ class StageStatistics:
     seconds: float
     waiting_for_input: float
     waiting_for_output: float
+    #: Seconds per item at the 50th, 90th and 99th percentile of recent
+    #: calls; ``None`` before any.
+    latency: tuple[float, float, float] | None = None
+    #: Calls or jobs in flight now, against the most the stage allows.
+    in_flight: int | None = None
+    concurrency: int | None = None
+    #: Chunks waiting in its output channel for the next stage.
+    buffered: int = 0
 
     @property
     def busy(self) -> float:
@@ -94,13 +114,19 @@ class Statistics:
 
     def table(self) -> str:
         """The figures as a text table, with the verdict under it."""
-        rows = [("stage", "in", "out", "skipped", "busy", "wait in", "wait out")]
+        rows = [
+            ("stage", "in", "out", "skipped", "busy", "wait in", "wait out", "p50", "p99",
+             "in flight"),
+        ]  # fmt: skip
         for s in self.stages:
             name = s.label + (" + " + ", ".join(s.fused) if s.fused else "")
             rows.append((
                 name, f"{s.items_in:,}", f"{s.items_out:,}", f"{s.skipped:,}",
                 f"{self.share(s.busy):.0%}", f"{self.share(s.waiting_for_input):.0%}",
                 f"{self.share(s.waiting_for_output):.0%}",
+                "-" if s.latency is None else _duration(s.latency[0]),
+                "-" if s.latency is None else _duration(s.latency[2]),
+                "-" if s.concurrency is None else f"{s.in_flight or 0}/{s.concurrency}",
             ))  # fmt: skip
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = [
@@ -114,6 +140,14 @@ class Statistics:
         return "\n".join(lines)
 
 
+def _duration(seconds: float) -> str:
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds * 1e6:.1f} us"
+
+
 def _advice(label: str) -> str:
     operator = label.split(" ", 1)[-1]
     if operator.startswith(("par_map", "par_then")):
@@ -125,12 +159,22 @@ def _advice(label: str) -> str:
     return "make it faster, or split its work into a par_map"
 
 
+def percentiles(samples: Sequence[float]) -> tuple[float, float, float] | None:
+    """The 50th, 90th and 99th percentiles of ``samples`` (nearest rank)."""
+    if not samples:
+        return None
+    ordered = sorted(samples)
+    last = len(ordered) - 1
+    p50, p90, p99 = (ordered[round(q * last)] for q in (0.5, 0.9, 0.99))
+    return p50, p90, p99
+
+
 def take(
     began: float,
-    stages: Sequence[tuple[str, tuple[str, ...], StageClock, int, int, int]],
+    stages: Sequence[tuple[str, tuple[str, ...], StageClock, int, int, int, int]],
 ) -> Statistics:
     """Figures as of now: ``stages`` holds each stage's label, fused operators,
-    clock, items in, items out and items skipped."""
+    clock, items in, items out, items skipped and chunks buffered after it."""
     try:
         now = trio.current_time()
     except RuntimeError:  # after its trio.run: every stage has ended
@@ -147,7 +191,11 @@ def take(
                 (clock.ended if clock.ended is not None else now) - clock.began,
                 clock.waiting_for_input,
                 clock.waiting_for_output,
-            )  # fmt: skip
-            for label, fused, clock, items_in, items_out, skipped in stages
+                percentiles(clock.latencies),
+                None if clock.in_flight is None or clock.ended is not None else clock.in_flight(),
+                clock.concurrency,
+                buffered,
+            )
+            for label, fused, clock, items_in, items_out, skipped, buffered in stages
         ),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
 import trio.testing
 
@@ -109,3 +110,27 @@ def test_describe_shows_each_stage_with_what_is_fused_into_it() -> None:
         "#3 par_map(abs); in its workers: #4 map(abs), #5 batch(4); then fused: #6 map(len), "
         "#7 take(2)",
     ]
+
+
+async def test_latency_percentiles_and_calls_in_flight(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def varied(x: int) -> int:
+        await trio.sleep(0.1 if x % 10 == 9 else 0.01)  # one item in ten is slow
+        return x
+
+    pipeline = snake.from_iterable(range(500)).par_then(varied, concurrency=8)
+    async with pipeline.open() as items:
+        for _ in range(100):
+            await items.receive()
+        during = items.statistics().stages[1]
+        assert during.concurrency == 8 and during.in_flight is not None
+        assert 0 < during.in_flight <= 8
+        rest = [x async for x in items]
+    assert len(rest) == 400
+    stage = items.statistics().stages[1]
+    assert stage.in_flight is None  # it has ended
+    assert stage.latency is not None
+    p50, p90, p99 = stage.latency
+    assert p50 == pytest.approx(0.01) and p99 == pytest.approx(0.1)  # virtual seconds
+    assert p50 <= p90 <= p99

@@ -29,6 +29,7 @@ from .._exceptions import ItemTimeoutError, WorkerDiedError, timed_out
 from .._executors import Executor, Executors, cpu_count
 from .._ordering import Reorderer
 from .._policy import ErrorPolicy, Failures, retry_delay, tried
+from .._stats import StageClock
 from .._validate import func_name
 from .._worker import Batching, Work
 from .._worker_options import WorkerOptions
@@ -193,6 +194,7 @@ class _ParallelStage:
         failures: Failures | None = None,
     ) -> None:
         self.failures = failures
+        self._clock: StageClock | None = None
         self._call = call
         self._concurrency = concurrency
         self._ordered = ordered
@@ -205,6 +207,10 @@ class _ParallelStage:
         assert inbox is not None
         done_send, done_recv = trio.open_memory_channel[tuple[int, list[Any]]](math.inf)
         slots = trio.Semaphore(self._concurrency)
+        self._clock = clock = outbox.clock
+        if clock is not None:
+            clock.concurrency = self._concurrency
+            clock.in_flight = lambda: self._concurrency - slots.value
         closed = False
         # Closed only once every job has ended: a job finishing while the
         # stage is being cancelled must not fail on a closed channel.
@@ -269,11 +275,14 @@ class _ParallelStage:
         done_send: trio.MemorySendChannel[tuple[int, list[Any]]],
     ) -> None:
         with done_send:
+            began = trio.current_time()
             try:
                 results, elapsed, nbytes = await self._call(items, base)
             except Exception as exc:
                 self._fail(base, exc)
                 return
+            if self._clock is not None:
+                self._clock.latencies.append((trio.current_time() - began) / len(items))
             self._sizer.record(len(items), elapsed, nbytes)
             done_send.send_nowait((seq, results))
 

@@ -69,7 +69,9 @@ class _ThenStage:
         fn = self._fn
         append = outbox.raw.append
         step = CHECK_EVERY + 1
-        yield_at = perf_counter() + LATENCY_BUDGET
+        latencies = None if outbox.clock is None else outbox.clock.latencies
+        now = perf_counter()
+        yield_at = now + LATENCY_BUDGET
         for start in range(0, len(chunk), step):
             part = chunk[start : start + step] if len(chunk) > step else chunk
             it = iter(part)
@@ -80,9 +82,15 @@ class _ThenStage:
                     break
                 except Exception as exc:
                     self._failed(exc, base + start + failed_at(part, it))
-            if perf_counter() >= yield_at:
+            # The clock read once per slice: the slice's time per item is a
+            # latency sample, and tells when to yield.
+            began, now = now, perf_counter()
+            if latencies is not None:
+                latencies.append((now - began) / len(part))
+            if now >= yield_at:
                 await outbox.emit_raw()  # hands over and lets others run
-                yield_at = perf_counter() + LATENCY_BUDGET
+                now = perf_counter()  # the wait is not the next slice's
+                yield_at = now + LATENCY_BUDGET
                 if outbox.done:
                     return
         await outbox.emit_raw()
