@@ -29,6 +29,7 @@ from ._exceptions import WorkerDiedError as WorkerDiedError
 from ._exceptions import WorkerError as WorkerError
 from ._pipeline import Pipeline as Pipeline
 from ._pipeline import from_iterable as from_iterable
+from ._receiver import PipelineReceiver as PipelineReceiver
 from ._stats import StageStatistics as StageStatistics
 from ._stats import Statistics as Statistics
 from ._worker_options import WorkerOptions as WorkerOptions
@@ -38,6 +39,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ItemTimeoutError",
     "Pipeline",
+    "PipelineReceiver",
     "RemoteError",
     "StageStatistics",
     "Statistics",

@@ -13,6 +13,8 @@ import trio
 
 from . import _validate as check
 from ._policy import ErrorPolicy
+from ._receiver import PipelineReceiver
+from ._report import Reporting
 from ._runner import describe, open_pipeline
 from ._stages._base import Spec
 from ._stages._batch import Batch, Unbatch
@@ -22,6 +24,7 @@ from ._stages._positional import Enumerate, Skip, Take
 from ._stages._prefetch import Prefetch
 from ._stages._source import IterableSource
 from ._stages._then import Then
+from ._stats import Statistics
 from ._sync import PipelineIterator
 from ._worker_options import WorkerOptions
 
@@ -292,13 +295,27 @@ class Pipeline(Generic[T]):
 
     # --- running -----------------------------------------------------------
 
-    def open(self) -> AbstractAsyncContextManager[trio.abc.ReceiveChannel[T]]:
+    def open(
+        self,
+        *,
+        progress: bool = False,
+        report: Callable[[Statistics], object] | None = None,
+        report_every: float = 1.0,
+    ) -> AbstractAsyncContextManager[PipelineReceiver[T]]:
         """Run the pipeline for the duration of an ``async with`` block.
 
-        Yields a ``trio.abc.ReceiveChannel`` of the items. Every stage is a
-        task in a nursery this block owns: leaving it (early or not), or an
-        error in any stage, cancels and joins them all, kills worker
-        processes in flight and shuts the workers down.
+        Yields a :class:`snake.PipelineReceiver`, a ``trio.abc.ReceiveChannel``
+        of the items with ``statistics()``. Every stage is a task in a
+        nursery this block owns: leaving it (early or not), or an error in
+        any stage, cancels and joins them all, kills worker processes in
+        flight and shuts the workers down.
+
+        Args:
+          progress: show items, items/s, elapsed time and the bottleneck
+            while it runs (``tqdm`` if installed, else a line on stderr).
+          report: called with the :class:`snake.Statistics` every
+            ``report_every`` seconds and once at the end: for your logger
+            or TensorBoard.
 
         Raises:
           Exception: a stage's error as itself, with a note naming the stage
@@ -310,12 +327,23 @@ class Pipeline(Generic[T]):
                 async for x in items:
                     print(x)
         """
-        return open_pipeline(self._specs)
+        reporting = Reporting(report, report_every, progress)
+        return open_pipeline(self._specs, reporting=reporting)
 
-    async def collect(self) -> list[T]:
-        """Run the pipeline to the end and return its items as a list."""
+    async def collect(
+        self,
+        *,
+        progress: bool = False,
+        report: Callable[[Statistics], object] | None = None,
+        report_every: float = 1.0,
+    ) -> list[T]:
+        """Run the pipeline to the end and return its items as a list.
+
+        ``progress``, ``report`` and ``report_every`` as for ``open``.
+        """
         out: list[T] = []
-        async with open_pipeline(self._specs) as items:
+        reporting = Reporting(report, report_every, progress)
+        async with open_pipeline(self._specs, reporting=reporting) as items:
             while True:
                 try:
                     out += await items._receive_chunk()
@@ -330,6 +358,18 @@ class Pipeline(Generic[T]):
         thread. Not for use inside ``trio.run``: use ``collect``/``open``.
         """
         return PipelineIterator(functools.partial(open_pipeline, self._specs))
+
+    def iterate(
+        self,
+        *,
+        progress: bool = False,
+        report: Callable[[Statistics], object] | None = None,
+        report_every: float = 1.0,
+    ) -> PipelineIterator[T]:
+        """``iter(pipeline)``, with ``progress``, ``report`` and ``report_every`` as
+        for ``open``; ``report`` is called in the pipeline's thread."""
+        reporting = Reporting(report, report_every, progress)
+        return PipelineIterator(functools.partial(open_pipeline, self._specs, reporting=reporting))
 
     def __aiter__(self) -> NoReturn:
         raise TypeError(

@@ -23,6 +23,7 @@ from ._chunking import CHANNEL_CHUNKS, DownstreamClosed, Inbox, Outbox
 from ._errors import open_nursery
 from ._executors import cpu_count, open_executors
 from ._receiver import PipelineReceiver
+from ._report import Reporting, watch
 from ._stages._base import InlineSpec, Spec, Stage, StageSpec
 from ._stages._batch import Batch
 from ._stages._inline import Filter, FusedSteps, Map
@@ -131,14 +132,18 @@ def process_workers(specs: Sequence[Spec]) -> tuple[int, dict[WorkerOptions, int
 
 @contextlib.asynccontextmanager
 async def open_pipeline(
-    specs: Sequence[Spec], *, output_chunks: int = CHANNEL_CHUNKS
+    specs: Sequence[Spec],
+    *,
+    output_chunks: int = CHANNEL_CHUNKS,
+    reporting: Reporting = Reporting(),
 ) -> AsyncIterator[PipelineReceiver[Any]]:
     """Run a pipeline for the duration of the block; see ``Pipeline.open``.
 
     ``output_chunks`` is the buffer of the last channel, the one ``items``
-    reads from.
+    reads from; ``reporting``, what to report while it runs.
     """
-    async with _open(plan(specs), *process_workers(specs), output_chunks) as items:
+    tokens, workers = process_workers(specs)
+    async with _open(plan(specs), tokens, workers, output_chunks, reporting) as items:
         yield items
 
 
@@ -149,7 +154,11 @@ def _cancel(scopes: Sequence[trio.CancelScope]) -> None:
 
 @contextlib.asynccontextmanager
 async def _open(
-    plans: list[StagePlan], tokens: int, workers: dict[WorkerOptions, int], output_chunks: int
+    plans: list[StagePlan],
+    tokens: int,
+    workers: dict[WorkerOptions, int],
+    output_chunks: int,
+    reporting: Reporting,
 ) -> AsyncIterator[PipelineReceiver[Any]]:
     began = trio.current_time()
     async with open_executors(tokens, workers) as executors, open_nursery() as nursery:
@@ -176,14 +185,25 @@ async def _open(
             recv = next_recv
         assert recv is not None
         executors.start()
+        statistics = functools.partial(_statistics, began, running)
+        if reporting.wanted:
+            scopes.append(trio.CancelScope())
+            nursery.start_soon(_watch, scopes[-1], reporting, statistics)
         stop = functools.partial(_cancel, scopes)
         with recv:
-            items = PipelineReceiver(recv, stop, functools.partial(_statistics, began, running))
+            items = PipelineReceiver(recv, stop, statistics)
             try:
                 yield items
             finally:
                 stop()
                 await items._close_iterator()
+
+
+async def _watch(
+    scope: trio.CancelScope, reporting: Reporting, statistics: Callable[[], Statistics]
+) -> None:
+    with scope:
+        await watch(reporting, statistics)
 
 
 @attrs.frozen

@@ -16,7 +16,7 @@ import snake
 
 def test_the_public_api_is_exactly_this() -> None:
     assert sorted(snake.__all__) == [
-        "ItemTimeoutError", "Pipeline", "RemoteError", "StageStatistics", "Statistics", "WorkerDiedError", "WorkerError", "WorkerOptions",
+        "ItemTimeoutError", "Pipeline", "PipelineReceiver", "RemoteError", "StageStatistics", "Statistics", "WorkerDiedError", "WorkerError", "WorkerOptions",
         "from_iterable",
     ]  # fmt: skip
     for name in snake.__all__:
@@ -45,9 +45,7 @@ def test_repr_spells_the_chain() -> None:
         return x
 
     pipeline = snake.from_iterable([1]).par_then(fetch, concurrency=3).batch(2).take(1)
-    assert repr(pipeline) == (
-        "snake.from_iterable(list).par_then(fetch).batch(2).take(1)"
-    )
+    assert repr(pipeline) == ("snake.from_iterable(list).par_then(fetch).batch(2).take(1)")
 
 
 async def test_sources_sync_and_async() -> None:

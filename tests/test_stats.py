@@ -134,3 +134,49 @@ async def test_latency_percentiles_and_calls_in_flight(
     p50, p90, p99 = stage.latency
     assert p50 == pytest.approx(0.01) and p99 == pytest.approx(0.1)  # virtual seconds
     assert p50 <= p90 <= p99
+
+
+async def test_a_report_callback_gets_the_figures_periodically_and_at_the_end(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    reports: list[snake.Statistics] = []
+    pipeline = snake.from_iterable(range(100)).then(slow)  # 1 virtual second
+    got = await pipeline.collect(report=reports.append, report_every=0.25)
+    assert len(got) == 100
+    assert 4 <= len(reports) <= 6  # every quarter of a second, and once at the end
+    outs = [r.stages[-1].items_out for r in reports]
+    assert outs == sorted(outs) and outs[-1] == 100
+    assert reports[-1].bottleneck() is reports[-1].stages[1]
+
+
+async def test_progress_prints_items_rate_and_bottleneck(
+    autojump_clock: trio.testing.MockClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await snake.from_iterable(range(100)).then(slow).collect(progress=True, report_every=0.5)
+    lines = capsys.readouterr().err.splitlines()  # not a terminal: a line per report
+    assert len(lines) >= 2
+    assert lines[-1].startswith("snake: 100 items, ")
+    assert "items/s" in lines[-1] and "bottleneck #1 then(slow)" in lines[-1]
+
+
+def test_synchronous_iteration_reports_too() -> None:
+    reports: list[snake.Statistics] = []
+    items = list(snake.from_iterable(range(50)).iterate(report=reports.append, report_every=10))
+    assert items == list(range(50))
+    assert len(reports) == 1 and reports[0].stages[0].items_out == 50  # the final report
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"report_every": 0}, ValueError, "`report_every` must be > 0 seconds, got 0"),
+        ({"report_every": "1"}, TypeError, "`report_every` must be a number of seconds"),
+        ({"report": 5}, TypeError, "`report` must be a callable taking snake.Statistics"),
+        ({"progress": 1}, TypeError, "`progress` must be True or False"),
+    ],
+)
+def test_bad_reporting_options_are_refused(
+    kwargs: dict[str, object], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        snake.from_iterable(range(3)).open(**kwargs)  # type: ignore[arg-type]
