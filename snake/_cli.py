@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 import trio
 
 from . import _demo
+from ._stats import Statistics
 
 
 def _non_negative(kind: type[float] | type[int]) -> Callable[[str], float]:
@@ -42,12 +43,21 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--items", type=_non_negative(int), default=100, help="number of items (default: 100)"
     )
+    demo.add_argument(
+        "--stats", action="store_true",
+        help="print each stage's statistics and the bottleneck at the end",
+    )  # fmt: skip
     return parser
 
 
-def demo(items: int, scale: float) -> None:
+def demo(items: int, scale: float, stats: bool = False) -> None:
+    final: list[Statistics] = []
+
     async def run() -> list[int]:
-        return await _demo.pipeline(items, scale).collect()
+        return await _demo.pipeline(items, scale).collect(
+            report=final.append if stats else None,
+            report_every=3600.0,  # the final report
+        )
 
     began = time.perf_counter()
     results = trio.run(run)
@@ -62,12 +72,15 @@ def demo(items: int, scale: float) -> None:
     print(f"ideal              {cost.ideal:8.3f} s   "
           "(longest read + fib spread over every core)")  # fmt: skip
     print(f"speed-up           {cost.sequential / elapsed:8.2f} x over sequential")
+    if final:
+        print()
+        print(final[-1].table())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "demo":
-        demo(args.items, args.scale)
+        demo(args.items, args.scale, args.stats)
     return 0
 
 

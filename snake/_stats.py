@@ -150,7 +150,9 @@ def _duration(seconds: float) -> str:
 
 def _advice(label: str) -> str:
     operator = label.split(" ", 1)[-1]
-    if operator.startswith(("par_map", "par_then")):
+    if operator.startswith("par_map"):
+        return "make its function faster, or raise its `concurrency` if CPUs sit idle"
+    if operator.startswith("par_then"):
         return "raise its `concurrency`, or make its function faster"
     if operator.startswith("then"):
         return "use par_then(...) to run calls concurrently"

@@ -34,6 +34,16 @@ def test_snake_demo_prints_the_results_in_order_and_the_timings() -> None:
         assert any(line.startswith(label) for line in lines), label
 
 
+def test_snake_demo_stats_prints_the_stage_table_and_the_bottleneck() -> None:
+    done = run_snake("demo", "--items", "12", "--scale", "0.001", "--stats")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("stage "))
+    assert [line.split()[0] for line in lines[header + 2 : header + 5]] == ["#0", "#1", "#3"]
+    assert "#3 par_map(fib)" in lines[header + 4] and lines[header + 4].split()[2:4] == ["12", "12"]
+    assert lines[-1].startswith("elapsed ") and "bottleneck: " in lines[-1]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
