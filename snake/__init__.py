@@ -32,6 +32,7 @@ from ._pipeline import from_iterable as from_iterable
 from ._receiver import PipelineReceiver as PipelineReceiver
 from ._stats import StageStatistics as StageStatistics
 from ._stats import Statistics as Statistics
+from ._stats import WorkerStatistics as WorkerStatistics
 from ._worker_options import WorkerOptions as WorkerOptions
 
 __version__ = "0.1.0"
@@ -46,5 +47,6 @@ __all__ = [
     "WorkerDiedError",
     "WorkerError",
     "WorkerOptions",
+    "WorkerStatistics",
     "from_iterable",
 ]

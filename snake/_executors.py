@@ -24,6 +24,7 @@ from ._errors import open_nursery
 from ._exceptions import timed_out
 from ._forkserver import preload_forkserver
 from ._process import ProcessExecutor
+from ._stats import WorkerStatistics
 from ._worker import Done, Work, apply_chunk, should_retire, start
 from ._worker_options import WorkerOptions
 
@@ -136,6 +137,10 @@ class Executors:
         """
         for executor in self._processes.values():
             self._nursery.start_soon(executor.run)
+
+    def worker_statistics(self) -> list[WorkerStatistics]:
+        """What the worker processes have done so far, a line per lane."""
+        return [w for e in self._processes.values() for w in e.worker_statistics()]
 
     def get(self, kind: str, options: WorkerOptions) -> Executor:
         if kind == "thread":

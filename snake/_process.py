@@ -42,6 +42,7 @@ from . import _shm as shm
 from . import _wire as wire
 from ._errors import open_nursery
 from ._exceptions import WorkerDiedError, timed_out
+from ._stats import WorkerStatistics
 from ._worker import Done, Work, serve
 
 #: Jobs in a worker's lane at once: the running one and the next.
@@ -103,6 +104,17 @@ class _Lane:
         self.carry: _Job | None = None  # pulled while retiring: for the next worker
         self.scope = trio.CancelScope()  # cancelled: its worker is killed, for good
         self.worker = trio.CancelScope()  # cancelled: its worker is killed and replaced
+        # For the statistics: its current worker, and what its workers did.
+        self.pid: int | None = None
+        self.started = 0
+        self.jobs = 0
+        self.items = 0
+        self.busy = 0.0
+
+    def figures(self) -> WorkerStatistics:
+        return WorkerStatistics(
+            self.index, self.pid, self.started, self.jobs, self.items, self.busy
+        )
 
     def release_tokens(self) -> None:
         for limiter, count in self.held.items():
@@ -190,6 +202,10 @@ class ProcessExecutor:
         for lane in self._lanes:
             if lane.in_flight or lane.carry is not None or not lane.connected:
                 lane.scope.cancel()
+
+    def worker_statistics(self) -> list[WorkerStatistics]:
+        """What each lane's workers have done so far."""
+        return [lane.figures() for lane in self._lanes]
 
     def remove_shared_memory(self) -> None:
         """Remove this executor's shared memory, once its workers are gone."""
@@ -282,8 +298,8 @@ class ProcessExecutor:
                 nursery.start_soon(self._greet, trio.SocketStream(sock))
 
     async def _greet(self, stream: trio.SocketStream) -> None:
-        """A worker sends this executor's token and its lane; anything else is closed."""
-        size = len(self._token) + wire.HEADER.size
+        """A worker sends this executor's token, its lane and its pid; anything else is closed."""
+        size = len(self._token) + 2 * wire.HEADER.size
         hello = b""
         try:
             with trio.move_on_after(GREETING_SECONDS):
@@ -292,14 +308,19 @@ class ProcessExecutor:
                 except (EOFError, trio.BrokenResourceError):
                     pass
         finally:
-            (index,) = wire.HEADER.unpack(hello[-wire.HEADER.size :] or bytes(wire.HEADER.size))
-            token = hello[: len(self._token)]
+            token, rest = hello[: len(self._token)], hello[len(self._token) :]
+            index, pid = (
+                wire.HEADER.unpack_from(rest, k * wire.HEADER.size)[0] if len(rest) == 16 else -1
+                for k in (0, 1)
+            )
             if (
                 len(hello) == size
                 and hmac.compare_digest(token, self._token)
-                and index < len(self._lanes)
+                and 0 <= index < len(self._lanes)
             ):
-                self._lanes[index].connections.send_nowait(stream)
+                lane = self._lanes[index]
+                lane.pid = pid
+                lane.connections.send_nowait(stream)
             else:  # a stranger, or the run is ending
                 stream.socket.close()
 
@@ -381,6 +402,7 @@ class ProcessExecutor:
                 )
 
             nursery.start_soon(call)
+            lane.started += 1
             stream = await lane.incoming.receive()
             lane.connected = True
             try:
@@ -460,6 +482,10 @@ class ProcessExecutor:
             if released and self._inputs is not None:
                 self._inputs.release_all(released)
             lane.retiring = lane.retiring or retiring
+            if ok:
+                lane.jobs += 1
+                lane.items += job.count
+                lane.busy += value[1]  # seconds the worker spent on it
             if job.abandoned:
                 _discard(value)
             else:

@@ -21,7 +21,7 @@ import trio
 
 from ._chunking import CHANNEL_CHUNKS, DownstreamClosed, Inbox, Outbox
 from ._errors import open_nursery
-from ._executors import cpu_count, open_executors
+from ._executors import Executors, cpu_count, open_executors
 from ._receiver import PipelineReceiver
 from ._report import Reporting, watch
 from ._stages._base import InlineSpec, Spec, Stage, StageSpec
@@ -185,7 +185,7 @@ async def _open(
             recv = next_recv
         assert recv is not None
         executors.start()
-        statistics = functools.partial(_statistics, began, running)
+        statistics = functools.partial(_statistics, began, running, executors)
         if reporting.wanted:
             scopes.append(trio.CancelScope())
             nursery.start_soon(_watch, scopes[-1], reporting, statistics)
@@ -219,7 +219,7 @@ class _Running:
     send: trio.MemorySendChannel[list[Any]]
 
 
-def _statistics(began: float, running: Sequence[_Running]) -> Statistics:
+def _statistics(began: float, running: Sequence[_Running], executors: Executors) -> Statistics:
     return take_statistics(
         began,
         [
@@ -234,6 +234,7 @@ def _statistics(began: float, running: Sequence[_Running]) -> Statistics:
             )  # fmt: skip
             for r in running
         ],
+        executors.worker_statistics(),
     )
 
 

@@ -77,11 +77,32 @@ class StageStatistics:
 
 
 @attrs.frozen
+class WorkerStatistics:
+    """What the worker processes of one lane did: one worker at a time, replaced
+    when it retires, dies or runs past a timeout (``started`` counts them).
+
+    ``pid`` is the current (or last) worker's; ``busy`` the seconds its
+    workers spent on jobs, as they measured them.
+    """
+
+    lane: int
+    pid: int | None
+    started: int
+    jobs: int
+    items: int
+    busy: float
+
+
+@attrs.frozen
 class Statistics:
-    """A pipeline's figures per stage, in order, and the time since it opened."""
+    """A pipeline's figures per stage, in order, and the time since it opened.
+
+    ``workers`` has a line per worker-process lane of its process maps.
+    """
 
     elapsed: float
     stages: tuple[StageStatistics, ...]
+    workers: tuple[WorkerStatistics, ...] = ()
 
     def share(self, seconds: float) -> float:
         """``seconds`` as a share of the time since the pipeline opened."""
@@ -136,6 +157,11 @@ class Statistics:
             for r in rows
         ]
         lines.insert(1, "  ".join("-" * w for w in widths))
+        for w in self.workers:
+            lines.append(
+                f"worker lane {w.lane} (pid {w.pid}, {w.started} started): {w.jobs:,} jobs, "
+                f"{w.items:,} items, busy {self.share(w.busy):.0%}"
+            )
         lines.append(f"elapsed {self.elapsed:.3f} s; bottleneck: {self.verdict()}")
         return "\n".join(lines)
 
@@ -174,6 +200,7 @@ def percentiles(samples: Sequence[float]) -> tuple[float, float, float] | None:
 def take(
     began: float,
     stages: Sequence[tuple[str, tuple[str, ...], StageClock, int, int, int, int]],
+    workers: Sequence[WorkerStatistics] = (),
 ) -> Statistics:
     """Figures as of now: ``stages`` holds each stage's label, fused operators,
     clock, items in, items out, items skipped and chunks buffered after it."""
@@ -200,4 +227,5 @@ def take(
             )
             for label, fused, clock, items_in, items_out, skipped, buffered in stages
         ),
+        tuple(workers),
     )

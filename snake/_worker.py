@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import faulthandler
 import functools
+import os
 import pickle
 import socket
 import time
@@ -280,7 +281,7 @@ def serve(address: str | bytes, hello: bytes, shipments: list[tuple[str, bytes]]
     ready(shipments)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.connect(address)
-        sock.sendall(hello)
+        sock.sendall(hello + wire.HEADER.pack(os.getpid()))
         while (message := wire.receive(sock)) is not None:
             wire.send(sock, _run_job(message))
 

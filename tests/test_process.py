@@ -117,7 +117,7 @@ async def test_a_connection_that_is_not_one_of_its_workers_is_refused() -> None:
         [address] = listening_sockets()
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as stranger:
             stranger.connect(address)
-            stranger.sendall(bytes(16) + (0).to_bytes(8, "little"))  # a wrong token, lane 0
+            stranger.sendall(bytes(16) + bytes(16))  # a wrong token, lane 0, pid 0
             stranger.settimeout(5)
             assert await trio.to_thread.run_sync(stranger.recv, 1) == b""  # closed on it
         rest = [x async for x in items]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import trio
 import trio.testing
@@ -180,3 +182,19 @@ def test_bad_reporting_options_are_refused(
 ) -> None:
     with pytest.raises(error, match=message):
         snake.from_iterable(range(3)).open(**kwargs)  # type: ignore[arg-type]
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+async def test_process_maps_report_each_worker_lane() -> None:
+    async with snake.from_iterable(range(300)).par_map(square).open() as items:
+        got = [x async for x in items]
+    assert got == [x * x for x in range(300)]
+    workers = items.statistics().workers
+    assert len(workers) == len(os.sched_getaffinity(0))
+    assert sum(w.items for w in workers) == 300
+    assert all(w.started == 1 and w.pid is not None for w in workers)
+    assert sum(w.jobs for w in workers) > 0  # a worker that started late may have had none
+    assert {w.lane for w in workers} == set(range(len(workers)))
