@@ -62,6 +62,7 @@ from _harness import (
     print_table,
     round_robin,
     rows_for,
+    span_text,
     timed_rounds,
     times_row,
     warm_up,
@@ -70,6 +71,7 @@ from _snake_runs import Ideal, ident, seed_collect, seed_expected, seed_iterate,
 
 import snake
 import snake._demo
+import snake._runner
 
 #: Maps (a) and ``then`` stages (b) in each pipeline.
 STAGES = 5
@@ -81,6 +83,7 @@ SEED_UNIT = 0.05
 #: Goals, as ratios of items/s against the reference.
 GOAL_MAP = 0.5
 GOAL_THEN = 10.0
+GOAL_STATS = 0.95  # statistics on / off, at least
 #: The warm-up round runs this fraction of the timed size.
 WARMUP_FRACTION = 20
 
@@ -223,8 +226,13 @@ def then_hand(n: int, buffer: int) -> float:
     return elapsed
 
 
-def then_snake(n: int) -> float:
-    elapsed, out = then_collect(n, STAGES)
+def then_snake(n: int, statistics: bool = True) -> float:
+    """``then_collect``; without ``statistics``, the stages measure nothing."""
+    snake._runner.MEASURE = statistics
+    try:
+        elapsed, out = then_collect(n, STAGES)
+    finally:
+        snake._runner.MEASURE = True
     check("snake collect()", "(count, sum)", (len(out), sum(out)), then_expected(n))
     return elapsed
 
@@ -235,22 +243,32 @@ def workload_b(n: int, rounds: int) -> None:
             Contender(f"hand-written, buffer {b}", functools.partial(then_hand, size, b))
             for b in CHAIN_BUFFERS
         ]
-        return [*hand, Contender("snake, collect()", lambda: then_snake(size))]
+        return [
+            *hand,
+            Contender("snake, collect(), statistics off", lambda: then_snake(size, False)),
+            Contender("snake, collect()", lambda: then_snake(size)),
+        ]
 
     warm_up(contenders(max(1, n // WARMUP_FRACTION)))
     timed = contenders(n)
     round_robin(timed, rounds)
-    metric, hand, ours = Metric(n), timed[:-1], timed[-1]
+    metric, hand, unmeasured, ours = Metric(n), timed[:-2], timed[-2], timed[-1]
     reference = max(hand, key=metric.median)
     slower = [c for c in hand if c is not reference]
-    rows = rows_for(metric, reference, [reference, *slower, ours], "reference, the faster")
+    rows = rows_for(
+        metric, reference, [reference, *slower, unmeasured, ours], "reference, the faster"
+    )
     rows[-1].judge(f">= {GOAL_THEN:g}x", metric.ratio(ours, reference) >= GOAL_THEN)
+    cost = metric.ratio(ours, unmeasured)
     print_table(
         f"(b) {n:,} ints through {STAGES} .then(ident) stages; median of {rounds} rounds",
         rows,
         [
             f"hand-written: a source task + {STAGES} tasks, one item per send, "
-            "memory channels of the buffer size shown"
+            "memory channels of the buffer size shown",
+            f"statistics on / off: {cost:.3f}x "
+            f"(per round {span_text(metric.ratios(ours, unmeasured))}); "
+            f"goal >= {GOAL_STATS:g}x ({'meets' if cost >= GOAL_STATS else 'misses'})",
         ],
     )
 
