@@ -30,6 +30,7 @@ from ._exceptions import WorkerError as WorkerError
 from ._pipeline import Pipeline as Pipeline
 from ._pipeline import from_iterable as from_iterable
 from ._receiver import PipelineReceiver as PipelineReceiver
+from ._stages._epochs import current_epoch as current_epoch
 from ._stats import StageStatistics as StageStatistics
 from ._stats import Statistics as Statistics
 from ._stats import WorkerStatistics as WorkerStatistics
@@ -48,5 +49,6 @@ __all__ = [
     "WorkerError",
     "WorkerOptions",
     "WorkerStatistics",
+    "current_epoch",
     "from_iterable",
 ]

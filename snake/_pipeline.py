@@ -18,6 +18,7 @@ from ._report import Reporting
 from ._runner import describe, open_pipeline
 from ._stages._base import Spec
 from ._stages._batch import Batch, Unbatch
+from ._stages._epochs import Repeat, Shard, Shuffle
 from ._stages._inline import Filter, FlatMap, Map
 from ._stages._parallel import ParMap, ParThen
 from ._stages._positional import Enumerate, Skip, Take
@@ -288,6 +289,59 @@ class Pipeline(Generic[T]):
             raise ValueError('`workers` applies to executor="process" only')
         policy = ErrorPolicy(errors, max_failures, timeout, retries)
         return self._add(ParMap(fn, concurrency, ordered, executor, workers, policy=policy))
+
+    # --- epochs -------------------------------------------------------------
+
+    def shuffle(self, buffer_size: int, /, *, seed: int | None = None) -> Pipeline[T]:
+        """Items in a random order, through a buffer of ``buffer_size`` (as tf.data does).
+
+        Inline. Each item leaves at a random place of the full buffer, so an
+        item moves at most ``buffer_size`` places earlier; a buffer as large
+        as the dataset shuffles it uniformly. The same ``seed`` gives the same
+        order; under ``repeat``, each epoch reshuffles from ``(seed, epoch)``.
+        Holds ``buffer_size`` items.
+        """
+        check.check_int(buffer_size, "buffer_size", minimum=1)
+        if seed is not None:
+            check.check_int(seed, "seed", minimum=-(2**63))
+        return self._add(Shuffle(buffer_size, seed))
+
+    def shard(
+        self,
+        index: int | None = None,
+        count: int | None = None,
+        /,
+        *,
+        equal: Literal["drop", "pad"] | None = None,
+    ) -> Pipeline[T]:
+        """This rank's share of the items: positions ``index``, ``index + count``, ...
+
+        Inline. With no arguments, the rank and world size come from the
+        ``RANK`` and ``WORLD_SIZE`` environment variables (as torchrun,
+        accelerate and Lightning set them), else from ``torch.distributed``
+        if it is initialized, else this is the only rank. Shard the list of
+        files before any I/O; the source runs once per rank, so no split per
+        worker is needed. ``equal="drop"`` drops the last, incomplete round,
+        ``"pad"`` completes it with items from the start (as PyTorch's
+        ``DistributedSampler``), so every rank gets as many items.
+        """
+        index, count = check.check_shard(index, count)
+        if equal is not None:
+            check.check_choice(equal, "equal", ("drop", "pad"))
+        return self._add(Shard(index, count, equal))
+
+    def repeat(self, times: int | None = None) -> Pipeline[T]:
+        """The pipeline so far, run ``times`` times (``None``: for ever), one epoch after another.
+
+        Each epoch runs the stages before it again, from the source, with
+        ``snake.current_epoch()`` set, so a ``shuffle`` before it reshuffles.
+        The source must be iterable again (a list, a range, a dataset), not
+        a generator or iterator, which one pass uses up.
+        """
+        if times is not None:
+            check.check_int(times, "times", minimum=0)
+        check.check_reiterable(self._specs[0], "repeat")
+        return Pipeline((Repeat(self._specs, times),))
 
     def prefetch(self, n: int) -> Pipeline[T]:
         """A buffer of ``n`` items: the stages before run ahead of those after."""

@@ -129,3 +129,58 @@ def not_awaitable(kind: str) -> TypeError:
         f"expected an awaitable, got {kind}: the function must be an async function "
         "or return an awaitable (for a plain function, use .map() or .par_map())"
     )
+
+
+def check_shard(index: object, count: object) -> tuple[int, int]:
+    """``shard``'s rank and world size: as given, else from the environment."""
+    if (index is None) != (count is None):
+        raise TypeError(
+            "shard() takes both `index` and `count`, or neither (to read RANK and WORLD_SIZE)"
+        )
+    source = "shard()"
+    if index is None:
+        index, count, source = _rank_and_world()
+    index = check_int(index, "index", minimum=0)
+    count = check_int(count, "count", minimum=1)
+    if index >= count:
+        raise ValueError(
+            f"shard index {index} is out of range for {count} shards (from {source}): "
+            "it must be in 0 .. count - 1"
+        )
+    return index, count
+
+
+def _rank_and_world() -> tuple[object, object, str]:
+    import os
+    import sys
+
+    rank, world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
+    if (rank is None) != (world is None):
+        raise ValueError(
+            f"RANK={rank!r} and WORLD_SIZE={world!r} in the environment: set both or neither"
+        )
+    if rank is not None and world is not None:
+        try:
+            return int(rank), int(world), "RANK and WORLD_SIZE"
+        except ValueError:
+            raise ValueError(
+                f"RANK={rank!r} and WORLD_SIZE={world!r} must be whole numbers"
+            ) from None
+    dist = getattr(sys.modules.get("torch"), "distributed", None)
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), "torch.distributed"
+    return 0, 1, "a single process"
+
+
+def check_reiterable(source: object, method: str) -> None:
+    """A source that ``method`` will run again must be iterable again."""
+    obj = getattr(source, "obj", None)
+    if obj is None:
+        return  # a repeat of a repeat, say
+    once = hasattr(obj, "__next__") or hasattr(obj, "__anext__")
+    if once:
+        raise TypeError(
+            f"{method}() runs the source again each epoch, but {type(obj).__name__} is used "
+            "up after one pass: pass the iterable itself (a list, a range, a dataset), or a "
+            "generator function's call wrapped in a class whose __iter__ calls it"
+        )

@@ -17,6 +17,7 @@ import snake
 def test_the_public_api_is_exactly_this() -> None:
     assert sorted(snake.__all__) == [
         "ItemTimeoutError", "Pipeline", "PipelineReceiver", "RemoteError", "StageStatistics", "Statistics", "WorkerDiedError", "WorkerError", "WorkerOptions", "WorkerStatistics",
+        "current_epoch",
         "from_iterable",
     ]  # fmt: skip
     for name in snake.__all__:

@@ -1,0 +1,180 @@
+"""``shuffle``, ``shard`` and ``repeat``: what a training loop does to a dataset each epoch.
+
+``shuffle`` and ``shard`` are inline steps, fused like every other (see
+``_inline``). ``repeat`` is a source of its own: for each epoch it runs the
+pipeline before it again, as a nested pipeline in its task, with the epoch
+number set (``snake.current_epoch()``), so a ``shuffle`` inside reshuffles
+deterministically from ``(seed, epoch)``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import itertools
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import trio
+
+from .._policy import Failures
+from ._base import InlineSpec, Spec, Stage, StageSpec, Step
+
+#: The epoch a run of a pipeline belongs to, set by ``repeat`` for the runs it makes.
+_epoch: contextvars.ContextVar[int] = contextvars.ContextVar("snake_epoch", default=0)
+
+
+def current_epoch() -> int:
+    """The epoch of the ``repeat`` this code runs under (0 outside any).
+
+    Stages and inline functions of the pipeline before a ``repeat`` see it;
+    functions running in worker processes do not.
+    """
+    return _epoch.get()
+
+
+class _ShuffleStep:
+    """tf.data's buffer shuffle: each item leaves at a random place of a full buffer."""
+
+    __slots__ = ("buffer", "random", "size")
+    done = False
+    ends = False
+
+    def __init__(self, size: int, seed: int | None) -> None:
+        self.size = size
+        self.buffer: list[Any] = []
+        # A seed gives the same order every time, and a different one each
+        # epoch; no seed, a fresh one from the system.
+        self.random = random.Random(None if seed is None else f"{seed}/{current_epoch()}")
+
+    def process(self, items: list[Any]) -> list[Any]:
+        out = []
+        buffer, size, below = self.buffer, self.size, self.random.randrange
+        for x in items:
+            if len(buffer) < size:
+                buffer.append(x)
+                continue
+            at = below(size)
+            out.append(buffer[at])
+            buffer[at] = x
+        return out
+
+    def finish(self) -> list[Any]:
+        rest, self.buffer = self.buffer, []
+        self.random.shuffle(rest)
+        return rest
+
+
+@attrs.frozen
+class Shuffle(InlineSpec):
+    size: int
+    seed: int | None
+
+    def describe(self) -> str:
+        return f"shuffle({self.size}" + ("" if self.seed is None else f", seed={self.seed}") + ")"
+
+    def step(self, label: str) -> Step:
+        return _ShuffleStep(self.size, self.seed)
+
+
+class _ShardStep:
+    """Items at positions ``index``, ``index + count``, ...; equalized if asked."""
+
+    __slots__ = ("count", "equal", "first", "index", "round", "seen")
+    done = False
+    ends = False
+
+    def __init__(self, index: int, count: int, equal: str | None) -> None:
+        self.index = index
+        self.count = count
+        self.equal = equal
+        self.seen = 0
+        self.first: list[Any] = []  # the first `count` items: what "pad" repeats
+        self.round: Any = _NONE  # with "drop": this rank's item of an unfinished round
+
+    def process(self, items: list[Any]) -> list[Any]:
+        index, count, start = self.index, self.count, self.seen
+        self.seen += len(items)
+        if self.equal == "pad" and len(self.first) < count:
+            self.first += items[: count - len(self.first)]
+        if self.equal != "drop":
+            return items[(index - start) % count :: count]
+        # An item leaves once its round is complete, so every rank has one.
+        out = []
+        for position in range(start, start + len(items)):
+            if position % count == index:
+                self.round = items[position - start]
+            if position % count == count - 1 and self.round is not _NONE:
+                out.append(self.round)
+                self.round = _NONE
+        return out
+
+    def finish(self) -> list[Any]:
+        missing = -self.seen % self.count  # the last round's empty places
+        if self.equal != "pad" or not missing or not self.first:
+            return []
+        # As PyTorch's DistributedSampler pads: from the start of the stream.
+        place = self.seen % self.count
+        if self.index < place:
+            return []
+        return [self.first[(self.index - place) % len(self.first)]]
+
+
+_NONE = object()
+
+
+@attrs.frozen
+class Shard(InlineSpec):
+    index: int
+    count: int
+    equal: str | None
+
+    def describe(self) -> str:
+        extra = "" if self.equal is None else f", equal={self.equal!r}"
+        return f"shard({self.index}, {self.count}{extra})"
+
+    def step(self, label: str) -> Step:
+        return _ShardStep(self.index, self.count, self.equal)
+
+
+@attrs.frozen
+class Repeat(StageSpec):
+    """The pipeline ``specs``, run ``times`` times (``None``: for ever), epoch by epoch."""
+
+    specs: tuple[Spec, ...]
+    times: int | None
+
+    def describe(self) -> str:
+        inner = ".".join(spec.describe() for spec in self.specs)
+        return f"{inner}.repeat({'' if self.times is None else self.times})"
+
+    def build(self, label: str, executors: Any) -> Stage:
+        return _RepeatStage(self.specs, self.times)
+
+
+class _RepeatStage:
+    failures: Failures | None = None  # never skips
+
+    def __init__(self, specs: Sequence[Spec], times: int | None) -> None:
+        self._specs = specs
+        self._times = times
+
+    async def run(self, inbox: Any, outbox: Any) -> None:
+        from .._runner import open_pipeline  # the runner imports the stages
+
+        epochs = itertools.count() if self._times is None else range(self._times)
+        for epoch in epochs:
+            token = _epoch.set(epoch)
+            try:
+                async with open_pipeline(self._specs) as items:
+                    while not outbox.done:
+                        try:
+                            chunk = await items._receive_chunk()
+                        except trio.EndOfChannel:
+                            break
+                        await outbox.emit(chunk)
+            finally:
+                _epoch.reset(token)
+            if outbox.done:
+                return
