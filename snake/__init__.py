@@ -28,7 +28,10 @@ from ._exceptions import RemoteError as RemoteError
 from ._exceptions import WorkerDiedError as WorkerDiedError
 from ._exceptions import WorkerError as WorkerError
 from ._pipeline import Pipeline as Pipeline
+from ._pipeline import concat as concat
 from ._pipeline import from_iterable as from_iterable
+from ._pipeline import merge as merge
+from ._pipeline import zip as zip  # noqa: A004 - snake.zip, as Python's
 from ._receiver import PipelineReceiver as PipelineReceiver
 from ._stages._epochs import current_epoch as current_epoch
 from ._stats import StageStatistics as StageStatistics
@@ -49,6 +52,9 @@ __all__ = [
     "WorkerError",
     "WorkerOptions",
     "WorkerStatistics",
+    "concat",
     "current_epoch",
     "from_iterable",
+    "merge",
+    "zip",
 ]

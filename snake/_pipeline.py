@@ -18,6 +18,7 @@ from ._report import Reporting
 from ._runner import describe, open_pipeline
 from ._stages._base import Spec
 from ._stages._batch import Batch, Unbatch
+from ._stages._combine import Combine
 from ._stages._epochs import Repeat, Shard, Shuffle
 from ._stages._inline import Filter, FlatMap, Map
 from ._stages._parallel import ParMap, ParThen
@@ -62,6 +63,29 @@ def from_iterable(obj: Iterable[T] | AsyncIterable[T], /) -> Pipeline[T]:
             f"got {type(obj).__name__} {obj!r}"
         )
     return Pipeline((IterableSource(obj),))
+
+
+def concat(*pipelines: Pipeline[T]) -> Pipeline[T]:
+    """The items of each pipeline, one pipeline after another (``itertools.chain``)."""
+    return Pipeline((Combine("concat", check.check_pipelines(pipelines, "concat")),))
+
+
+def zip(*pipelines: Pipeline[Any]) -> Pipeline[tuple[Any, ...]]:  # noqa: A001 - as snake.zip
+    """Tuples of the pipelines' items in lockstep, until the shortest ends (``zip``).
+
+    The pipelines run at once, each with its own stages; when the shortest
+    ends, the others are stopped.
+    """
+    return Pipeline((Combine("zip", check.check_pipelines(pipelines, "zip")),))
+
+
+def merge(*pipelines: Pipeline[T]) -> Pipeline[T]:
+    """The items of all the pipelines, running at once, in the order they arrive.
+
+    Each pipeline's own items keep their order; between pipelines, whichever
+    produces first goes first (completion order).
+    """
+    return Pipeline((Combine("merge", check.check_pipelines(pipelines, "merge")),))
 
 
 @attrs.frozen(repr=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
 import cloudpickle
@@ -184,3 +184,17 @@ def check_reiterable(source: object, method: str) -> None:
             "up after one pass: pass the iterable itself (a list, a range, a dataset), or a "
             "generator function's call wrapped in a class whose __iter__ calls it"
         )
+
+
+def check_pipelines(pipelines: Sequence[object], function: str) -> tuple[tuple[Any, ...], ...]:
+    """The operator specs of each pipeline ``function`` combines."""
+    specs = []
+    for k, p in enumerate(pipelines):
+        inner = getattr(p, "_specs", None)
+        if inner is None:
+            raise TypeError(
+                f"snake.{function}() takes pipelines, got {type(p).__name__} {p!r} as argument "
+                f"{k}: wrap an iterable in snake.from_iterable(...)"
+            )
+        specs.append(inner)
+    return tuple(specs)

@@ -17,8 +17,8 @@ import snake
 def test_the_public_api_is_exactly_this() -> None:
     assert sorted(snake.__all__) == [
         "ItemTimeoutError", "Pipeline", "PipelineReceiver", "RemoteError", "StageStatistics", "Statistics", "WorkerDiedError", "WorkerError", "WorkerOptions", "WorkerStatistics",
-        "current_epoch",
-        "from_iterable",
+        "concat", "current_epoch",
+        "from_iterable", "merge", "zip",
     ]  # fmt: skip
     for name in snake.__all__:
         assert getattr(snake, name).__module__.split(".")[0] == "snake"
