@@ -12,6 +12,7 @@ import attrs
 import trio
 
 from . import _validate as check
+from ._collate import COLLATES
 from ._policy import ErrorPolicy
 from ._receiver import PipelineReceiver
 from ._report import Reporting
@@ -162,12 +163,17 @@ class Pipeline(Generic[T]):
         self, size: int, *, drop_last: bool = ..., collate: Callable[[list[T]], U]
     ) -> Pipeline[U]: ...
 
+    @overload
+    def batch(
+        self, size: int, *, drop_last: bool = ..., collate: Literal["default", "torch"]
+    ) -> Pipeline[Any]: ...
+
     def batch(
         self,
         size: int,
         *,
         drop_last: bool = False,
-        collate: Callable[[list[T]], Any] | None = None,
+        collate: Callable[[list[T]], Any] | Literal["default", "torch"] | None = None,
     ) -> Pipeline[Any]:
         """Lists of ``size`` consecutive items; the last may be shorter.
 
@@ -175,12 +181,18 @@ class Pipeline(Generic[T]):
           size: items per batch.
           drop_last: drop a last batch shorter than ``size``.
           collate: turns each list into one object (say, a stacked tensor).
+            ``"default"`` stacks numpy arrays and numbers, field by field
+            through dicts, tuples and lists, as PyTorch's
+            ``default_collate`` does; ``"torch"`` makes torch tensors.
 
         Holds at most one partial batch.
         """
         check.check_int(size, "size", minimum=1)
         check.check_bool(drop_last, "drop_last")
-        if collate is not None:
+        if isinstance(collate, str):
+            check.check_choice(collate, "collate", tuple(COLLATES))
+            collate = COLLATES[collate]
+        elif collate is not None:
             check.check_sync_fn(collate, "batch", "collate")
         return self._add(Batch(size, drop_last, collate))
 
