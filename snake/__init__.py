@@ -31,6 +31,7 @@ from ._pipeline import Pipeline as Pipeline
 from ._pipeline import concat as concat
 from ._pipeline import from_iterable as from_iterable
 from ._pipeline import merge as merge
+from ._pipeline import mix as mix
 from ._pipeline import zip as zip  # noqa: A004 - snake.zip, as Python's
 from ._receiver import PipelineReceiver as PipelineReceiver
 from ._stages._epochs import current_epoch as current_epoch
@@ -56,5 +57,6 @@ __all__ = [
     "current_epoch",
     "from_iterable",
     "merge",
+    "mix",
     "zip",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Generic, Literal, NoReturn, TypeVar, overload
 
@@ -87,6 +87,31 @@ def merge(*pipelines: Pipeline[T]) -> Pipeline[T]:
     produces first goes first (completion order).
     """
     return Pipeline((Combine("merge", check.check_pipelines(pipelines, "merge")),))
+
+
+def mix(
+    pipelines: Sequence[Pipeline[T]],
+    weights: Sequence[float],
+    /,
+    *,
+    seed: int | None = None,
+    stop: Literal["first_exhausted", "all_exhausted"] = "first_exhausted",
+) -> Pipeline[T]:
+    """Items drawn from the pipelines at random, each by its weight: mixing datasets.
+
+    Each next item comes from a pipeline drawn with probability
+    proportional to its weight, with ``random.Random(seed)``, so the same
+    seed gives the same mix (of the same items). ``stop="first_exhausted"``
+    ends when a drawn pipeline has no more items; ``"all_exhausted"`` goes
+    on with the others until every one is used up. The pipelines run at
+    once, each with its own stages.
+    """
+    specs = check.check_pipelines(pipelines, "mix")
+    weights = check.check_weights(weights, len(specs))
+    check.check_choice(stop, "stop", ("first_exhausted", "all_exhausted"))
+    if seed is not None:
+        check.check_int(seed, "seed", minimum=-(2**63))
+    return Pipeline((Combine("mix", specs, weights, seed, stop),))
 
 
 @attrs.frozen(repr=False)

@@ -198,3 +198,18 @@ def check_pipelines(pipelines: Sequence[object], function: str) -> tuple[tuple[A
             )
         specs.append(inner)
     return tuple(specs)
+
+
+def check_weights(weights: object, count: int) -> tuple[float, ...]:
+    """``mix`` weights: one non-negative number per pipeline, not all zero."""
+    if isinstance(weights, (str, bytes)) or not hasattr(weights, "__len__"):
+        raise TypeError(f"mix() needs a list of weights, got {type(weights).__name__}")
+    values = list(weights)  # type: ignore[call-overload]
+    if len(values) != count:
+        raise ValueError(f"mix() got {count} pipelines but {len(values)} weights: give one each")
+    for w in values:
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not w >= 0:
+            raise ValueError(f"mix() weights must be numbers >= 0, got {w!r}")
+    if count and not sum(values) > 0:
+        raise ValueError("mix() weights must not all be 0")
+    return tuple(float(w) for w in values)

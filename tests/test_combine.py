@@ -87,3 +87,43 @@ def test_only_pipelines_are_combined() -> None:
         TypeError, match=r"snake.zip\(\) takes pipelines, got list \[1\] as argument 1"
     ):
         snake.zip(snake.from_iterable([1]), [1])  # type: ignore[arg-type]
+
+
+@given(lists, st.lists(st.floats(0.1, 10), min_size=4, max_size=4), st.integers(0, 2**32))
+def test_mix_uses_every_item_in_order_and_first_exhausted_is_a_prefix(
+    data: list[list[int]], weights: list[float], seed: int
+) -> None:
+    tagged = [[(k, x) for x in d] for k, d in enumerate(data)]
+    sources = [snake.from_iterable(t) for t in tagged]
+    ws = weights[: len(sources)]
+    every = run(snake.mix(sources, ws, seed=seed, stop="all_exhausted"))
+    for k, own in enumerate(tagged):
+        assert [item for item in every if item[0] == k] == own
+    assert len(every) == sum(map(len, tagged))
+    assert every == run(snake.mix(sources, ws, seed=seed, stop="all_exhausted"))  # repeatable
+    first = run(snake.mix(sources, ws, seed=seed))
+    assert first == every[: len(first)]
+
+
+@pytest.mark.parametrize("weights", [[1, 1], [3, 1], [1, 4, 5]])
+async def test_mix_frequencies_approach_the_weights(weights: list[float]) -> None:
+    sources = [snake.from_iterable(itertools.repeat(k)) for k in range(len(weights))]
+    n = 20_000
+    got = await snake.mix(sources, weights, seed=5).take(n).collect()
+    for k, w in enumerate(weights):
+        assert abs(got.count(k) / n - w / sum(weights)) < 0.02
+
+
+@pytest.mark.parametrize(
+    ("weights", "error", "message"),
+    [
+        ([1], ValueError, "got 2 pipelines but 1 weights"),
+        ([1, -1], ValueError, "weights must be numbers >= 0, got -1"),
+        ([0, 0], ValueError, "must not all be 0"),
+        ("ab", TypeError, "needs a list of weights"),
+    ],
+)
+def test_bad_mix_weights_are_refused(weights: Any, error: type, message: str) -> None:
+    sources = [snake.from_iterable([1]), snake.from_iterable([2])]
+    with pytest.raises(error, match=message):
+        snake.mix(sources, weights)

@@ -18,7 +18,7 @@ def test_the_public_api_is_exactly_this() -> None:
     assert sorted(snake.__all__) == [
         "ItemTimeoutError", "Pipeline", "PipelineReceiver", "RemoteError", "StageStatistics", "Statistics", "WorkerDiedError", "WorkerError", "WorkerOptions", "WorkerStatistics",
         "concat", "current_epoch",
-        "from_iterable", "merge", "zip",
+        "from_iterable", "merge", "mix", "zip",
     ]  # fmt: skip
     for name in snake.__all__:
         assert getattr(snake, name).__module__.split(".")[0] == "snake"

@@ -10,13 +10,14 @@ passing items on as they come (completion order).
 from __future__ import annotations
 
 import contextlib
+import random
 from collections.abc import Sequence
 from typing import Any
 
 import attrs
 import trio
 
-from .._chunking import Outbox
+from .._chunking import MAX_CHUNK, Outbox
 from .._errors import open_nursery
 from .._policy import Failures
 from ._base import Spec, Stage, StageSpec
@@ -28,22 +29,29 @@ def _inner(pipelines: Sequence[tuple[Spec, ...]]) -> str:
 
 @attrs.frozen
 class Combine(StageSpec):
-    how: str  # "concat", "zip" or "merge"
+    how: str  # "concat", "zip", "merge" or "mix"
     pipelines: tuple[tuple[Spec, ...], ...]
+    #: For "mix": the weights, the seed, and when to stop.
+    weights: tuple[float, ...] = ()
+    seed: int | None = None
+    stop: str = "first_exhausted"
 
     def describe(self) -> str:
+        if self.how == "mix":
+            return f"mix([{_inner(self.pipelines)}], {list(self.weights)})"
         return f"{self.how}({_inner(self.pipelines)})"
 
     def build(self, label: str, executors: Any) -> Stage:
-        return _CombineStage(self.how, self.pipelines)
+        return _CombineStage(self)
 
 
 class _CombineStage:
     failures: Failures | None = None  # never skips
 
-    def __init__(self, how: str, pipelines: Sequence[tuple[Spec, ...]]) -> None:
-        self._how = how
-        self._pipelines = pipelines
+    def __init__(self, spec: Combine) -> None:
+        self._spec = spec
+        self._how = spec.how
+        self._pipelines = spec.pipelines
 
     async def run(self, inbox: Any, outbox: Outbox) -> None:
         await getattr(self, f"_{self._how}")(outbox)
@@ -79,6 +87,39 @@ class _CombineStage:
                 n = min(map(len, held))
                 await outbox.emit(list(zip(*(h[:n] for h in held), strict=True)))
                 held = [h[n:] for h in held]
+
+    async def _mix(self, outbox: Outbox) -> None:
+        """Each item from a pipeline drawn at random by weight (seeded, so repeatable)."""
+        from .._runner import open_pipeline
+
+        spec = self._spec
+        draw = random.Random(spec.seed).choices
+        async with contextlib.AsyncExitStack() as stack:
+            streams = [await stack.enter_async_context(open_pipeline(s)) for s in self._pipelines]
+            held: list[list[Any]] = [[] for _ in streams]
+            active = list(range(len(streams)))
+            weights = list(spec.weights)
+            out: list[Any] = []
+            while active and not outbox.done:
+                k = draw(active, weights)[0]
+                if not held[k]:
+                    if out:  # hand over what is ready before waiting for more
+                        await outbox.emit(out)
+                        out = []
+                    try:
+                        held[k] = (await streams[k]._receive_chunk())[::-1]
+                    except trio.EndOfChannel:
+                        if spec.stop == "first_exhausted":
+                            break
+                        at = active.index(k)
+                        del active[at], weights[at]
+                        continue
+                out.append(held[k].pop())
+                if len(out) >= MAX_CHUNK:
+                    await outbox.emit(out)
+                    out = []
+            if out and not outbox.done:
+                await outbox.emit(out)
 
     async def _merge(self, outbox: Outbox) -> None:
         from .._runner import open_pipeline
