@@ -19,7 +19,7 @@ from ._report import Reporting
 from ._runner import describe, open_pipeline
 from ._stages._base import Spec
 from ._stages._batch import Batch, Unbatch
-from ._stages._combine import Combine
+from ._stages._combine import Combine, Interleave
 from ._stages._epochs import Repeat, Shard, Shuffle
 from ._stages._inline import Filter, FlatMap, Map
 from ._stages._parallel import ParMap, ParThen
@@ -390,6 +390,31 @@ class Pipeline(Generic[T]):
         if equal is not None:
             check.check_choice(equal, "equal", ("drop", "pad"))
         return self._add(Shard(index, count, equal))
+
+    def interleave(
+        self,
+        fn: Callable[[T], Pipeline[U] | Iterable[U]],
+        /,
+        *,
+        cycle_length: int,
+        block_length: int = 1,
+        ordered: bool = True,
+    ) -> Pipeline[U]:
+        """Items of ``fn(x)`` for each item, ``cycle_length`` of them read at once.
+
+        tf.data's parallel interleave: ``fn`` turns an item (a file name, a
+        shard) into a pipeline (or an iterable) of its records. Up to
+        ``cycle_length`` run at once, each in a task of its own. In order
+        (``ordered=True``), the open ones take turns, ``block_length`` items
+        each; one that ends gives its place to the next item's pipeline,
+        which takes its first turn in the next round. With ``ordered=False``
+        items pass on as they come. A stage of its own.
+        """
+        check.check_callable(fn, "interleave")
+        check.check_int(cycle_length, "cycle_length", minimum=1)
+        check.check_int(block_length, "block_length", minimum=1)
+        check.check_bool(ordered, "ordered")
+        return self._add(Interleave(fn, cycle_length, block_length, ordered))
 
     def repeat(self, times: int | None = None) -> Pipeline[T]:
         """The pipeline so far, run ``times`` times (``None``: for ever), one epoch after another.

@@ -127,3 +127,84 @@ def test_bad_mix_weights_are_refused(weights: Any, error: type, message: str) ->
     sources = [snake.from_iterable([1]), snake.from_iterable([2])]
     with pytest.raises(error, match=message):
         snake.mix(sources, weights)
+
+
+def interleave_reference(files: list[list[Any]], cycle: int, block: int) -> list[Any]:
+    """tf.data's deterministic interleave, as snake documents it."""
+    pending = iter(files)
+    slots: list[Any] = [iter(f) for f in itertools.islice(pending, cycle)]
+    out: list[Any] = []
+    at = 0
+    while any(s is not None for s in slots):
+        if slots[at] is not None:
+            for _ in range(block):
+                try:
+                    out.append(next(slots[at]))
+                except StopIteration:
+                    following = next(pending, None)
+                    slots[at] = None if following is None else iter(following)
+                    break
+        at = (at + 1) % len(slots)
+    return out
+
+
+@given(
+    st.lists(st.lists(st.integers(), max_size=8), max_size=8),
+    st.integers(1, 4),
+    st.integers(1, 3),
+    delays,
+)
+def test_ordered_interleave_is_the_round_robin(
+    files: list[list[int]], cycle: int, block: int, waits: list[float]
+) -> None:
+    tagged = [[(k, x) for x in f] for k, f in enumerate(files)]
+
+    def read(k: int) -> snake.Pipeline[tuple[int, int]]:
+        return snake.from_iterable(tagged[k]).then(pause(waits))
+
+    pipeline = snake.from_iterable(range(len(tagged))).interleave(
+        read, cycle_length=cycle, block_length=block
+    )
+    got = run(pipeline)
+    assert got == interleave_reference(tagged, cycle, block)
+    assert got == run(pipeline)  # deterministic
+
+
+@given(st.lists(st.lists(st.integers(), max_size=8), max_size=8), st.integers(1, 4), delays)
+def test_unordered_interleave_gives_every_item_each_file_in_order(
+    files: list[list[int]], cycle: int, waits: list[float]
+) -> None:
+    tagged = [[(k, x) for x in f] for k, f in enumerate(files)]
+    got = run(
+        snake.from_iterable(tagged).interleave(
+            lambda t: snake.from_iterable(t).then(pause(waits)), cycle_length=cycle, ordered=False
+        )
+    )
+    assert sorted(got) == sorted(itertools.chain(*tagged))
+    for k, own in enumerate(tagged):
+        assert [item for item in got if item[0] == k] == own
+
+
+async def test_interleave_reads_cycle_length_files_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def slow(x: int) -> int:
+        await trio.sleep(1)
+        return x
+
+    began = trio.current_time()
+    got = await (
+        snake.from_iterable(range(4))
+        .interleave(lambda f: snake.from_iterable([f] * 3).then(slow), cycle_length=4)
+        .collect()
+    )
+    assert got == [0, 1, 2, 3] * 3
+    assert trio.current_time() - began == pytest.approx(3)  # not 12: four read at once
+
+
+def test_interleave_needs_pipelines_or_iterables() -> None:
+    with pytest.raises(
+        TypeError,
+        match=r"interleave\(\) needs <lambda> to return a pipeline or an iterable, got int 5",
+    ):
+        list(snake.from_iterable([1]).interleave(lambda x: 5, cycle_length=2))
