@@ -195,6 +195,7 @@ async def test_process_maps_report_each_worker_lane() -> None:
     workers = items.statistics().workers
     assert len(workers) == len(os.sched_getaffinity(0))
     assert sum(w.items for w in workers) == 300
-    assert all(w.started == 1 and w.pid is not None for w in workers)
+    # A worker still starting when the run ended never connected: no pid, no jobs.
+    assert all(w.started == 1 and (w.pid is not None or w.jobs == 0) for w in workers)
     assert sum(w.jobs for w in workers) > 0  # a worker that started late may have had none
     assert {w.lane for w in workers} == set(range(len(workers)))
