@@ -39,6 +39,10 @@ class Then(StageSpec):
         return _ThenStage(fn, label, failures)
 
 
+#: Slices start at multiples of 16: this samples one slice in eight.
+LATENCY_EVERY = 8 * (CHECK_EVERY + 1) - 1
+
+
 class _ThenStage:
     def __init__(
         self, fn: Callable[[Any], Awaitable[Any]], label: str, failures: Failures | None
@@ -82,10 +86,10 @@ class _ThenStage:
                     break
                 except Exception as exc:
                     self._failed(exc, base + start + failed_at(part, it))
-            # The clock read once per slice: the slice's time per item is a
-            # latency sample, and tells when to yield.
+            # The clock read once per slice tells when to yield; every 8th
+            # slice, its time per item is also a latency sample.
             began, now = now, perf_counter()
-            if latencies is not None:
+            if latencies is not None and not start & LATENCY_EVERY:
                 latencies.append((now - began) / len(part))
             if now >= yield_at:
                 await outbox.emit_raw()  # hands over and lets others run
