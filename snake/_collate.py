@@ -82,7 +82,7 @@ def _numpy(batch: list[Any], scalars: bool) -> Any:
 
 def _torch(batch: list[Any], scalars: bool) -> Any:
     try:
-        import torch
+        import torch  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         raise ImportError(
             'batch(collate="torch") needs torch, which is not installed: '

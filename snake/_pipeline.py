@@ -13,6 +13,7 @@ import trio
 
 from . import _validate as check
 from ._collate import COLLATES
+from ._device import check_device, mover
 from ._policy import ErrorPolicy
 from ._receiver import PipelineReceiver
 from ._report import Reporting
@@ -428,6 +429,22 @@ class Pipeline(Generic[T]):
             check.check_int(times, "times", minimum=0)
         check.check_reiterable(self._specs[0], "repeat")
         return Pipeline((Repeat(self._specs, times),))
+
+    def to_device(self, device: str = "cuda", /, *, pin_memory: bool = True) -> Pipeline[T]:
+        """Every torch tensor in each item moved to ``device``, in a thread.
+
+        A last stage before a training loop: each batch (through dicts,
+        tuples and lists) is copied to pinned memory and on to the device
+        without blocking, in a worker thread, so the copy of the next batch
+        overlaps the step on this one. torch and, for ``"cuda"``, a CUDA
+        device must be present: otherwise this raises when the pipeline is
+        built, saying so.
+        """
+        check.check_bool(pin_memory, "pin_memory")
+        name = check_device(device, pin_memory)
+        move = mover(name, pin_memory)
+        move.__name__ = move.__qualname__ = f"to_device_{name.replace(':', '_')}"
+        return self._add(ParMap(move, 1, True, "thread", WorkerOptions()))
 
     def prefetch(self, n: int) -> Pipeline[T]:
         """A buffer of ``n`` items: the stages before run ahead of those after."""

@@ -1,0 +1,61 @@
+"""``to_device``: batches moved to a torch device, in a thread, overlapping the consumer.
+
+Every tensor in a batch (through dicts, tuples, named tuples and lists) is
+copied to pinned memory (with ``pin_memory``, for a CUDA device) and then
+to the device without blocking, in a worker thread of its own stage, so the
+copy of the next batch runs while the training step uses this one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+
+def check_device(device: object, pin_memory: bool) -> str:
+    """The device as torch names it; an error now if torch or the device is missing."""
+    try:
+        import torch  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        raise ImportError(
+            "to_device() moves torch tensors, and torch is not installed: "
+            "pip install torch==2.13.0 (a CPU build) or a CUDA build"
+        ) from None
+    try:
+        name = str(torch.device(device))  # type: ignore[call-overload,arg-type,unused-ignore]
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"to_device() got {device!r}, which torch does not know: {exc}") from None
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"to_device({device!r}): no CUDA device here (torch.cuda.is_available() is "
+            "False; a CPU build of torch, or no GPU). Leave out to_device, or use 'cpu'"
+        )
+    if pin_memory and not name.startswith("cuda"):
+        raise ValueError(
+            f"to_device({device!r}, pin_memory=True): pinned memory only helps copies to a "
+            "CUDA device; pass pin_memory=False"
+        )
+    return name
+
+
+def mover(device: str, pin_memory: bool) -> Callable[[Any], Any]:
+    """A function moving every tensor of a batch to ``device``."""
+
+    def move(value: Any) -> Any:
+        if hasattr(value, "to") and hasattr(value, "is_pinned"):  # a tensor
+            if pin_memory:
+                value = value.pin_memory()
+            return value.to(device, non_blocking=pin_memory)
+        if isinstance(value, Mapping):
+            return {k: move(v) for k, v in value.items()}
+        if isinstance(value, tuple) and hasattr(value, "_fields"):
+            return type(value)(*map(move, value))
+        if isinstance(value, Sequence) and not isinstance(value, (str, bytes, bytearray)):
+            return (
+                type(value)(map(move, value))
+                if isinstance(value, tuple)
+                else list(map(move, value))
+            )
+        return value
+
+    return move
