@@ -1,0 +1,139 @@
+"""``snake images``: an ImageNet-style training input pipeline over a folder of JPEGs.
+
+list files → shard → shuffle → read bytes (async, in threads) → decode,
+random-resized-crop to 224×224, flip, normalize to float32 CHW (Pillow,
+which releases the GIL while decoding and resizing, so threads can beat
+processes) → ``batch(32, collate="default")``. Without a folder it makes a
+small synthetic set (cached in the temporary folder) so it runs anywhere.
+Needs Pillow and numpy (``pip install -e ".[images]"``).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import random
+import tempfile
+from typing import Any, Literal
+
+import trio
+
+from ._pipeline import Pipeline, from_iterable
+
+#: ImageNet's per-channel mean and standard deviation, as torchvision uses them.
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+def needs() -> tuple[Any, Any]:
+    """numpy and PIL.Image, or an error saying how to install them."""
+    try:
+        import numpy as np
+        from PIL import Image
+    except ImportError:
+        raise ImportError(
+            'snake images needs Pillow and numpy: pip install -e ".[images]"'
+        ) from None
+    return np, Image
+
+
+def synthetic(count: int = 300, size: tuple[int, int] = (500, 375)) -> str:
+    """A folder of ``count`` JPEGs of ``size``, made once and kept in the temporary folder."""
+    np, Image = needs()
+    folder = os.path.join(tempfile.gettempdir(), f"snake-images-{count}-{size[0]}x{size[1]}")
+    if (
+        len([n for n in os.listdir(folder) if n.endswith(".jpg")] if os.path.isdir(folder) else [])
+        == count
+    ):
+        return folder
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(0)
+    w, h = size
+    y, x = np.mgrid[0:h, 0:w]
+    for i in range(count):
+        # Smooth gradients and some noise: compresses like a photo, not like noise.
+        phase = rng.uniform(0, 2 * math.pi, 3)
+        channels = [
+            127 + 100 * np.sin(x / (20 + 7 * c) + y / (31 + 5 * c) + phase[c]) for c in range(3)
+        ]
+        pixels = np.stack(channels, axis=-1) + rng.normal(0, 8, (h, w, 3))
+        image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+        image.save(os.path.join(folder, f"{i:05d}.jpg"), quality=90)
+    return folder
+
+
+def decode(item: tuple[int, bytes], size: int = 224, seed: int = 0, draft: bool = False) -> Any:
+    """JPEG bytes → a random-resized-crop, maybe flipped, normalized float32 CHW array.
+
+    Random choices come from ``(seed, index)``: the same seed, the same crops.
+    With ``draft``, the JPEG is decoded at a reduced size when the crop
+    allows it (Pillow's ``draft``), which is much faster for large images.
+    """
+    np, Image = needs()
+    index, data = item
+    rng = random.Random(f"{seed}/{index}")
+    image = Image.open(io.BytesIO(data))
+    width, height = image.size
+    left, top, w, h = _crop_box(rng, width, height)
+    if draft:
+        image.draft("RGB", (max(size, w * size // max(w, 1)), max(size, h * size // max(h, 1))))
+        scale = image.size[0] / width
+        left, top, w, h = (round(v * scale) for v in (left, top, w, h))
+    image = image.convert("RGB").resize(
+        (size, size), Image.Resampling.BILINEAR, box=(left, top, left + w, top + h)
+    )
+    if rng.random() < 0.5:
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    array = np.asarray(image, dtype=np.float32) * (1 / 255)
+    array = (array - np.array(MEAN, np.float32)) / np.array(STD, np.float32)
+    return np.ascontiguousarray(array.transpose(2, 0, 1))
+
+
+def _crop_box(rng: random.Random, width: int, height: int) -> tuple[int, int, int, int]:
+    """torchvision's RandomResizedCrop parameters: scale (0.08, 1), ratio (3/4, 4/3)."""
+    area = width * height
+    for _ in range(10):
+        target = area * rng.uniform(0.08, 1.0)
+        ratio = math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
+        w = round(math.sqrt(target * ratio))
+        h = round(math.sqrt(target / ratio))
+        if 0 < w <= width and 0 < h <= height:
+            return rng.randint(0, width - w), rng.randint(0, height - h), w, h
+    side = min(width, height)  # the fallback: a centre crop
+    return (width - side) // 2, (height - side) // 2, side, side
+
+
+async def read(item: tuple[int, str]) -> tuple[int, bytes]:
+    index, path = item
+    return index, await trio.Path(path).read_bytes()
+
+
+def pipeline(
+    folder: str,
+    *,
+    batch_size: int = 32,
+    executor: Literal["thread", "process"] = "thread",
+    concurrency: int | None = None,
+    seed: int = 0,
+    draft: bool = False,
+) -> Pipeline[Any]:
+    """The training input pipeline over the JPEGs of ``folder``: batches of CHW arrays."""
+    needs()
+    files = sorted(
+        os.path.join(folder, n) for n in os.listdir(folder) if n.lower().endswith((".jpg", ".jpeg"))
+    )
+    if not files:
+        raise ValueError(f"no .jpg files in {folder}")
+    import functools
+
+    work = functools.partial(decode, seed=seed, draft=draft)
+    return (
+        from_iterable(files)
+        .shard()
+        .enumerate()
+        .shuffle(len(files), seed=seed)
+        .par_then(read, concurrency=16)
+        .par_map(work, executor=executor, concurrency=concurrency)
+        .batch(batch_size, collate="default")
+    )
