@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     images = commands.add_parser(
         "images",
         help="an ImageNet-style input pipeline over a folder of JPEGs; prints images/s",
-        description="list files, shard, shuffle, read, decode + random-resized-crop + flip "
+        description="list files, shard, shuffle, read + decode + random-resized-crop + flip "
         "+ normalize to float32 CHW, batch. Without DIR, a synthetic set of JPEGs is made "
         'once in the temporary folder. Needs Pillow and numpy (pip install -e ".[images]").',
     )

