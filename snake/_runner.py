@@ -253,37 +253,25 @@ async def _run_stage(
     stop_upstream: Callable[[], None],
 ) -> None:
     try:
-        await _run_stage_in(stage, inbox, recv, outbox, send, scope, stop_upstream)
+        with scope:
+            # Plain `with`: closing is synchronous, so a cancelled scope cannot
+            # turn the close into a Cancelled that hides the stage's own error.
+            with send, recv if recv is not None else contextlib.nullcontext():
+                try:
+                    await stage.run(inbox, outbox)
+                    await outbox.finish()
+                except DownstreamClosed:
+                    pass
+                else:
+                    if not outbox.done:
+                        return
+        if outbox.failed is not None:
+            # The inline ops after it failed while the stage was blocked: the
+            # stage was cancelled for it (see Outbox.on_block).
+            raise outbox.failed
+        if not scope.cancel_called:
+            # It needs no more input: stop the stages feeding it, now.
+            stop_upstream()
     finally:
         if outbox.clock is not None:
             outbox.clock.end()
-
-
-async def _run_stage_in(
-    stage: Stage,
-    inbox: Inbox | None,
-    recv: trio.MemoryReceiveChannel[list[Any]] | None,
-    outbox: Outbox,
-    send: trio.MemorySendChannel[list[Any]],
-    scope: trio.CancelScope,
-    stop_upstream: Callable[[], None],
-) -> None:
-    with scope:
-        # Plain `with`: closing is synchronous, so a cancelled scope cannot
-        # turn the close into a Cancelled that hides the stage's own error.
-        with send, recv if recv is not None else contextlib.nullcontext():
-            try:
-                await stage.run(inbox, outbox)
-                await outbox.finish()
-            except DownstreamClosed:
-                pass
-            else:
-                if not outbox.done:
-                    return
-    if outbox.failed is not None:
-        # The inline ops after it failed while the stage was blocked: the
-        # stage was cancelled for it (see Outbox.on_block).
-        raise outbox.failed
-    if not scope.cancel_called:
-        # It needs no more input: stop the stages feeding it, now.
-        stop_upstream()

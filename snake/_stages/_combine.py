@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import attrs
@@ -23,6 +23,23 @@ from .._errors import open_nursery
 from .._policy import Failures
 from .._validate import func_name
 from ._base import Spec, Stage, StageSpec
+
+
+async def pump(
+    specs: Sequence[Spec],
+    deliver: Callable[[list[Any]], Awaitable[None]],
+    done: Callable[[], bool] = lambda: False,
+) -> None:
+    """Run the pipeline ``specs``, each chunk to ``deliver``, until it ends or ``done()``."""
+    from .._runner import open_pipeline  # the runner imports the stages
+
+    async with open_pipeline(specs) as items:
+        while not done():
+            try:
+                chunk = await items._receive_chunk()
+            except trio.EndOfChannel:
+                return
+            await deliver(chunk)
 
 
 def _inner(pipelines: Sequence[tuple[Spec, ...]]) -> str:
@@ -59,15 +76,8 @@ class _CombineStage:
         await getattr(self, f"_{self._how}")(outbox)
 
     async def _concat(self, outbox: Outbox) -> None:
-        from .._runner import open_pipeline  # the runner imports the stages
-
         for specs in self._pipelines:
-            async with open_pipeline(specs) as items:
-                while not outbox.done:
-                    try:
-                        await outbox.emit(await items._receive_chunk())
-                    except trio.EndOfChannel:
-                        break
+            await pump(specs, outbox.emit, lambda: outbox.done)
             if outbox.done:
                 return
 
@@ -124,19 +134,11 @@ class _CombineStage:
                 await outbox.emit(out)
 
     async def _merge(self, outbox: Outbox) -> None:
-        from .._runner import open_pipeline
-
         send, receive = trio.open_memory_channel[list[Any]](len(self._pipelines) or 1)
 
         async def forward(specs: tuple[Spec, ...], send: trio.MemorySendChannel[list[Any]]) -> None:
             with send:
-                async with open_pipeline(specs) as items:
-                    while True:
-                        try:
-                            chunk = await items._receive_chunk()
-                        except trio.EndOfChannel:
-                            return
-                        await send.send(chunk)
+                await pump(specs, send.send)
 
         async with open_nursery() as nursery:
             with send:
@@ -254,20 +256,11 @@ class _Slot:
         self._held: list[Any] = []
         self._ended = False
         self._nursery = nursery
-        nursery.start_soon(self._forward, pipeline._specs, self._send)
+        nursery.start_soon(self._forward, pipeline._specs)
 
-    @staticmethod
-    async def _forward(specs: tuple[Spec, ...], send: trio.MemorySendChannel[list[Any]]) -> None:
-        from .._runner import open_pipeline
-
-        with send:
-            async with open_pipeline(specs) as items:
-                while True:
-                    try:
-                        chunk = await items._receive_chunk()
-                    except trio.EndOfChannel:
-                        return
-                    await send.send(chunk)
+    async def _forward(self, specs: tuple[Spec, ...]) -> None:
+        with self._send:
+            await pump(specs, self._send.send)
 
     async def take(self, n: int) -> list[Any]:
         """Up to ``n`` items; fewer once the sub-pipeline has ended."""

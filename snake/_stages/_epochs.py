@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import attrs
-import trio
 
 from .._policy import Failures
 from ._base import InlineSpec, Spec, Stage, StageSpec, Step
@@ -161,19 +160,13 @@ class _RepeatStage:
         self._times = times
 
     async def run(self, inbox: Any, outbox: Any) -> None:
-        from .._runner import open_pipeline  # the runner imports the stages
+        from ._combine import pump
 
         epochs = itertools.count() if self._times is None else range(self._times)
         for epoch in epochs:
             token = _epoch.set(epoch)
             try:
-                async with open_pipeline(self._specs) as items:
-                    while not outbox.done:
-                        try:
-                            chunk = await items._receive_chunk()
-                        except trio.EndOfChannel:
-                            break
-                        await outbox.emit(chunk)
+                await pump(self._specs, outbox.emit, lambda: outbox.done)
             finally:
                 _epoch.reset(token)
             if outbox.done:
