@@ -69,26 +69,29 @@ def plan(specs: Sequence[Spec]) -> list[StagePlan]:
 
 
 def into_workers(p: StagePlan) -> StagePlan:
-    """Move the maps, and one filter or batch after them, into a process map's workers.
+    """Move the maps, and one filter or batch after them, into a ``par_map``'s workers.
 
     Their output then crosses the process boundary instead of their input
-    (a collated batch instead of its items), and the main process, whose CPU
-    the workers need, does less. Only these qualify: each sees items at the
-    positions they had in the stage's input, so error notes stay exact; a
-    batch makes the stage cut its jobs at batch boundaries. A function that
-    cannot be pickled stays in the main process, with what follows it.
+    (a collated batch instead of its items), and the event loop, whose CPU
+    the workers need, does less (with threads: collating no longer holds the
+    loop). Only these qualify: each sees items at the positions they had in
+    the stage's input, so error notes stay exact; a batch makes the stage
+    cut its jobs at batch boundaries. For processes, a function that cannot
+    be pickled stays in the main process, with what follows it.
     """
     spec = p.spec
-    if not isinstance(spec, ParMap) or spec.executor != "process" or spec.policy.skips:
+    if not isinstance(spec, ParMap) or spec.policy.skips:
         # With errors="skip", steps after the map would see items at other
         # positions than the stage's input gave them: they stay here.
         return p
+    # Threads need nothing pickled; processes, every function sent.
+    sendable = _picklable if spec.executor == "process" else lambda fn: True
     moved: list[tuple[str, Map | Filter | Batch]] = []
     for index, inline in p.fused:
         if isinstance(inline, Batch):
-            if inline.collate is not None and not _picklable(inline.collate):
+            if inline.collate is not None and not sendable(inline.collate):
                 break
-        elif not isinstance(inline, (Map, Filter)) or not _picklable(inline.fn):
+        elif not isinstance(inline, (Map, Filter)) or not sendable(inline.fn):
             break
         moved.append((label(index, inline), inline))
         if isinstance(inline, (Filter, Batch)):
