@@ -54,8 +54,8 @@ class StagePlan:
 def plan(specs: Sequence[Spec]) -> list[StagePlan]:
     """Group a pipeline's operators into stages; inline ops join the stage before.
 
-    Maps, and a filter or batch after them, that follow a process map run
-    inside its worker processes instead (see :func:`into_workers`).
+    Maps, and a filter or batch after them, that follow a ``par_map`` run in
+    its worker processes or threads instead (see :func:`into_workers`).
     """
     plans: list[StagePlan] = []
     for index, spec in enumerate(specs):

@@ -449,3 +449,18 @@ def test_fork_server_workers_find_the_script_and_its_imports_already_loaded(
     # by any of the workers of its three runs.
     assert len(set(log.read_text().split())) == 2
     assert len(set((tmp_path / "imports.log.script").read_text().split())) == 2
+
+
+async def test_maps_and_a_batch_after_a_thread_map_run_in_its_threads() -> None:
+    def where(batch: list[int]) -> tuple[list[int], str]:
+        return batch, threading.current_thread().name
+
+    got = await (
+        snake.from_iterable(range(20))
+        .par_map(abs, executor="thread")
+        .map(lambda x: x + 1)
+        .batch(5, collate=where)
+        .collect()
+    )
+    assert [b for b, _ in got] == [list(range(k + 1, k + 6)) for k in range(0, 20, 5)]
+    assert all(name != threading.main_thread().name for _, name in got)
