@@ -22,6 +22,9 @@ from ._pipeline import Pipeline, from_iterable
 #: ImageNet's per-channel mean and standard deviation, as torchvision uses them.
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
+#: The normalization as ``x * _SCALE - _SHIFT``, per channel (set up on first use).
+_SCALE: Any = None
+_SHIFT: Any = None
 
 
 def needs() -> tuple[Any, Any]:
@@ -69,6 +72,11 @@ def decode(item: tuple[int, bytes], size: int = 224, seed: int = 0, draft: bool 
     allows it (Pillow's ``draft``), which is much faster for large images.
     """
     np, Image = needs()
+    global _SCALE, _SHIFT
+    if _SCALE is None:
+        std = np.array(STD, np.float32).reshape(3, 1, 1)
+        _SCALE = 1 / (255 * std)
+        _SHIFT = np.array(MEAN, np.float32).reshape(3, 1, 1) / std
     index, data = item
     rng = random.Random(f"{seed}/{index}")
     image = Image.open(io.BytesIO(data))
@@ -83,9 +91,12 @@ def decode(item: tuple[int, bytes], size: int = 224, seed: int = 0, draft: bool 
     )
     if rng.random() < 0.5:
         image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    array = np.asarray(image, dtype=np.float32) * (1 / 255)
-    array = (array - np.array(MEAN, np.float32)) / np.array(STD, np.float32)
-    return np.ascontiguousarray(array.transpose(2, 0, 1))
+    # (x / 255 - mean) / std as one multiply and one subtract, in place, on
+    # the channels-first copy: three passes over the pixels instead of five.
+    chw = np.asarray(image, dtype=np.float32).transpose(2, 0, 1).copy()
+    chw *= _SCALE
+    chw -= _SHIFT
+    return chw
 
 
 def _crop_box(rng: random.Random, width: int, height: int) -> tuple[int, int, int, int]:
