@@ -268,6 +268,13 @@ class Peers:
         reason = self.missing.get(needs)
         return None if reason is None else f"skipped {what}: {needs} is not importable ({reason})"
 
+    def offer(self, what: str, needs: str, skipped: list[str]) -> bool:
+        """Whether the contender ``what`` can run; if not, why joins ``skipped`` (once)."""
+        why = self.skipped(what, needs)
+        if why is not None and why not in skipped:
+            skipped.append(why)
+        return why is None
+
 
 def load_peers() -> Peers:
     peers = Peers()
@@ -523,19 +530,15 @@ def workload_seed(rounds: int, peers: Peers) -> None:
             Contender(f"asyncio + ProcessPoolExecutor({WORKERS})", w.asyncio_pool),
             Contender("trio + trio_parallel", w.raw_trio),
         ]
-        if (why := peers.skipped("torchdata.nodes", "torchdata")) is None:
+        if peers.offer("torchdata.nodes", "torchdata", skipped):
             cs.append(Contender("torchdata.nodes", functools.partial(w.torchdata, peers.nodes)))
-        elif why not in skipped:
-            skipped.append(why)
-        if (why := peers.skipped("DataLoader", "torch")) is None:
+        if peers.offer("DataLoader", "torch", skipped):
             cs.append(
                 Contender(
                     f"DataLoader(num_workers={WORKERS})",
                     functools.partial(w.dataloader, peers.torch),
                 )
             )
-        elif why not in skipped:
-            skipped.append(why)
         return w, cs
 
     _, warm = contenders(6)
@@ -709,7 +712,7 @@ def workload_cpu(n: int, rounds: int, peers: Peers, loops: int) -> None:
             Contender("snake", start.snake),
             Contender(f"Pool({WORKERS})", start.pool),
         ]
-        if (why := peers.skipped("DataLoader", "torch")) is None:
+        if peers.offer("DataLoader", "torch", skipped):
             cs.append(
                 Contender(
                     f"DataLoader(num_workers={WORKERS})",
@@ -717,9 +720,7 @@ def workload_cpu(n: int, rounds: int, peers: Peers, loops: int) -> None:
                 )
             )
             starts.append(Contender("DataLoader", functools.partial(start.dataloader, peers.torch)))
-        else:
-            skipped.append(why)
-        if (why := peers.skipped("torchdata.nodes", "torchdata")) is None:
+        if peers.offer("torchdata.nodes", "torchdata", skipped):
             cs.append(
                 Contender(
                     "torchdata ParallelMapper(process)",
@@ -733,8 +734,6 @@ def workload_cpu(n: int, rounds: int, peers: Peers, loops: int) -> None:
                 )
             )
             starts.append(Contender("torchdata", functools.partial(start.torchdata, peers.nodes)))
-        else:
-            skipped.append(why)
         return cs, starts
 
     warm, warm_starts = contenders(max(2 * WORKERS, n // 20))
@@ -947,22 +946,18 @@ def workload_first(n: int, rounds: int, peers: Peers, loops: int) -> None:
     timed = [ours]
     reference: Contender | None = None
     skipped = []
-    if (why := peers.skipped("DataLoader", "torch")) is None:
+    if peers.offer("DataLoader", "torch", skipped):
         reference = Contender(
             f"DataLoader(num_workers={WORKERS}), next(iter())",
             functools.partial(w.dataloader, peers.torch),
         )
         timed.insert(0, reference)
-    else:
-        skipped.append(why)
-    if (why := peers.skipped("torchdata.nodes", "torchdata")) is None:
+    if peers.offer("torchdata.nodes", "torchdata", skipped):
         timed.append(
             Contender(
                 "torchdata ParallelMapper(process)", functools.partial(w.torchdata, peers.nodes)
             )
         )
-    else:
-        skipped.append(why)
     timed.append(Contender(f"Pool({WORKERS}).imap, chunksize 1", w.pool))
 
     warm_up(timed)
@@ -1109,24 +1104,20 @@ def workload_arrays(n: int, rounds: int, peers: Peers) -> None:
         w = ArraysWorkload(size)
         cs = [Contender("snake par_map, open() + async for", w.snake)]
         loaders = []
-        if (why := peers.skipped("DataLoader", "torch")) is None:
+        if peers.offer("DataLoader", "torch", skipped):
             loaders.append(
                 Contender(
                     f"DataLoader(num_workers={WORKERS}), tensors",
                     functools.partial(w.dataloader, peers.torch),
                 )
             )
-        elif why not in skipped:
-            skipped.append(why)
-        if (why := peers.skipped("torchdata.nodes", "torchdata")) is None:
+        if peers.offer("torchdata.nodes", "torchdata", skipped):
             loaders.append(
                 Contender(
                     "torchdata ParallelMapper(process)",
                     functools.partial(w.torchdata, peers.nodes),
                 )
             )
-        elif why not in skipped:
-            skipped.append(why)
         cs += loaders
         cs.append(Contender(f"trio_parallel.run_sync, {WORKERS} tasks", w.raw_trio))
         return cs, loaders
