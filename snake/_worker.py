@@ -221,13 +221,13 @@ def apply_shipped(
     base: int,
     shm: str | None,
     slot: tuple[str, int] | None,
-) -> tuple[Packed, float, list[tuple[int, Exception]]] | None:
+) -> tuple[Packed, float, list[tuple[int, Exception]]]:
     """``apply_chunk`` with the work this process keeps under ``key``.
 
     Work is sent to each worker process once, not with every job (its
-    functions may hold large data). Returns ``None`` when this process does
-    not have it yet and ``pickled`` is not given: the caller then sends it.
-    With ``shm``, a name prefix, large buffers in the results go back
+    functions may hold large data): as it starts (``ready``), or as
+    ``pickled`` with the first job of it that its lane sends (see
+    ``_process``). With ``shm``, a name prefix, large buffers in the results go back
     through shared memory: into ``slot`` if they fit (see ``_shm``). The
     seconds returned include packing them. ``items`` may come packed the
     same way, with their large buffers in shared memory.
@@ -237,8 +237,7 @@ def apply_shipped(
         raise _init_error
     work = _work.get(key)
     if work is None:
-        if pickled is None:
-            return None
+        assert pickled is not None, "the main process sends work with a worker's first job of it"
         work = _work[key] = pickle.loads(pickled)
     if isinstance(items, Packed):
         items = unpack(items, _borrowed)
@@ -293,7 +292,6 @@ def _run_job(message: bytes) -> bytes:
     try:
         args = pickle.loads(message)
         result = apply_shipped(*args)
-        assert result is not None, "the main process sends work with a worker's first job of it"
         reply: tuple[bool, Any, bool, list[str]] = (True, result, should_retire(), [])
     except BaseException as exc:  # noqa: BLE001 - it belongs to the job: the main process raises it
         reply = (False, _picklable_error(exc), should_retire(), [])
