@@ -15,6 +15,7 @@ a note saying so: a count, or a fraction of the items the stage has seen
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,7 +23,7 @@ import attrs
 import trio
 
 from . import _validate as check
-from ._validate import NotAwaitable
+from ._exceptions import timed_out
 
 logger = logging.getLogger("snake")
 
@@ -97,23 +98,34 @@ def tried(exc: BaseException, retries: int) -> None:
 
 
 def retrying_async(
-    fn: Callable[[Any], Awaitable[Any]], retries: int
+    fn: Callable[[Any], Awaitable[Any]], retries: int, timeout: float | None = None
 ) -> Callable[[Any], Awaitable[Any]]:
-    """``fn``, tried up to ``retries`` more times while it raises."""
+    """``fn``, tried up to ``retries`` more times while it raises.
+
+    Each try that takes longer than ``timeout`` seconds is cancelled and
+    counts as failing with ``ItemTimeoutError``. A result that cannot be
+    awaited is a bug: ``NotAwaitable`` at once, never tried again.
+    """
+    limit = math.inf if timeout is None else timeout
 
     async def call(x: Any) -> Any:
         for attempt in range(retries + 1):
-            awaitable = fn(x)
             try:
-                return await check.awaitable(awaitable)
-            except NotAwaitable:
-                raise
+                awaitable = fn(x)
             except Exception as exc:
-                if attempt == retries:
-                    tried(exc, retries)
-                    raise
-            await trio.sleep(retry_delay(attempt))
-        raise AssertionError("unreachable")
+                error: Exception = exc
+            else:
+                check.awaitable(awaitable)
+                try:
+                    with trio.move_on_after(limit):
+                        return await awaitable
+                    error = timed_out(limit)  # the scope above ran out
+                except Exception as exc:
+                    error = exc
+            if attempt < retries:
+                await trio.sleep(retry_delay(attempt))
+        tried(error, retries)
+        raise error
 
     return call
 

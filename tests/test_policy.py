@@ -331,3 +331,24 @@ async def test_a_job_whose_worker_died_is_retried_on_another(tmp_path: Any) -> N
 def test_bad_retries_are_refused(retries: object) -> None:
     with pytest.raises((TypeError, ValueError), match="`retries` must be"):
         snake.from_iterable(range(3)).then(echo, retries=retries)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("method", ["then", "par_then"])
+async def test_a_call_that_raises_before_giving_its_awaitable_is_tried_again_too(
+    method: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    calls: list[int] = []
+
+    async def ok(x: int) -> int:
+        return x
+
+    def starts(x: int) -> Any:
+        calls.append(x)
+        if calls.count(x) == 1:
+            raise ConnectionError(f"refused {x}")  # raised by the call itself
+        return ok(x)
+
+    got = await getattr(snake.from_iterable(range(3)), method)(
+        lambda x: starts(x), retries=1
+    ).collect()
+    assert got == [0, 1, 2] and sorted(calls) == [0, 0, 1, 1, 2, 2]

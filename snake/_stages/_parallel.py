@@ -25,10 +25,10 @@ import trio
 from .. import _validate as check
 from .._chunking import DownstreamClosed, Inbox, Outbox, Pacer
 from .._errors import add_stage_note, open_nursery
-from .._exceptions import ItemTimeoutError, WorkerDiedError, timed_out
+from .._exceptions import ItemTimeoutError, WorkerDiedError
 from .._executors import Executor, Executors, cpu_count
 from .._ordering import Reorderer
-from .._policy import ErrorPolicy, Failures, retry_delay, tried
+from .._policy import ErrorPolicy, Failures, retry_delay, retrying_async, tried
 from .._stats import StageClock
 from .._validate import func_name
 from .._worker import Batching, Work
@@ -70,10 +70,8 @@ class ParThen(StageSpec):
         return f"par_then({func_name(self.fn)})"
 
     def build(self, label: str, executors: Executors) -> Stage:
-        fn = self.fn
         failures = Failures(self.policy, label) if self.policy.skips else None
-        timeout = self.policy.timeout
-        retries = self.policy.retries
+        attempt = retrying_async(self.fn, self.policy.retries, self.policy.timeout)
 
         def failed(exc: Exception, base: int) -> tuple[list[Any], float, int]:
             add_stage_note(exc, label, base)
@@ -83,28 +81,13 @@ class ParThen(StageSpec):
             return [], 0.0, 0
 
         async def call(items: list[Any], base: int) -> tuple[list[Any], float, int]:
-            for attempt in range(retries + 1):
-                try:
-                    awaitable = fn(items[0])
-                except Exception as exc:
-                    error: Exception = exc
-                else:
-                    try:
-                        check.awaitable(awaitable)
-                    except TypeError as exc:  # a bug, never skipped nor retried
-                        add_stage_note(exc, label, base)
-                        raise
-                    try:
-                        with trio.move_on_after(math.inf if timeout is None else timeout):
-                            return [await awaitable], 0.0, 0
-                        assert timeout is not None
-                        error = timed_out(timeout)  # the scope above ran out
-                    except Exception as exc:
-                        error = exc
-                if attempt < retries:
-                    await trio.sleep(retry_delay(attempt))
-            tried(error, retries)
-            return failed(error, base)
+            try:
+                return [await attempt(items[0])], 0.0, 0
+            except check.NotAwaitable as exc:  # a bug, never skipped
+                add_stage_note(exc, label, base)
+                raise
+            except Exception as exc:
+                return failed(exc, base)
 
         return _ParallelStage(
             call, self.concurrency, self.ordered, Pacer(maximum=1), failures=failures
