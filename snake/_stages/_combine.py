@@ -69,25 +69,27 @@ class _CombineStage:
 
     def __init__(self, spec: Combine) -> None:
         self._spec = spec
-        self._how = spec.how
-        self._pipelines = spec.pipelines
 
     async def run(self, inbox: Any, outbox: Outbox) -> None:
-        await getattr(self, f"_{self._how}")(outbox)
+        await getattr(self, f"_{self._spec.how}")(outbox)
 
     async def _concat(self, outbox: Outbox) -> None:
-        for specs in self._pipelines:
+        for specs in self._spec.pipelines:
             await pump(specs, outbox.emit, lambda: outbox.done)
             if outbox.done:
                 return
 
-    async def _zip(self, outbox: Outbox) -> None:
-        from .._runner import open_pipeline
+    async def _open_all(self, stack: contextlib.AsyncExitStack) -> list[Any]:
+        """Every pipeline running, on ``stack``: for ``zip`` and ``mix``."""
+        from .._runner import open_pipeline  # the runner imports the stages
 
-        if not self._pipelines:
+        return [await stack.enter_async_context(open_pipeline(s)) for s in self._spec.pipelines]
+
+    async def _zip(self, outbox: Outbox) -> None:
+        if not self._spec.pipelines:
             return
         async with contextlib.AsyncExitStack() as stack:
-            streams = [await stack.enter_async_context(open_pipeline(s)) for s in self._pipelines]
+            streams = await self._open_all(stack)
             held: list[list[Any]] = [[] for _ in streams]
             while not outbox.done:
                 for k, items in enumerate(streams):
@@ -102,12 +104,10 @@ class _CombineStage:
 
     async def _mix(self, outbox: Outbox) -> None:
         """Each item from a pipeline drawn at random by weight (seeded, so repeatable)."""
-        from .._runner import open_pipeline
-
         spec = self._spec
         draw = random.Random(spec.seed).choices
         async with contextlib.AsyncExitStack() as stack:
-            streams = [await stack.enter_async_context(open_pipeline(s)) for s in self._pipelines]
+            streams = await self._open_all(stack)
             held: list[list[Any]] = [[] for _ in streams]
             active = list(range(len(streams)))
             weights = list(spec.weights)
@@ -134,7 +134,7 @@ class _CombineStage:
                 await outbox.emit(out)
 
     async def _merge(self, outbox: Outbox) -> None:
-        send, receive = trio.open_memory_channel[list[Any]](len(self._pipelines) or 1)
+        send, receive = trio.open_memory_channel[list[Any]](len(self._spec.pipelines) or 1)
 
         async def forward(specs: tuple[Spec, ...], send: trio.MemorySendChannel[list[Any]]) -> None:
             with send:
@@ -142,7 +142,7 @@ class _CombineStage:
 
         async with open_nursery() as nursery:
             with send:
-                for specs in self._pipelines:
+                for specs in self._spec.pipelines:
                     nursery.start_soon(forward, specs, send.clone())
             with receive:
                 async for chunk in receive:
