@@ -158,6 +158,10 @@ class ProcessExecutor:
 
     def prepare(self, work: Work) -> None:
         self._ship(work)
+        if self.shm_prefix is not None and id(work) not in self._slots:
+            # Enough free slots for a window of jobs, and some left in use.
+            prefix = f"{self.shm_prefix}{len(self._slots)}-"
+            self._slots[id(work)] = shm.Slots(prefix, 8)
 
     async def run(self) -> None:
         """Start the workers, all at once, and feed them until ``close``.
@@ -228,10 +232,6 @@ class ProcessExecutor:
             raise _died(self._broken, work, len(items), base, running=False)
         _, key, _ = self._ship(work)
         slots = self._slots.get(id(work))
-        if slots is None and self.shm_prefix is not None:
-            # Enough free slots for a window of jobs, and some left in use.
-            prefix = f"{self.shm_prefix}{len(self._slots)}-"
-            slots = self._slots[id(work)] = shm.Slots(prefix, 8)
         slot = None if slots is None else slots.take()
         sent, in_slot = self._pack_items(items)
         job = _Job(work, key, sent, len(items), base, slot, (limiter, self._budget))
