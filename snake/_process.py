@@ -308,21 +308,21 @@ class ProcessExecutor:
                 except (EOFError, trio.BrokenResourceError):
                     pass
         finally:
-            token, rest = hello[: len(self._token)], hello[len(self._token) :]
-            index, pid = (
-                wire.HEADER.unpack_from(rest, k * wire.HEADER.size)[0] if len(rest) == 16 else -1
-                for k in (0, 1)
-            )
-            if (
-                len(hello) == size
-                and hmac.compare_digest(token, self._token)
-                and 0 <= index < len(self._lanes)
-            ):
-                lane = self._lanes[index]
-                lane.pid = pid
+            lane = self._lane_of(hello) if len(hello) == size else None
+            if lane is not None:
                 lane.connections.send_nowait(stream)
             else:  # a stranger, or the run is ending
                 stream.socket.close()
+
+    def _lane_of(self, hello: bytes) -> _Lane | None:
+        """The lane a whole greeting names, with its worker's pid noted; ``None`` if not ours."""
+        token, rest = hello[: len(self._token)], hello[len(self._token) :]
+        (index,), (pid,) = (wire.HEADER.unpack_from(rest, k * wire.HEADER.size) for k in (0, 1))
+        if not hmac.compare_digest(token, self._token) or index >= len(self._lanes):
+            return None
+        lane: _Lane = self._lanes[index]
+        lane.pid = pid
+        return lane
 
     async def _lane(self, lane: _Lane, address: str | bytes, calls: trio.CapacityLimiter) -> None:
         """Keep a worker serving this lane: a new one when the last retired or died.
