@@ -65,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
         "--draft", action="store_true",
         help="decode JPEGs at a reduced size when the crop allows (faster)",
     )  # fmt: skip
+    images.add_argument(
+        "--torch", action="store_true", help="batches as torch tensors (needs torch)"
+    )  # fmt: skip
     images.add_argument("--stats", action="store_true", help="print the stage table at the end")
     return parser
 
@@ -74,7 +77,11 @@ def images(args: argparse.Namespace) -> None:
 
     folder = args.dir or _images.synthetic(args.count)
     pipeline = _images.pipeline(
-        folder, batch_size=max(1, args.batch_size), executor=args.executor, draft=args.draft
+        folder,
+        batch_size=max(1, args.batch_size),
+        executor=args.executor,
+        draft=args.draft,
+        tensors=args.torch,
     )
     final: list[Statistics] = []
 
@@ -89,7 +96,8 @@ def images(args: argparse.Namespace) -> None:
     began = time.perf_counter()
     count, shape = trio.run(run)
     elapsed = time.perf_counter() - began
-    print(f"{count} images of {shape} float32 from {folder}")
+    tensors = ", in torch tensors," if args.torch else ""
+    print(f"{count} images of {shape} float32{tensors} from {folder}")
     draft = ", draft decoding" if args.draft else ""
     workers = "threads" if args.executor == "thread" else "processes"
     print(f"{count / elapsed:,.0f} images/s ({elapsed:.2f} s, decoding in {workers}{draft})")

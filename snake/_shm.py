@@ -3,8 +3,8 @@
 A 4 MiB array pickled through a pipe moves at about 640 MB/s; written once
 into shared memory and mapped by the main process, it arrives several times
 faster, and the main process reads it where it lies. Results are pickled
-here with protocol 5: numpy arrays and ``memoryview`` objects anywhere in a
-result, and ``bytes`` and ``bytearray`` objects that are a result or sit
+here with protocol 5: numpy arrays, CPU torch tensors and ``memoryview``
+objects anywhere in a result, and ``bytes`` and ``bytearray`` objects that are a result or sit
 directly in its tuple, list or dict, of at least ``THRESHOLD`` bytes each, go
 out of band; the rest stays in the pickle. The buffers go into a slot the
 main process lends the job and reuses once the results using it are gone
@@ -60,9 +60,36 @@ class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]  # untyped
     """Also sends large ``memoryview`` objects out of band."""
 
     def reducer_override(self, obj: Any) -> Any:
-        if type(obj) is memoryview and obj.nbytes >= THRESHOLD:
+        kind = type(obj)
+        if kind is memoryview and obj.nbytes >= THRESHOLD:
             return _Bytes.rebuild, ("memoryview", pickle.PickleBuffer(obj))
+        if kind.__name__ == "Tensor" and kind.__module__ == "torch":
+            array = _array_of(obj)
+            if array is not None:
+                return _tensor, (array,)
         return super().reducer_override(obj)
+
+
+def _array_of(tensor: Any) -> Any:
+    """A large plain CPU tensor's numpy view, which pickles out of band; else None.
+
+    torch pickles a tensor's storage through ``torch.save`` into ``bytes``
+    in the pickle, a copy and a trip through the socket. Tensors on another
+    device, needing gradients, or of a type numpy lacks (bfloat16) keep it.
+    """
+    if tensor.nbytes < THRESHOLD or tensor.requires_grad or tensor.device.type != "cpu":
+        return None
+    try:
+        return tensor.numpy()
+    except (TypeError, RuntimeError):
+        return None
+
+
+def _tensor(array: Any) -> Any:
+    """The tensor back, sharing ``array``'s memory: where it lies in shared memory."""
+    import torch  # type: ignore[import-not-found,unused-ignore]
+
+    return torch.from_numpy(array)
 
 
 class _Bytes:

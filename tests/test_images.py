@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -63,6 +64,67 @@ def test_snake_images_makes_a_synthetic_set_and_prints_images_per_second(tmp_pat
     lines = done.stdout.splitlines()
     assert lines[0].startswith("12 images of (3, 224, 224) float32 from ")
     assert lines[1].endswith("decoding in threads)") and "images/s" in lines[1]
-    assert any("par_map(partial(load))" in line for line in lines)
+    assert any("par_map(partial(load_batch))" in line for line in lines)
     assert lines[-1].startswith("elapsed ")
     assert len(list((tmp_path / "snake-images-12-500x375").glob("*.jpg"))) == 12
+
+
+@given(
+    st.sampled_from([(500, 375), (1000, 750), (1600, 1200), (4000, 3000)]), st.integers(0, 2**32)
+)
+def test_draft_decodes_at_the_smallest_scale_that_keeps_the_crop_full_size(
+    size: tuple[int, int], seed: int
+) -> None:
+    import io
+    import random
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(_jpeg(size)))
+    box = _images._crop_box(random.Random(seed), *size)
+    left, top, w, h = _images._draft(image, box, 224)
+    scale = round(size[0] / image.size[0])
+    assert scale in (1, 2, 4, 8)
+    assert (left, top, w, h) == pytest.approx(tuple(v / scale for v in box))
+    assert scale == 1 or min(w, h) >= 224 - 1e-9  # the crop keeps its full resolution
+    assert scale == 8 or min(box[2], box[3]) / (2 * scale) < 225  # and no smaller scale would
+    image.load()
+    assert left + w <= image.size[0] + 1e-9 and top + h <= image.size[1] + 1e-9
+
+
+_JPEGS: dict[tuple[int, int], bytes] = {}
+
+
+def _jpeg(size: tuple[int, int]) -> bytes:
+    if size not in _JPEGS:
+        import io
+
+        from PIL import Image
+
+        out = io.BytesIO()
+        Image.new("RGB", size, (10, 200, 30)).save(out, "JPEG")
+        _JPEGS[size] = out.getvalue()
+    return _JPEGS[size]
+
+
+def test_batches_can_be_torch_tensors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import Image
+
+    fake = type(sys)("torch")
+    fake.from_numpy = lambda array: ("tensor", array)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "torch", fake)
+    for i in range(3):
+        Image.new("RGB", (60, 50), (i * 50, 0, 0)).save(tmp_path / f"{i}.jpg")
+    batches = list(_images.pipeline(str(tmp_path), batch_size=2, tensors=True))
+    assert [(how, array.shape) for how, array in batches] == [
+        ("tensor", (2, 3, 224, 224)),
+        ("tensor", (1, 3, 224, 224)),
+    ]
+
+
+def test_tensors_without_torch_say_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(ImportError, match=r"pip install torch==2.13.0"):
+        _images.pipeline(str(tmp_path), tensors=True)

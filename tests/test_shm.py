@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import pickle
+import sys
 from typing import Any
 
 import pytest
@@ -229,3 +230,58 @@ def test_a_worker_reports_a_borrowed_slot_once_its_items_are_gone() -> None:
     assert borrowed.take_released() == [slot[0]]
     slots.close()
     assert segments() == []
+
+
+class Tensor:
+    """Stands in for ``torch.Tensor`` (an optional dependency) where results are pickled."""
+
+    __module__ = "torch"
+
+    def __init__(self, array: Any, requires_grad: bool = False) -> None:
+        self.array = array
+        self.nbytes = array.nbytes
+        self.requires_grad = requires_grad
+        self.device = type("device", (), {"type": "cpu"})()
+
+    def numpy(self) -> Any:
+        return self.array
+
+    def __reduce__(self) -> Any:  # as torch does: the storage's bytes, in the pickle
+        return _rebuild_tensor, (self.array.tobytes(), self.array.dtype.str, self.requires_grad)
+
+
+def _rebuild_tensor(data: bytes, dtype: str, requires_grad: bool) -> Tensor:
+    import numpy as np
+
+    return Tensor(np.frombuffer(data, dtype), requires_grad)
+
+
+def test_cpu_tensors_travel_out_of_band_and_come_back_as_tensors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    np = pytest.importorskip("numpy")
+    fake = type(sys)("torch")
+    fake.from_numpy = lambda array: ("from_numpy", array)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "torch", fake)
+    array = np.arange(MiB // 4, dtype=np.float32)
+    packed = _shm.pack(
+        [Tensor(array), Tensor(array, requires_grad=True)], f"snake-{os.getpid()}-unit-"
+    )
+    assert packed.sizes == [array.nbytes]  # only the plain tensor went out of band
+    [(how, back), kept] = _shm.unpack(packed)
+    assert how == "from_numpy" and np.array_equal(back, array) and back.flags.writeable
+    assert type(kept) is Tensor and kept.requires_grad and np.array_equal(kept.array, array)
+    assert segments() == []
+
+
+def filled(i: int) -> Any:
+    import torch
+
+    return torch.full((256, 1024), float(i))  # 1 MiB
+
+
+async def test_torch_tensors_from_worker_processes() -> None:
+    torch = pytest.importorskip("torch")
+    got = await snake.from_iterable(range(4)).par_map(filled).collect()
+    assert [type(t) for t in got] == [torch.Tensor] * 4
+    assert all(torch.equal(t, torch.full((256, 1024), i)) for i, t in enumerate(got))
