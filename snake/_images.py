@@ -4,9 +4,9 @@ list files → shard → shuffle → ``batch(32)`` → for each batch, in a
 worker: read the bytes and decode, random-resized-crop to 224×224, flip,
 normalize to float32 CHW straight into the batch's array (Pillow, which
 releases the GIL while decoding and resizing, so threads can beat
-processes). Without a folder it makes a
-small synthetic set (cached in the temporary folder) so it runs anywhere.
-Needs Pillow and numpy (``pip install -e ".[images]"``).
+processes). Without a folder it makes a small synthetic set (cached in the
+temporary folder) so it runs anywhere. Needs Pillow and numpy
+(``pip install -e ".[images]"``).
 """
 
 from __future__ import annotations

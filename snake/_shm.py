@@ -4,18 +4,18 @@ A 4 MiB array pickled through a pipe moves at about 640 MB/s; written once
 into shared memory and mapped by the main process, it arrives several times
 faster, and the main process reads it where it lies. Results are pickled
 here with protocol 5: numpy arrays, CPU torch tensors and ``memoryview``
-objects anywhere in a result, and ``bytes`` and ``bytearray`` objects that are a result or sit
-directly in its tuple, list or dict, of at least ``THRESHOLD`` bytes each, go
-out of band; the rest stays in the pickle. The buffers go into a slot the
-main process lends the job and reuses once the results using it are gone
-(``Slots``), or, before slots are sized or when they do not fit, into a
-segment of the job's own, which the main process maps and unlinks at once.
-Names of segments and slots start with the executor's prefix, and ``sweep``
-removes whatever is left when the pipeline's workers are shut down (a
-cancelled job's segment). Items go to the workers the same way, in slots
-the main process lends and a worker reports free once nothing it holds
-uses them (``Borrowed``). Linux only (``/dev/shm``); elsewhere everything
-is pickled into the worker's socket.
+objects anywhere in a result, and ``bytes`` and ``bytearray`` objects that
+are a result or sit directly in its tuple, list or dict, of at least
+``THRESHOLD`` bytes each, go out of band; the rest stays in the pickle. The
+buffers go into a slot the main process lends the job and reuses once the
+results using it are gone (``Slots``), or, before slots are sized or when
+they do not fit, into a segment of the job's own, which the main process
+maps and unlinks at once. Names of segments and slots start with the
+executor's prefix, and ``sweep`` removes whatever is left when the
+pipeline's workers are shut down (a cancelled job's segment). Items go to
+the workers the same way, in slots the main process lends and a worker
+reports free once nothing it holds uses them (``Borrowed``). Linux only
+(``/dev/shm``); elsewhere everything is pickled into the worker's socket.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class Packed:
 
 
 class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]  # untyped
-    """Also sends large ``memoryview`` objects out of band."""
+    """Also sends large ``memoryview`` objects and CPU torch tensors out of band."""
 
     def reducer_override(self, obj: Any) -> Any:
         kind = type(obj)
@@ -75,11 +75,12 @@ def _array_of(tensor: Any) -> Any:
 
     torch pickles a tensor's storage through ``torch.save`` into ``bytes``
     in the pickle, a copy and a trip through the socket. Tensors on another
-    device, needing gradients, or of a type numpy lacks (bfloat16) keep it.
+    device, needing gradients, sparse, or of a type numpy lacks (bfloat16)
+    keep that way.
     """
-    if tensor.nbytes < THRESHOLD or tensor.requires_grad or tensor.device.type != "cpu":
-        return None
-    try:
+    try:  # a sparse tensor has no ``nbytes``; numpy has no bfloat16: both raise
+        if tensor.requires_grad or tensor.device.type != "cpu" or tensor.nbytes < THRESHOLD:
+            return None
         return tensor.numpy()
     except (TypeError, RuntimeError):
         return None

@@ -237,47 +237,59 @@ class Tensor:
 
     __module__ = "torch"
 
-    def __init__(self, array: Any, requires_grad: bool = False) -> None:
+    def __init__(self, array: Any, requires_grad: bool = False, sparse: bool = False) -> None:
         self.array = array
-        self.nbytes = array.nbytes
         self.requires_grad = requires_grad
+        self.sparse = sparse
         self.device = type("device", (), {"type": "cpu"})()
+
+    @property
+    def nbytes(self) -> int:
+        if self.sparse:
+            raise RuntimeError("nbytes is not defined for sparse tensors")
+        return int(self.array.nbytes)
 
     def numpy(self) -> Any:
         return self.array
 
     def __reduce__(self) -> Any:  # as torch does: the storage's bytes, in the pickle
-        return _rebuild_tensor, (self.array.tobytes(), self.array.dtype.str, self.requires_grad)
+        args = (self.array.tobytes(), self.array.dtype.str, self.requires_grad, self.sparse)
+        return _rebuild_tensor, args
 
 
-def _rebuild_tensor(data: bytes, dtype: str, requires_grad: bool) -> Tensor:
+def _rebuild_tensor(data: bytes, dtype: str, requires_grad: bool, sparse: bool) -> Tensor:
     import numpy as np
 
-    return Tensor(np.frombuffer(data, dtype), requires_grad)
+    return Tensor(np.frombuffer(data, dtype), requires_grad, sparse)
 
 
 def test_cpu_tensors_travel_out_of_band_and_come_back_as_tensors(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    np = pytest.importorskip("numpy")
+    import numpy as np
+
     fake = type(sys)("torch")
     fake.from_numpy = lambda array: ("from_numpy", array)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "torch", fake)
     array = np.arange(MiB // 4, dtype=np.float32)
-    packed = _shm.pack(
-        [Tensor(array), Tensor(array, requires_grad=True)], f"snake-{os.getpid()}-unit-"
-    )
+    tensors = [Tensor(array), Tensor(array, requires_grad=True), Tensor(array, sparse=True)]
+    packed = _shm.pack(tensors, f"snake-{os.getpid()}-unit-")
     assert packed.sizes == [array.nbytes]  # only the plain tensor went out of band
-    [(how, back), kept] = _shm.unpack(packed)
+    [(how, back), *kept] = _shm.unpack(packed)
     assert how == "from_numpy" and np.array_equal(back, array) and back.flags.writeable
-    assert type(kept) is Tensor and kept.requires_grad and np.array_equal(kept.array, array)
+    assert [(type(t), t.requires_grad, t.sparse) for t in kept] == [
+        (Tensor, True, False),
+        (Tensor, False, True),
+    ]
+    assert all(np.array_equal(t.array, array) for t in kept)
     assert segments() == []
 
 
 def filled(i: int) -> Any:
     import torch
 
-    return torch.full((256, 1024), float(i))  # 1 MiB
+    full = torch.full((256, 1024), float(i))  # 1 MiB
+    return full, full.to_sparse(), full.to(torch.bfloat16), full[:, ::2]
 
 
 async def test_torch_tensors_from_worker_processes() -> None:
@@ -285,5 +297,9 @@ async def test_torch_tensors_from_worker_processes() -> None:
     # where it is installed (the bench extra).
     torch = pytest.importorskip("torch", reason="torch is optional: pip install torch==2.13.0")
     got = await snake.from_iterable(range(4)).par_map(filled).collect()
-    assert [type(t) for t in got] == [torch.Tensor] * 4
-    assert all(torch.equal(t, torch.full((256, 1024), i)) for i, t in enumerate(got))
+    for i, (full, sparse, half, strided) in enumerate(got):
+        expected = torch.full((256, 1024), float(i))
+        assert type(full) is torch.Tensor and torch.equal(full, expected)
+        assert sparse.is_sparse and torch.equal(sparse.to_dense(), expected)
+        assert half.dtype == torch.bfloat16 and torch.equal(half.float(), expected)
+        assert torch.equal(strided, expected[:, ::2])
