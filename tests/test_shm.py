@@ -292,11 +292,11 @@ def filled(i: int) -> Any:
     return full, full.to_sparse(), full.to(torch.bfloat16), full[:, ::2]
 
 
-async def test_torch_tensors_from_worker_processes() -> None:
+def test_torch_tensors_from_worker_processes() -> None:
     # The fake-torch test above runs everywhere; this one checks real torch
     # where it is installed (the bench extra).
     torch = pytest.importorskip("torch", reason="torch is optional: pip install torch==2.13.0")
-    got = await snake.from_iterable(range(4)).par_map(filled).collect()
+    got = list(snake.from_iterable(range(4)).par_map(filled))
     for i, (full, sparse, half, strided) in enumerate(got):
         expected = torch.full((256, 1024), float(i))
         assert type(full) is torch.Tensor and torch.equal(full, expected)
