@@ -165,8 +165,12 @@ def load_batch(
     np, _ = needs()
     batch = np.empty((len(items), 3, size, size), np.float32)
     for row, (index, path) in zip(batch, items):
-        with open(path, "rb") as f:
-            decode((index, f.read()), size, seed, draft, out=row)
+        try:
+            with open(path, "rb") as f:
+                decode((index, f.read()), size, seed, draft, out=row)
+        except Exception as exc:  # the batch is the stage's item: name the file
+            exc.add_note(f"while loading {path}: a broken image? remove it or re-encode it")
+            raise
     if tensors:
         import torch  # type: ignore[import-not-found,unused-ignore]
 

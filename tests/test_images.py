@@ -128,3 +128,16 @@ def test_tensors_without_torch_say_what_to_install(
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(ImportError, match=r"pip install torch==2.13.0"):
         _images.pipeline(str(tmp_path), tensors=True)
+
+
+def test_a_broken_image_fails_the_run_with_its_file_named(tmp_path: Path) -> None:
+    from PIL import Image, UnidentifiedImageError
+
+    for i in range(3):
+        Image.new("RGB", (60, 50)).save(tmp_path / f"{i}.jpg")
+    (tmp_path / "1.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(UnidentifiedImageError) as caught:
+        list(_images.pipeline(str(tmp_path), batch_size=2))
+    assert any(
+        f"while loading {tmp_path / '1.jpg'}: a broken image?" in n for n in caught.value.__notes__
+    )
