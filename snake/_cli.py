@@ -68,7 +68,6 @@ def _parser() -> argparse.ArgumentParser:
     images.add_argument(
         "--torch", action="store_true", help="batches as torch tensors (needs torch)"
     )  # fmt: skip
-    images.add_argument("--stats", action="store_true", help="print the stage table at the end")
     return parser
 
 
@@ -101,7 +100,7 @@ def images(args: argparse.Namespace) -> None:
     draft = ", draft decoding" if args.draft else ""
     workers = "threads" if args.executor == "thread" else "processes"
     print(f"{count / elapsed:,.0f} images/s ({elapsed:.2f} s, decoding in {workers}{draft})")
-    if args.stats and final:
+    if final:  # what each stage did, and which one the pipeline waited on
         print()
         print(final[-1].table())
 
