@@ -86,8 +86,7 @@ Load = Callable[[str, int], Any]
 
 def snake_load(path: str, index: int) -> Any:
     """snake's per-image code: an array."""
-    with open(path, "rb") as f:
-        return _images.decode((index, f.read()))
+    return _images.load((index, path))
 
 
 @functools.cache

@@ -140,11 +140,13 @@ def _crop_box(rng: random.Random, width: int, height: int) -> tuple[int, int, in
     return (width - side) // 2, (height - side) // 2, side, side
 
 
-def load(item: tuple[int, str], size: int = 224, seed: int = 0, draft: bool = False) -> Any:
-    """Read the file of ``item`` and ``decode`` it, in the same worker."""
+def load(
+    item: tuple[int, str], size: int = 224, seed: int = 0, draft: bool = False, out: Any = None
+) -> Any:
+    """Read the file of ``item`` and ``decode`` it (into ``out``), in the same worker."""
     index, path = item
     with open(path, "rb") as f:
-        return decode((index, f.read()), size, seed, draft)
+        return decode((index, f.read()), size, seed, draft, out)
 
 
 def load_batch(
@@ -164,12 +166,11 @@ def load_batch(
     """
     np, _ = needs()
     batch = np.empty((len(items), 3, size, size), np.float32)
-    for row, (index, path) in zip(batch, items):
+    for row, item in zip(batch, items):
         try:
-            with open(path, "rb") as f:
-                decode((index, f.read()), size, seed, draft, out=row)
+            load(item, size, seed, draft, out=row)
         except Exception as exc:  # the batch is the stage's item: name the file
-            exc.add_note(f"while loading {path}: a broken image? remove it or re-encode it")
+            exc.add_note(f"while loading {item[1]}: a broken image? remove it or re-encode it")
             raise
     if tensors:
         import torch  # type: ignore[import-not-found,unused-ignore]
