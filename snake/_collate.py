@@ -15,6 +15,8 @@ import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ._torch import import_torch
+
 
 def default_collate(batch: list[Any]) -> Any:
     """``batch`` stacked into numpy arrays (see the module)."""
@@ -81,13 +83,9 @@ def _numpy(batch: list[Any], scalars: bool) -> Any:
 
 
 def _torch(batch: list[Any], scalars: bool) -> Any:
-    try:
-        import torch  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        raise ImportError(
-            'batch(collate="torch") needs torch, which is not installed: '
-            "pip install torch==2.13.0 (a CPU build), or use collate='default' for numpy"
-        ) from None
+    torch = import_torch(
+        'batch(collate="torch") makes torch tensors', ", or use collate='default' for numpy"
+    )
     if scalars:
         return torch.tensor(batch)
     return torch.stack([torch.as_tensor(x) for x in batch])

@@ -11,16 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ._torch import import_torch
+
 
 def check_device(device: object, pin_memory: bool) -> str:
     """The device as torch names it; an error now if torch or the device is missing."""
-    try:
-        import torch  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        raise ImportError(
-            "to_device() moves torch tensors, and torch is not installed: "
-            "pip install torch==2.13.0 (a CPU build) or a CUDA build"
-        ) from None
+    torch = import_torch("to_device() moves torch tensors", " or a CUDA build")
     try:
         name = str(torch.device(device))  # type: ignore[call-overload,arg-type,unused-ignore]
     except (RuntimeError, TypeError) as exc:

@@ -19,6 +19,7 @@ import tempfile
 from typing import Any, Literal
 
 from ._pipeline import Pipeline, from_iterable
+from ._torch import import_torch
 
 #: ImageNet's per-channel mean and standard deviation, as torchvision uses them.
 MEAN = (0.485, 0.456, 0.406)
@@ -196,13 +197,9 @@ def pipeline(
     """
     needs()
     if tensors:
-        try:
-            import torch  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
-        except ImportError:
-            raise ImportError(
-                "batches as torch tensors need torch: pip install torch==2.13.0 "
-                "(a CPU build), or leave tensors off for numpy arrays"
-            ) from None
+        import_torch(
+            "pipeline(tensors=True) makes torch tensors", ", or leave tensors off for numpy arrays"
+        )
     files = sorted(
         os.path.join(folder, n) for n in os.listdir(folder) if n.lower().endswith((".jpg", ".jpeg"))
     )
