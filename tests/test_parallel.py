@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import operator
 import os
 import subprocess
@@ -201,9 +202,30 @@ async def test_process_maps_share_one_cpu_budget() -> None:
     assert len({pid for first, second in got for pid, _, _ in (first, second)}) <= cpu_count()
 
 
-async def test_asking_a_process_map_for_more_workers_raises_the_budget() -> None:
+def stamp_once_all_arrive(folder: str, wanted: int, x: Any) -> tuple[int, float, float]:
+    """Like `stamp`, but first waits (up to 10 s) until `wanted` workers have called it.
+
+    The wait keeps the test from depending on how fast workers start on a busy
+    machine: if the budget lets `wanted` workers run, they all overlap here.
+    """
+    began = time.time()
+    Path(folder, str(os.getpid())).touch()
+    while len(os.listdir(folder)) < wanted and time.time() < began + 10:
+        time.sleep(0.005)
+    time.sleep(0.01)
+    return os.getpid(), began, time.time()
+
+
+async def test_asking_a_process_map_for_more_workers_raises_the_budget(tmp_path: Path) -> None:
     wanted = cpu_count() + 1
-    got = await snake.from_iterable(range(3 * wanted)).par_map(stamp, concurrency=wanted).collect()
+    work = functools.partial(stamp_once_all_arrive, str(tmp_path), wanted)
+    # More items than the workers can hold (each runs one job and keeps one
+    # waiting), so every worker the budget allows gets some.
+    with trio.fail_after(30):
+        got = (
+            await snake.from_iterable(range(3 * wanted)).par_map(work, concurrency=wanted).collect()
+        )
+    assert len(os.listdir(tmp_path)) == wanted
     assert most_overlapping([(b, e) for _, b, e in got]) == wanted
 
 
