@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import traceback
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from hypothesis import given
+from hypothesis import strategies as st
 
 import snake
 
@@ -214,6 +217,83 @@ async def test_items_in_flight_failing_at_once_give_the_earliest_items_error() -
         "snake: in stage #1 par_then(fail_on_go), at item 0 of its input",
         "snake: 7 later item(s) of this stage failed at the same time; their errors are not shown",
     ]
+
+
+@given(
+    st.integers(1, 30).flatmap(
+        lambda n: st.tuples(
+            st.sets(st.integers(0, n - 1), min_size=1),
+            st.lists(st.sampled_from([0.0, 0.001, 0.01, 0.5, 3.0]), min_size=n, max_size=n),
+        )
+    ),
+    st.integers(1, 8),
+)
+def test_an_ordered_par_then_raises_the_error_a_sequential_loop_would(
+    case: tuple[set[int], list[float]], concurrency: int
+) -> None:
+    failing, delays = case
+    first = min(failing)
+
+    async def slow_or_failing(x: int) -> int:
+        await trio.sleep(delays[x])
+        if x in failing:
+            raise Boom(f"item {x}")
+        return x
+
+    async def main() -> tuple[list[int], Boom]:
+        got: list[int] = []
+        with pytest.raises(Boom) as info:
+            pipeline = snake.from_iterable(range(len(delays))).par_then(
+                slow_or_failing, concurrency=concurrency
+            )
+            async with pipeline.open() as items:
+                async for x in items:
+                    got.append(x)
+        return got, info.value
+
+    got, error = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    # Whatever finished first, the earliest failing item's error arrives,
+    # after none but earlier items.
+    assert str(error) == f"item {first}"
+    assert notes(error)[0] == (
+        f"snake: in stage #1 par_then(slow_or_failing), at item {first} of its input"
+    )
+    assert got == list(range(len(got))) and len(got) <= first
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+async def test_an_unordered_stage_raises_the_first_error_to_arrive_at_once(
+    autojump_clock: trio.testing.MockClock, ordered: bool
+) -> None:
+    async def item_0_fails_late(x: int) -> int:
+        await trio.sleep(10 if x == 0 else 0)
+        raise Boom(f"item {x}")
+
+    began = trio.current_time()
+    with pytest.raises(Boom) as info:
+        await snake.from_iterable(range(2)).par_then(item_0_fails_late, ordered=ordered).collect()
+    if ordered:  # it waits for item 0, whose error comes first in the output
+        assert (str(info.value), trio.current_time() - began) == ("item 0", 10)
+    else:  # item 1's error, at once: item 0's call is cancelled
+        assert (str(info.value), trio.current_time() - began) == ("item 1", 0)
+
+
+def first_fails_last(x: int) -> int:
+    if x == 0:
+        time.sleep(0.3)
+    raise Boom(f"item {x}")
+
+
+@pytest.mark.parametrize("executor", ["thread", "process"])
+async def test_an_ordered_par_map_raises_the_earliest_items_error_even_when_it_comes_last(
+    executor: str,
+) -> None:
+    with pytest.raises(Boom) as info:
+        await snake.from_iterable(range(6)).par_map(first_fails_last, executor=executor).collect()
+    assert str(info.value) == "item 0"
+    assert notes(info.value)[0] == (
+        "snake: in stage #1 par_map(first_fails_last), at item 0 of its input"
+    )
 
 
 async def test_a_users_own_exception_group_arrives_intact() -> None:

@@ -9,8 +9,11 @@ calls (``par_then``) or three times that many jobs (``par_map``, of which
 ``concurrency`` run at once) are in flight or waiting for an earlier one;
 with ``ordered=False`` they leave as they complete. On cancel or error,
 in-flight calls are cancelled, worker processes killed, threads abandoned.
-Calls that fail at once (the same bug hit by several items in flight) give
-one error, that of the earliest item, as a sequential loop would.
+A stage's own error arrives as a sequential loop would raise it: with
+``ordered=True`` it takes its place in the output, so no new work starts, the
+earlier items finish and pass on their results, and then the earliest failing
+item's error stops the stage; with ``ordered=False``, of the calls that fail
+before the cancellation reaches them, the earliest item's error arrives.
 """
 
 from __future__ import annotations
@@ -166,6 +169,18 @@ class ParMap(StageSpec):
         return _ParallelStage(call, window, self.ordered, sizer, unit, failures)
 
 
+@attrs.frozen
+class _Failed:
+    """A failed job's place in the ordered output: its first item and its error."""
+
+    base: int
+    exc: Exception
+
+
+#: What a job gives the collector: its number, and its results or its failure.
+Done = tuple[int, "list[Any] | _Failed"]
+
+
 class _ParallelStage:
     def __init__(
         self,
@@ -184,11 +199,12 @@ class _ParallelStage:
         self._sizer = sizer
         self._unit = unit  # jobs hold whole multiples of it, but the last
         self._failed: tuple[int, Exception] | None = None  # earliest failure
-        self._also_failed = 0
+        self._failures = 0  # jobs that failed
+        self._stopping = False  # a job failed: start no more
 
     async def run(self, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
-        done_send, done_recv = trio.open_memory_channel[tuple[int, list[Any]]](math.inf)
+        done_send, done_recv = trio.open_memory_channel[Done](math.inf)
         slots = trio.Semaphore(self._concurrency)
         self._clock = clock = outbox.clock
         if clock is not None:
@@ -210,9 +226,9 @@ class _ParallelStage:
                 nursery.cancel_scope.cancel()
         if self._failed is not None:
             exc = self._failed[1]
-            if self._also_failed:
+            if also := self._failures - 1:
                 exc.add_note(
-                    f"snake: {self._also_failed} later item(s) of this stage failed "
+                    f"snake: {also} later item(s) of this stage failed "
                     "at the same time; their errors are not shown"
                 )
             raise exc
@@ -223,7 +239,7 @@ class _ParallelStage:
         self,
         inbox: Inbox,
         nursery: trio.Nursery,
-        done_send: trio.MemorySendChannel[tuple[int, list[Any]]],
+        done_send: trio.MemorySendChannel[Done],
         slots: trio.Semaphore,
     ) -> None:
         with done_send:
@@ -241,12 +257,16 @@ class _ParallelStage:
                     whole = start == 0 and size >= usable == len(items)
                     job = items if whole else items[start : min(start + size, usable)]
                     await slots.acquire()
+                    if self._stopping:
+                        return
                     nursery.start_soon(self._job, seq, job, base + start, done_send.clone())
                     seq += 1
                     start += len(job)
                 held = items[usable:]
             if held:  # the end of the input: a short last batch
                 await slots.acquire()
+                if self._stopping:
+                    return
                 base = inbox.received - len(held)
                 nursery.start_soon(self._job, seq, held, base, done_send.clone())
 
@@ -255,14 +275,21 @@ class _ParallelStage:
         seq: int,
         items: list[Any],
         base: int,
-        done_send: trio.MemorySendChannel[tuple[int, list[Any]]],
+        done_send: trio.MemorySendChannel[Done],
     ) -> None:
         with done_send:
             began = trio.current_time()
             try:
                 results, elapsed, nbytes = await self._call(items, base)
             except Exception as exc:
-                self._fail(base, exc)
+                self._failures += 1
+                self._stopping = True
+                if self._ordered and self._failed is None:
+                    # The error waits for its turn in the output, behind the
+                    # earlier jobs, as a sequential loop would raise it.
+                    done_send.send_nowait((seq, _Failed(base, exc)))
+                else:
+                    self._fail(base, exc)
                 return
             if self._clock is not None:
                 self._clock.latencies.append((trio.current_time() - began) / len(items))
@@ -272,21 +299,17 @@ class _ParallelStage:
     def _fail(self, base: int, exc: Exception) -> None:
         # Keep the earliest item's error and stop the stage; the run method
         # raises it once every job has ended.
-        if self._failed is None:
+        if self._failed is None or base < self._failed[0]:
             self._failed = (base, exc)
-        else:
-            self._also_failed += 1
-            if base < self._failed[0]:
-                self._failed = (base, exc)
         self._nursery.cancel_scope.cancel()
 
     async def _collect(
         self,
-        done_recv: trio.MemoryReceiveChannel[tuple[int, list[Any]]],
+        done_recv: trio.MemoryReceiveChannel[Done],
         slots: trio.Semaphore,
         outbox: Outbox,
     ) -> None:
-        reorder: Reorderer[list[Any]] | None = Reorderer() if self._ordered else None
+        reorder: Reorderer[list[Any] | _Failed] | None = Reorderer() if self._ordered else None
         while not outbox.done:
             try:
                 seq, results = done_recv.receive_nowait()
@@ -299,5 +322,8 @@ class _ParallelStage:
             except trio.EndOfChannel:
                 return
             for ready in [results] if reorder is None else reorder.push(seq, results):
+                if isinstance(ready, _Failed):  # its turn: every earlier job has left
+                    self._fail(ready.base, ready.exc)
+                    return
                 await outbox.emit(ready)
                 slots.release()
