@@ -128,7 +128,8 @@ async def test_a_function_that_returns_no_awaitable_is_a_bug_never_skipped_nor_r
         ).collect()
     assert info.value.__notes__[0].endswith("at item 0 of its input")
     assert calls[:1] == [0] and calls.count(0) == 1  # tried once
-    assert time.perf_counter() - began < 0.1
+    # Five retries would wait 3.1 s between them; a busy machine may be slow.
+    assert time.perf_counter() - began < 1.0
 
 
 async def echo(x: int) -> int:
