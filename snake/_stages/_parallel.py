@@ -10,9 +10,9 @@ calls (``par_then``) or three times that many jobs (``par_map``, of which
 with ``ordered=False`` they leave as they complete. On cancel or error,
 in-flight calls are cancelled, worker processes killed, threads abandoned.
 A stage's own error arrives as a sequential loop would raise it: with
-``ordered=True`` it takes its place in the output, so no new work starts, the
-earlier items finish and pass on their results, and then the earliest failing
-item's error stops the stage; with ``ordered=False``, of the calls that fail
+``ordered=True`` it takes its place in the output: no new work starts, the
+earlier items finish and their results leave as usual, and then the earliest
+failing item's error stops the stage; with ``ordered=False``, of the calls that fail
 before the cancellation reaches them, the earliest item's error arrives.
 """
 
