@@ -31,7 +31,8 @@ class PipelineReceiver(trio.abc.ReceiveChannel[T]):
     """
 
     __slots__ = (
-        "_busy", "_chunks", "_iterator", "_pending", "_statistics", "_stop", "_yield_at",
+        "_busy", "_chunks", "_fetched", "_fetching", "_iterator", "_pending", "_statistics",
+        "_stop", "_yield_at",
     )  # fmt: skip
 
     def __init__(
@@ -48,6 +49,11 @@ class PipelineReceiver(trio.abc.ReceiveChannel[T]):
         self._iterator: AsyncGeneratorType[T, None] | None = None
         # True while the iterator awaits: another task must not enter it then.
         self._busy = False
+        # One task at a time waits for the next chunk; others wait for it to
+        # arrive. Two tasks each receiving a chunk could resume in either
+        # order, and the later chunk would be read first.
+        self._fetching = False
+        self._fetched = trio.lowlevel.ParkingLot()
 
     def statistics(self) -> Statistics:
         """Each stage's figures so far, and the bottleneck: see :class:`snake.Statistics`.
@@ -152,8 +158,19 @@ class PipelineReceiver(trio.abc.ReceiveChannel[T]):
         self._yield_at = perf_counter() + LATENCY_BUDGET
 
     async def _refill(self) -> None:
-        chunk = await self._chunks.receive()
-        # Another task may have refilled while this one waited: keep both.
-        rest = list(self._pending)
-        self._pending = iter(rest + chunk if rest else chunk)
-        self._yield_at = perf_counter() + LATENCY_BUDGET
+        """Wait for the next chunk to be in ``_pending``, or for the end.
+
+        Callers read ``_pending`` again after: another task's fetch may have
+        filled it, or ended (and this task's own fetch raises ``EndOfChannel``).
+        """
+        if self._fetching:
+            await self._fetched.park()
+            return
+        self._fetching = True
+        try:
+            # Only this task installs a chunk, and only once the last is read.
+            self._pending = iter(await self._chunks.receive())
+            self._yield_at = perf_counter() + LATENCY_BUDGET
+        finally:
+            self._fetching = False
+            self._fetched.unpark_all()

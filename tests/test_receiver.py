@@ -10,6 +10,8 @@ import trio
 import trio.testing
 
 import snake
+from snake._receiver import PipelineReceiver
+from snake._stats import Statistics
 
 N = 5000
 
@@ -39,6 +41,30 @@ async def test_receive_raises_end_of_channel_at_the_end_and_after() -> None:
             with pytest.raises(trio.EndOfChannel):
                 await items.receive()
         assert [x async for x in items] == []
+
+
+async def test_tasks_waiting_for_chunks_at_once_still_read_them_in_order() -> None:
+    # Two tasks wait on an empty receiver; two chunks arrive with no
+    # checkpoint between them, so both tasks wake in one batch of trio's
+    # scheduler, which runs a batch in either order. The chunk that came
+    # second must not be read first.
+    for _ in range(40):
+        send, recv = trio.open_memory_channel[list[int]](2)
+        items = PipelineReceiver(recv, lambda: None, lambda: Statistics(0.0, ()))
+        got: list[int] = []
+
+        async def read_one() -> None:
+            got.append(await items.receive())  # noqa: B023 - awaited in this round
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read_one)
+            nursery.start_soon(read_one)
+            await trio.testing.wait_all_tasks_blocked()
+            send.send_nowait([0, 1])
+            send.send_nowait([2, 3])
+        send.close()
+        got += [x async for x in items]
+        assert got == [0, 1, 2, 3]
 
 
 async def test_several_tasks_reading_at_once_get_each_item_exactly_once() -> None:
