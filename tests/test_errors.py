@@ -278,6 +278,20 @@ async def test_an_unordered_stage_raises_the_first_error_to_arrive_at_once(
         assert (str(info.value), trio.current_time() - began) == ("item 1", 0)
 
 
+async def test_an_ordered_stage_ended_by_a_take_before_its_error_ends_cleanly(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def slow_then_failing(x: int) -> int:
+        if x >= 3:
+            raise Boom(f"item {x}")  # at once, while items 0 to 2 still wait
+        await trio.sleep(1)
+        return x
+
+    # A sequential loop would stop after three items and never meet item 3.
+    got = await snake.from_iterable(range(6)).par_then(slow_then_failing).take(3).collect()
+    assert got == [0, 1, 2]
+
+
 def first_fails_last(x: int) -> int:
     if x == 0:
         time.sleep(0.3)

@@ -323,7 +323,8 @@ class _ParallelStage:
                 return
             for ready in [results] if reorder is None else reorder.push(seq, results):
                 if isinstance(ready, _Failed):  # its turn: every earlier job has left
-                    self._fail(ready.base, ready.exc)
+                    if not outbox.done:  # else a fused take ended the stage first
+                        self._fail(ready.base, ready.exc)
                     return
                 await outbox.emit(ready)
                 slots.release()
