@@ -262,7 +262,7 @@ def test_an_ordered_par_then_raises_the_error_a_sequential_loop_would(
 
 
 @pytest.mark.parametrize("ordered", [True, False])
-async def test_an_unordered_stage_raises_the_first_error_to_arrive_at_once(
+async def test_an_ordered_stage_waits_for_the_earliest_error_an_unordered_one_does_not(
     autojump_clock: trio.testing.MockClock, ordered: bool
 ) -> None:
     async def item_0_fails_late(x: int) -> int:
