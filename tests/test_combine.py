@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import snake
+from snake._chunking import MAX_CHUNK
 
 lists = st.lists(st.lists(st.integers(), max_size=60), max_size=4)
 delays = st.lists(st.sampled_from([0.0, 0.0, 0.001, 0.3]), min_size=1, max_size=3)
@@ -200,6 +202,30 @@ async def test_interleave_reads_cycle_length_files_at_once(
     )
     assert got == [0, 1, 2, 3] * 3
     assert trio.current_time() - began == pytest.approx(3)  # not 12: four read at once
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+async def test_interleave_runs_ahead_of_a_slow_consumer_only_by_its_buffers(ordered: bool) -> None:
+    produced = consumed = most = 0
+
+    def records(k: int) -> Iterator[tuple[int, int]]:
+        nonlocal produced
+        for i in range(100_000):
+            produced += 1
+            yield k, i
+
+    pipeline = snake.from_iterable(range(4)).interleave(records, cycle_length=4, ordered=ordered)
+    async with pipeline.open() as items:
+        async for _ in items:
+            consumed += 1
+            most = max(most, produced - consumed)
+            if consumed % 100 == 0:
+                await trio.sleep(0.001)  # a slow consumer: the files wait for it
+            if consumed == 3000:
+                break
+    # Each open file's stages and a few chunks between them and the consumer,
+    # not the 400,000 records.
+    assert most < (4 * 6 + 4) * MAX_CHUNK
 
 
 def test_interleave_needs_pipelines_or_iterables() -> None:

@@ -10,7 +10,6 @@ passing items on as they come (completion order).
 from __future__ import annotations
 
 import contextlib
-import math
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -231,7 +230,9 @@ class _InterleaveStage:
     async def _as_they_come(
         self, slots: list[_Slot | None], open_slot: Any, outbox: Outbox
     ) -> None:
-        ready_send, ready_recv = trio.open_memory_channel[tuple[int, list[Any] | None]](math.inf)
+        # Unbuffered: a relay waits until its chunk is taken, so a
+        # sub-pipeline runs ahead of the consumer only by its own buffers.
+        ready_send, ready_recv = trio.open_memory_channel[tuple[int, list[Any] | None]](0)
         for k, slot in enumerate(slots):
             if slot is not None:
                 slot.notify(k, ready_send)
@@ -277,8 +278,8 @@ class _Slot:
 
         async def relay() -> None:
             async for chunk in self._recv:
-                ready.send_nowait((k, chunk))
-            ready.send_nowait((k, None))
+                await ready.send((k, chunk))
+            await ready.send((k, None))
 
         self._nursery.start_soon(relay)
 
