@@ -62,6 +62,17 @@ JOB_BYTES = 4 * 2**20
 Call = Callable[[list[Any], int], Awaitable[tuple[list[Any], float, int]]]
 
 
+def _skip_or_raise(
+    exc: Exception, label: str, base: int, failures: Failures | None
+) -> tuple[list[Any], float, int]:
+    """A failed one-item job: ``exc`` with its stage note, raised, or its item skipped."""
+    add_stage_note(exc, label, base)
+    if failures is None:
+        raise exc
+    failures.skip(exc, base)
+    return [], 0.0, 0
+
+
 @attrs.frozen
 class ParThen(StageSpec):
     fn: Callable[[Any], Awaitable[Any]]
@@ -76,13 +87,6 @@ class ParThen(StageSpec):
         failures = Failures(self.policy, label) if self.policy.skips else None
         attempt = retrying_async(self.fn, self.policy.retries, self.policy.timeout)
 
-        def failed(exc: Exception, base: int) -> tuple[list[Any], float, int]:
-            add_stage_note(exc, label, base)
-            if failures is None:
-                raise exc
-            failures.skip(exc, base)
-            return [], 0.0, 0
-
         async def call(items: list[Any], base: int) -> tuple[list[Any], float, int]:
             try:
                 return [await attempt(items[0])], 0.0, 0
@@ -90,7 +94,7 @@ class ParThen(StageSpec):
                 add_stage_note(exc, label, base)
                 raise
             except Exception as exc:
-                return failed(exc, base)
+                return _skip_or_raise(exc, label, base, failures)
 
         return _ParallelStage(
             call, self.concurrency, self.ordered, Pacer(maximum=1), failures=failures
@@ -148,11 +152,7 @@ class ParMap(StageSpec):
                     tried(failure, retries)
                     if isinstance(failure, WorkerDiedError):
                         raise
-                    add_stage_note(failure, label, base)
-                    if failures is None:
-                        raise
-                    failures.skip(failure, base)
-                    return [], 0.0, 0
+                    return _skip_or_raise(failure, label, base, failures)
             if failures is not None:
                 failures.seen = max(failures.seen, base + len(items))
                 for position, exc in skipped:
@@ -199,8 +199,7 @@ class _ParallelStage:
         self._sizer = sizer
         self._unit = unit  # jobs hold whole multiples of it, but the last
         self._failed: tuple[int, Exception] | None = None  # earliest failure
-        self._failures = 0  # jobs that failed
-        self._stopping = False  # a job failed: start no more
+        self._failures = 0  # jobs that failed: once one has, start no more
 
     async def run(self, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
@@ -257,7 +256,7 @@ class _ParallelStage:
                     whole = start == 0 and size >= usable == len(items)
                     job = items if whole else items[start : min(start + size, usable)]
                     await slots.acquire()
-                    if self._stopping:
+                    if self._failures:
                         return
                     nursery.start_soon(self._job, seq, job, base + start, done_send.clone())
                     seq += 1
@@ -265,7 +264,7 @@ class _ParallelStage:
                 held = items[usable:]
             if held:  # the end of the input: a short last batch
                 await slots.acquire()
-                if self._stopping:
+                if self._failures:
                     return
                 base = inbox.received - len(held)
                 nursery.start_soon(self._job, seq, held, base, done_send.clone())
@@ -283,7 +282,6 @@ class _ParallelStage:
                 results, elapsed, nbytes = await self._call(items, base)
             except Exception as exc:
                 self._failures += 1
-                self._stopping = True
                 if self._ordered and self._failed is None:
                     # The error waits for its turn in the output, behind the
                     # earlier jobs, as a sequential loop would raise it.
