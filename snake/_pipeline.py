@@ -514,7 +514,7 @@ class Pipeline(Generic[T]):
         exception in the loop (Ctrl-C) stops every stage and joins the
         thread. Not for use inside ``trio.run``: use ``collect``/``open``.
         """
-        return PipelineIterator(functools.partial(open_pipeline, self._specs))
+        return self.iterate()
 
     def iterate(
         self,

@@ -176,16 +176,15 @@ async def _open(
             last = position == len(plans) - 1
             buffer = output_chunks if last else CHANNEL_CHUNKS
             send, next_recv = trio.open_memory_channel[list[Any]](buffer)
-            stage = p.spec.build(label(p.index, p.spec), executors)
+            name = label(p.index, p.spec)
+            stage = p.spec.build(name, executors)
             steps = [spec.step(label(i, spec)) for i, spec in p.fused]
             clock = StageClock()
             measured = clock if MEASURE else None
             outbox = Outbox(send, FusedSteps(steps) if steps else None, scopes[position], measured)
             inbox = Inbox(recv, outbox, measured) if recv is not None else None
             fused = tuple(spec.describe() for _, spec in p.fused)
-            running.append(
-                _Running(label(p.index, p.spec), fused, stage, clock, inbox, outbox, send)
-            )
+            running.append(_Running(name, fused, stage, clock, inbox, outbox, send))
             stop_upstream = functools.partial(_cancel, scopes[:position])
             nursery.start_soon(
                 _run_stage, stage, inbox, recv, outbox, send, scopes[position], stop_upstream

@@ -41,6 +41,12 @@ async def pump(
             await deliver(chunk)
 
 
+async def forward(specs: Sequence[Spec], send: trio.MemorySendChannel[list[Any]]) -> None:
+    """Run the pipeline ``specs`` into ``send``, and close it at the end."""
+    with send:
+        await pump(specs, send.send)
+
+
 def _inner(pipelines: Sequence[tuple[Spec, ...]]) -> str:
     return ", ".join(".".join(spec.describe() for spec in specs) for specs in pipelines)
 
@@ -134,11 +140,6 @@ class _CombineStage:
 
     async def _merge(self, outbox: Outbox) -> None:
         send, receive = trio.open_memory_channel[list[Any]](len(self._spec.pipelines) or 1)
-
-        async def forward(specs: tuple[Spec, ...], send: trio.MemorySendChannel[list[Any]]) -> None:
-            with send:
-                await pump(specs, send.send)
-
         async with open_nursery() as nursery:
             with send:
                 for specs in self._spec.pipelines:
@@ -257,11 +258,7 @@ class _Slot:
         self._held: list[Any] = []
         self._ended = False
         self._nursery = nursery
-        nursery.start_soon(self._forward, pipeline._specs)
-
-    async def _forward(self, specs: tuple[Spec, ...]) -> None:
-        with self._send:
-            await pump(specs, self._send.send)
+        nursery.start_soon(forward, pipeline._specs, self._send)
 
     async def take(self, n: int) -> list[Any]:
         """Up to ``n`` items; fewer once the sub-pipeline has ended."""
