@@ -48,10 +48,7 @@ def synthetic(count: int = 300, size: tuple[int, int] = (500, 375)) -> str:
     """A folder of ``count`` JPEGs of ``size``, made once and kept in the temporary folder."""
     np, Image = needs()
     folder = os.path.join(tempfile.gettempdir(), f"snake-images-{count}-{size[0]}x{size[1]}")
-    if (
-        len([n for n in os.listdir(folder) if n.endswith(".jpg")] if os.path.isdir(folder) else [])
-        == count
-    ):
+    if os.path.isdir(folder) and sum(n.endswith(".jpg") for n in os.listdir(folder)) == count:
         return folder
     os.makedirs(folder, exist_ok=True)
     rng = np.random.default_rng(0)
