@@ -199,7 +199,7 @@ class _ParallelStage:
         self._sizer = sizer
         self._unit = unit  # jobs hold whole multiples of it, but the last
         self._failed: tuple[int, Exception] | None = None  # earliest failure
-        self._failures = 0  # jobs that failed: once one has, start no more
+        self._failed_jobs = 0  # jobs that failed: once one has, start no more
 
     async def run(self, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
@@ -225,7 +225,7 @@ class _ParallelStage:
                 nursery.cancel_scope.cancel()
         if self._failed is not None:
             exc = self._failed[1]
-            if also := self._failures - 1:
+            if also := self._failed_jobs - 1:
                 exc.add_note(
                     f"snake: {also} later item(s) of this stage failed "
                     "at the same time; their errors are not shown"
@@ -256,7 +256,7 @@ class _ParallelStage:
                     whole = start == 0 and size >= usable == len(items)
                     job = items if whole else items[start : min(start + size, usable)]
                     await slots.acquire()
-                    if self._failures:
+                    if self._failed_jobs:
                         return
                     nursery.start_soon(self._job, seq, job, base + start, done_send.clone())
                     seq += 1
@@ -264,7 +264,7 @@ class _ParallelStage:
                 held = items[usable:]
             if held:  # the end of the input: a short last batch
                 await slots.acquire()
-                if self._failures:
+                if self._failed_jobs:
                     return
                 base = inbox.received - len(held)
                 nursery.start_soon(self._job, seq, held, base, done_send.clone())
@@ -281,7 +281,7 @@ class _ParallelStage:
             try:
                 results, elapsed, nbytes = await self._call(items, base)
             except Exception as exc:
-                self._failures += 1
+                self._failed_jobs += 1
                 if self._ordered and self._failed is None:
                     # The error waits for its turn in the output, behind the
                     # earlier jobs, as a sequential loop would raise it.
