@@ -25,7 +25,7 @@ import trio
 
 import snake
 import snake._demo
-from snake._executors import cpu_count
+from snake._workers._executors import cpu_count
 
 # --- checking outputs -----------------------------------------------------------
 

@@ -8,14 +8,8 @@ Package map:
   _receiver    the channel open() yields
   _sync        synchronous iteration through a background trio thread
   _stages/     the operators, one family per module
-  _executors   worker threads and processes behind one protocol
-  _process     worker processes fed through lanes: the next job always at hand
-  _wire        length-prefixed messages between the main process and a worker
-  _forkserver  what the fork server loads before it forks workers
-  _forkserver_main  imported by the fork server alone: the script as __main__
-  _worker_options  WorkerOptions: how worker processes start and live
-  _worker      what runs inside a worker
-  _shm         large buffers in results come back through shared memory
+  _workers/    the worker side: threads and worker processes, lanes, the wire,
+               shared memory, the fork server, WorkerOptions
   _ordering    the reorder buffer of ordered parallel stages
   _stats       per-stage statistics and the bottleneck verdict
   _errors      stage notes and unwrapping of exception groups
@@ -38,7 +32,7 @@ from ._stages._epochs import current_epoch as current_epoch
 from ._stats import StageStatistics as StageStatistics
 from ._stats import Statistics as Statistics
 from ._stats import WorkerStatistics as WorkerStatistics
-from ._worker_options import WorkerOptions as WorkerOptions
+from ._workers._options import WorkerOptions as WorkerOptions
 
 __version__ = "0.1.0"
 

@@ -30,7 +30,7 @@ from ._stages._source import IterableSource
 from ._stages._then import Then
 from ._stats import Statistics
 from ._sync import PipelineIterator
-from ._worker_options import WorkerOptions
+from ._workers._options import WorkerOptions
 
 T = TypeVar("T")
 U = TypeVar("U")

@@ -21,7 +21,6 @@ import trio
 
 from ._chunking import CHANNEL_CHUNKS, DownstreamClosed, Inbox, Outbox
 from ._errors import open_nursery
-from ._executors import Executors, cpu_count, open_executors
 from ._receiver import PipelineReceiver
 from ._report import Reporting, watch
 from ._stages._base import InlineSpec, Spec, Stage, StageSpec
@@ -30,7 +29,8 @@ from ._stages._inline import Filter, FusedSteps, Map
 from ._stages._parallel import ParMap
 from ._stats import StageClock, Statistics
 from ._stats import take as take_statistics
-from ._worker_options import WorkerOptions
+from ._workers._executors import Executors, cpu_count, open_executors
+from ._workers._options import WorkerOptions
 
 #: Whether stages measure their waits and latencies. Always on: the
 #: benchmark of stage boundaries turns it off to measure what it costs.

@@ -18,7 +18,7 @@ import trio.testing
 from conftest import worker_processes
 
 import snake
-from snake._executors import cpu_count
+from snake._workers._executors import cpu_count
 
 
 class InFlight:

@@ -12,7 +12,7 @@ import pytest
 import trio
 
 import snake
-from snake import _shm
+from snake._workers import _shm
 
 pytestmark = pytest.mark.skipif(not _shm.AVAILABLE, reason="shared memory needs /dev/shm")
 

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from .._chunking import Inbox, Outbox
-    from .._executors import Executors
     from .._policy import Failures
+    from .._workers._executors import Executors
 
 
 class Spec(ABC):

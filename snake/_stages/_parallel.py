@@ -29,13 +29,13 @@ from .. import _validate as check
 from .._chunking import DownstreamClosed, Inbox, Outbox, Pacer
 from .._errors import add_stage_note, open_nursery
 from .._exceptions import ItemTimeoutError, WorkerDiedError
-from .._executors import Executor, Executors, cpu_count
 from .._ordering import Reorderer
 from .._policy import ErrorPolicy, Failures, retry_delay, retrying_async, tried
 from .._stats import StageClock
 from .._validate import func_name
-from .._worker import Batching, Work
-from .._worker_options import WorkerOptions
+from .._workers._executors import Executor, Executors, cpu_count
+from .._workers._options import WorkerOptions
+from .._workers._worker import Batching, Work
 from ._base import Stage, StageSpec
 from ._batch import Batch
 from ._inline import Filter, Map

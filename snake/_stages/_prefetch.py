@@ -15,8 +15,8 @@ import trio
 
 from .._chunking import DownstreamClosed, Inbox, Outbox
 from .._errors import open_nursery
-from .._executors import Executors
 from .._policy import Failures
+from .._workers._executors import Executors
 from ._base import Stage, StageSpec
 
 

@@ -18,10 +18,10 @@ import attrs
 
 from .._chunking import CHECK_EVERY, LATENCY_BUDGET, MAX_CHUNK, Inbox, Outbox, Pacer
 from .._errors import add_stage_note
-from .._executors import Executors
 from .._flushing import watching
 from .._policy import Failures
 from .._validate import func_name
+from .._workers._executors import Executors
 from ._base import Stage, StageSpec
 
 

@@ -17,10 +17,10 @@ import attrs
 from .. import _validate as check
 from .._chunking import CHECK_EVERY, LATENCY_BUDGET, Inbox, Outbox
 from .._errors import add_stage_note, failed_at
-from .._executors import Executors
 from .._flushing import watching
 from .._policy import ErrorPolicy, Failures, retrying_async
 from .._validate import func_name
+from .._workers._executors import Executors
 from ._base import Stage, StageSpec
 
 

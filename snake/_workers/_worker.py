@@ -14,10 +14,10 @@ from typing import Any
 
 import cloudpickle
 
+from .._errors import add_stage_note, failed_at
+from .._exceptions import RemoteError, WorkerError
+from .._policy import retry_delay, tried
 from . import _wire as wire
-from ._errors import add_stage_note, failed_at
-from ._exceptions import RemoteError, WorkerError
-from ._policy import retry_delay, tried
 from ._shm import Borrowed, Packed, pack, unpack
 
 #: Work this worker process has received, by the key of its stage.

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import attrs
 
-from . import _validate as check
+from .. import _validate as check
 
 StartMethod = Literal["spawn", "forkserver"]
 

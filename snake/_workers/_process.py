@@ -38,11 +38,11 @@ import cloudpickle
 import trio
 import trio_parallel
 
+from .._errors import open_nursery
+from .._exceptions import WorkerDiedError, timed_out
+from .._stats import WorkerStatistics
 from . import _shm as shm
 from . import _wire as wire
-from ._errors import open_nursery
-from ._exceptions import WorkerDiedError, timed_out
-from ._stats import WorkerStatistics
 from ._worker import Done, Work, serve
 
 #: Jobs in a worker's lane at once: the running one and the next.
