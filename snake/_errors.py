@@ -1,13 +1,19 @@
-"""How errors leave a pipeline: a note naming the stage, and no needless groups."""
+"""Stage notes: which stage raised a user's exception, and on which item.
+
+Imports nothing but the standard library and ``_exceptions``: steps that run
+inside worker processes annotate their errors here too.
+"""
 
 from __future__ import annotations
 
 import operator
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from typing import Any, NoReturn
+from collections.abc import Iterator
+from typing import Any
 
-import trio
+from ._exceptions import WorkerError
+
+#: Set by the worker loop in a worker process (see ``_workers._worker.serve``).
+_in_worker_process = False
 
 
 def add_stage_note(exc: BaseException, label: str, position: int, *, source: bool = False) -> None:
@@ -23,6 +29,32 @@ def add_stage_note(exc: BaseException, label: str, position: int, *, source: boo
         exc.add_note(f"snake: in stage {label}, {where}")
 
 
+def item_error(exc: BaseException, label: str, position: int) -> BaseException:
+    """What a user function's ``exc`` on an item of a step's input is raised as.
+
+    ``exc`` itself, with its stage note; but in a worker process a
+    ``KeyboardInterrupt`` or ``SystemExit`` would end the worker, not the
+    program, so it becomes a ``WorkerError`` with the note, which the caller
+    raises from ``exc``. In threads and in the main process they stay
+    themselves.
+    """
+    if _in_worker_process and not isinstance(exc, Exception):
+        error = WorkerError(
+            f"{type(exc).__name__}({', '.join(map(repr, exc.args))}) raised in a worker "
+            "process by a user function; it stops the pipeline instead"
+        )
+        add_stage_note(error, label, position)
+        return error
+    add_stage_note(exc, label, position)
+    return exc
+
+
+def in_worker_process() -> None:
+    """Mark this process as a worker process, for :func:`item_error`."""
+    global _in_worker_process
+    _in_worker_process = True
+
+
 def failed_at(items: list[Any], it: Iterator[Any]) -> int:
     """Index in ``items`` of the item being processed when its iterator ``it`` stopped.
 
@@ -30,47 +62,3 @@ def failed_at(items: list[Any], it: Iterator[Any]) -> int:
     path pays nothing for knowing where an error happened.
     """
     return len(items) - operator.length_hint(it) - 1
-
-
-def simplify(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The exception a pipeline's caller should see instead of a nursery's group.
-
-    Looks one level down only: every nursery snake opens passes its own
-    group through here, so what is below is the tasks' own exceptions, left
-    exactly as raised (a user's function may raise a group of its own). A
-    single error (``Cancelled`` aside) is returned bare, so ``except
-    ValueError`` works; several independent errors become one group; a
-    group of nothing but ``Cancelled`` becomes one ``Cancelled``, which the
-    cancel scope that caused it then absorbs.
-    """
-    errors = [e for e in group.exceptions if not isinstance(e, trio.Cancelled)]
-    if not errors:
-        return group.exceptions[0]
-    if len(errors) == 1:
-        return errors[0]
-    return BaseExceptionGroup(f"{len(errors)} errors in a snake pipeline", errors)
-
-
-@asynccontextmanager
-async def open_nursery() -> AsyncIterator[trio.Nursery]:
-    """``trio.open_nursery()`` that lets a single error out bare (see ``simplify``)."""
-    try:
-        async with trio.open_nursery() as nursery:
-            yield nursery
-    except BaseExceptionGroup as group:
-        raise_as_is(simplify(group))
-
-
-def raise_as_is(exc: BaseException) -> NoReturn:
-    """Raise ``exc`` keeping its own ``__context__``.
-
-    Raising inside an ``except`` block would chain the group we unwrapped (or a
-    ``Cancelled``) as the context, which only adds noise to the traceback.
-    """
-    context, suppress = exc.__context__, exc.__suppress_context__
-    try:
-        raise exc
-    finally:
-        exc.__context__ = context
-        exc.__suppress_context__ = suppress
-        del exc, context

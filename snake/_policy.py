@@ -1,8 +1,6 @@
 """What a stage does when its function raises: retry, raise (the default), or skip the item.
 
-With ``retries=n`` a failing call is tried again up to ``n`` times, after
-``RETRY_DELAY`` seconds, doubling each time (at most ``RETRY_DELAY_MAX``):
-for idempotent functions that fail now and then, as network reads do.
+With ``retries=n`` a failing call is tried again (see ``_retry`` for when).
 
 With ``errors="skip"`` a failing item is dropped and counted; the first
 error of each type is logged (``logging.getLogger("snake")``), the others
@@ -24,14 +22,11 @@ import trio
 
 from . import _validate as check
 from ._exceptions import timed_out
+from ._retry import retry_delay, tried
 
 logger = logging.getLogger("snake")
 
 ERRORS = ("raise", "skip")
-#: Seconds before the first retry; each later one waits twice as long.
-RETRY_DELAY = 0.1
-#: Longest wait between two tries.
-RETRY_DELAY_MAX = 5.0
 
 
 @attrs.frozen
@@ -84,17 +79,6 @@ class ErrorPolicy:
     @property
     def skips(self) -> bool:
         return self.errors == "skip"
-
-
-def retry_delay(attempt: int) -> float:
-    """Seconds to wait before try ``attempt + 2`` (after ``attempt + 1`` failed)."""
-    return float(min(RETRY_DELAY * 2**attempt, RETRY_DELAY_MAX))
-
-
-def tried(exc: BaseException, retries: int) -> None:
-    """Note on the error of the last of ``retries + 1`` tries."""
-    if retries:
-        exc.add_note(f"snake: the call failed {retries + 1} times (retries={retries})")
 
 
 def retrying_async(

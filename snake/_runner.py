@@ -20,13 +20,11 @@ import cloudpickle
 import trio
 
 from ._chunking import CHANNEL_CHUNKS, DownstreamClosed, Inbox, Outbox
-from ._errors import open_nursery
+from ._nursery import open_nursery
 from ._receiver import PipelineReceiver
 from ._report import Reporting, watch
-from ._stages._base import InlineSpec, Spec, Stage, StageSpec
-from ._stages._batch import Batch
-from ._stages._inline import Filter, FusedSteps, Map
-from ._stages._parallel import ParMap
+from ._stages._base import Context, InlineSpec, InWorkers, Spec, Stage, StageSpec
+from ._stages._inline import FusedSteps
 from ._stats import StageClock, Statistics
 from ._stats import take as take_statistics
 from ._workers._executors import Executors, cpu_count, open_executors
@@ -44,18 +42,24 @@ def label(index: int, spec: Spec) -> str:
 
 @attrs.frozen
 class StagePlan:
-    """One stage: an operator with a task of its own, and the inline ops it hosts."""
+    """One stage: an operator with a task of its own, and the inline ops it hosts.
+
+    ``in_workers`` run in its workers, right after its function; ``fused``
+    run in its task, on what it hands over. Each comes with its index in
+    the pipeline.
+    """
 
     index: int
     spec: StageSpec
+    in_workers: tuple[tuple[int, InlineSpec], ...] = ()
     fused: tuple[tuple[int, InlineSpec], ...] = ()
 
 
 def plan(specs: Sequence[Spec]) -> list[StagePlan]:
     """Group a pipeline's operators into stages; inline ops join the stage before.
 
-    Maps, and a filter or batch after them, that follow a ``par_map`` run in
-    its worker processes or threads instead (see :func:`into_workers`).
+    Those that may, and follow a stage that runs user code in workers (a
+    ``par_map``), run there instead (see :func:`into_workers`).
     """
     plans: list[StagePlan] = []
     for index, spec in enumerate(specs):
@@ -69,41 +73,33 @@ def plan(specs: Sequence[Spec]) -> list[StagePlan]:
 
 
 def into_workers(p: StagePlan) -> StagePlan:
-    """Move the maps, and one filter or batch after them, into a ``par_map``'s workers.
+    """Move the inline ops that may run in a stage's workers there.
 
     Their output then crosses the process boundary instead of their input
     (a collated batch instead of its items), and the event loop, whose CPU
     the workers need, does less (with threads: collating no longer holds the
-    loop). Only these qualify: each sees items at the positions they had in
-    the stage's input, so error notes stay exact; a batch makes the stage
-    cut its jobs at batch boundaries. For processes, a function that cannot
-    be pickled stays in the main process, with what follows it.
+    loop). Ops move in order while their step keeps items at their
+    positions (``InWorkers.KEEPS_POSITIONS``), and then one more that may be
+    the last (``InWorkers.LAST``), so error notes stay exact. For
+    processes, an op that cannot be pickled stays in the main process, with
+    what follows it.
     """
-    spec = p.spec
-    if not isinstance(spec, ParMap) or spec.policy.skips:
-        # With errors="skip", steps after the map would see items at other
-        # positions than the stage's input gave them: they stay here.
+    where = p.spec.workers()
+    if where is None:
         return p
-    # Threads need nothing pickled; processes, every function sent.
-    sendable = _picklable if spec.executor == "process" else lambda fn: True
-    moved: list[tuple[str, Map | Filter | Batch]] = []
-    for index, inline in p.fused:
-        if isinstance(inline, Batch):
-            if inline.collate is not None and not sendable(inline.collate):
-                break
-        elif not isinstance(inline, (Map, Filter)) or not sendable(inline.fn):
+    moved = 0
+    for _, spec in p.fused:
+        if spec.in_workers is InWorkers.NO or where == "process" and not _picklable(spec):
             break
-        moved.append((label(index, inline), inline))
-        if isinstance(inline, (Filter, Batch)):
+        moved += 1
+        if spec.in_workers is InWorkers.LAST:
             break
-    if not moved:
-        return p
-    return attrs.evolve(p, spec=attrs.evolve(spec, after=tuple(moved)), fused=p.fused[len(moved) :])
+    return attrs.evolve(p, in_workers=p.fused[:moved], fused=p.fused[moved:])
 
 
-def _picklable(fn: object) -> bool:
+def _picklable(spec: InlineSpec) -> bool:
     try:
-        cloudpickle.dumps(fn)
+        cloudpickle.dumps(spec)
     except Exception:
         return False
     return True
@@ -114,9 +110,8 @@ def describe(specs: Sequence[Spec]) -> str:
     lines = []
     for p in plan(specs):
         line = label(p.index, p.spec)
-        after = getattr(p.spec, "after", ())
-        if after:
-            line += "; in its workers: " + ", ".join(step_label for step_label, _ in after)
+        if p.in_workers:
+            line += "; in its workers: " + ", ".join(label(i, spec) for i, spec in p.in_workers)
         if p.fused:
             line += "; then fused: " + ", ".join(label(i, spec) for i, spec in p.fused)
         lines.append(line)
@@ -129,11 +124,12 @@ def process_workers(specs: Sequence[Spec]) -> tuple[int, dict[WorkerOptions, int
     The budget is one token per CPU, or more if a stage explicitly asks for
     more workers; maps with equal ``WorkerOptions`` share their workers.
     """
-    maps = [s for s in specs if isinstance(s, ParMap) and s.executor == "process"]
+    wanted = [s.processes() for s in specs if isinstance(s, StageSpec)]
     workers: dict[WorkerOptions, int] = {}
-    for m in maps:
-        workers[m.options] = workers.get(m.options, 0) + (m.concurrency or cpu_count())
-    tokens = max([cpu_count()] + [m.concurrency for m in maps if m.concurrency])
+    tokens = cpu_count()
+    for options, concurrency in filter(None, wanted):
+        workers[options] = workers.get(options, 0) + (concurrency or cpu_count())
+        tokens = max(tokens, concurrency or 0)
     return tokens, workers
 
 
@@ -177,14 +173,15 @@ async def _open(
             buffer = output_chunks if last else CHANNEL_CHUNKS
             send, next_recv = trio.open_memory_channel[list[Any]](buffer)
             name = label(p.index, p.spec)
-            stage = p.spec.build(name, executors)
+            in_workers = tuple((label(i, spec), spec) for i, spec in p.in_workers)
+            stage = p.spec.build(Context(name, executors, in_workers))
             steps = [spec.step(label(i, spec)) for i, spec in p.fused]
             clock = StageClock()
             measured = clock if MEASURE else None
             outbox = Outbox(send, FusedSteps(steps) if steps else None, scopes[position], measured)
             inbox = Inbox(recv, outbox, measured) if recv is not None else None
             fused = tuple(spec.describe() for _, spec in p.fused)
-            running.append(_Running(name, fused, stage, clock, inbox, outbox, send))
+            running.append(_Running(name, fused, p.spec.advice, stage, clock, inbox, outbox, send))
             stop_upstream = functools.partial(_cancel, scopes[:position])
             nursery.start_soon(
                 _run_stage, stage, inbox, recv, outbox, send, scopes[position], stop_upstream
@@ -219,6 +216,7 @@ class _Running:
 
     label: str
     fused: tuple[str, ...]
+    advice: str
     stage: Stage
     clock: StageClock
     inbox: Inbox | None
@@ -238,6 +236,7 @@ def _statistics(began: float, running: Sequence[_Running], executors: Executors)
                 r.outbox.sent,
                 0 if r.stage.failures is None else r.stage.failures.skipped,
                 r.send.statistics().current_buffer_used,
+                r.advice,
             )  # fmt: skip
             for r in running
         ],

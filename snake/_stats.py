@@ -69,6 +69,8 @@ class StageStatistics:
     concurrency: int | None = None
     #: Chunks waiting in its output channel for the next stage.
     buffered: int = 0
+    #: What to try if this stage is the bottleneck, from its operator.
+    advice: str = ""
 
     @property
     def busy(self) -> float:
@@ -131,7 +133,7 @@ class Statistics:
         blocked = self.stages[at - 1].waiting_for_output if at > 0 else 0.0
         if share(blocked) >= 0.01:
             reason += f", upstream blocked on it {share(blocked):.0%} of the time"
-        return f"{reason}; {_advice(slowest.label)}"
+        return f"{reason}; {slowest.advice}"
 
     def table(self) -> str:
         """The figures as a text table, with the verdict under it."""
@@ -174,19 +176,6 @@ def _duration(seconds: float) -> str:
     return f"{seconds * 1e6:.1f} us"
 
 
-def _advice(label: str) -> str:
-    operator = label.split(" ", 1)[-1]
-    if operator.startswith("par_map"):
-        return "make its function faster, or raise its `concurrency` if CPUs sit idle"
-    if operator.startswith("par_then"):
-        return "raise its `concurrency`, or make its function faster"
-    if operator.startswith("then"):
-        return "use par_then(...) to run calls concurrently"
-    if operator.startswith("from_iterable"):
-        return "the source is the limit: read faster, or prefetch"
-    return "make it faster, or split its work into a par_map"
-
-
 def percentiles(samples: Sequence[float]) -> tuple[float, float, float] | None:
     """The 50th, 90th and 99th percentiles of ``samples`` (nearest rank)."""
     if not samples:
@@ -199,11 +188,11 @@ def percentiles(samples: Sequence[float]) -> tuple[float, float, float] | None:
 
 def take(
     began: float,
-    stages: Sequence[tuple[str, tuple[str, ...], StageClock, int, int, int, int]],
+    stages: Sequence[tuple[str, tuple[str, ...], StageClock, int, int, int, int, str]],
     workers: Sequence[WorkerStatistics] = (),
 ) -> Statistics:
     """Figures as of now: ``stages`` holds each stage's label, fused operators,
-    clock, items in, items out, items skipped and chunks buffered after it."""
+    clock, items in, items out, items skipped, chunks buffered after it and advice."""
     try:
         now = trio.current_time()
     except RuntimeError:  # after its trio.run: every stage has ended
@@ -224,8 +213,9 @@ def take(
                 None if clock.in_flight is None or clock.ended is not None else clock.in_flight(),
                 clock.concurrency,
                 buffered,
+                advice,
             )
-            for label, fused, clock, items_in, items_out, skipped, buffered in stages
+            for label, fused, clock, items_in, items_out, skipped, buffered, advice in stages
         ),
         tuple(workers),
     )

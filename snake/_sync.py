@@ -22,7 +22,7 @@ from typing import Any, Generic, Protocol, TypeVar, cast
 
 import trio
 
-from ._errors import raise_as_is
+from ._nursery import raise_as_is
 from ._receiver import PipelineReceiver
 
 T = TypeVar("T")

@@ -1,20 +1,55 @@
-"""What every operator spec and stage provides to the runner."""
+"""The operator protocol: what every operator says about itself, in one place.
+
+Each operator the user adds to a pipeline is a frozen spec. Everything the
+rest of snake asks of an operator, the spec answers; no other module checks
+operator types or label text:
+
+* ``describe()``: the operator as the user wrote it, for labels, notes and
+  ``repr``;
+* ``advice``: what the bottleneck verdict suggests when its stage is the
+  slowest (see ``_stats``);
+* an inline operator (:class:`InlineSpec`) gives its ``step``, fused into
+  the stage before it, and says with ``in_workers`` whether that same step
+  may run inside a ``par_map``'s workers, right after the map's function;
+* a stage operator (:class:`StageSpec`) makes its stage for one run with
+  ``build``, says with ``workers`` where it runs user code that inline
+  operators after it may follow, and with ``processes`` which worker
+  processes it needs.
+
+Buffering: what a running step or stage holds is its own (a batch's partial
+batch, a shuffle's buffer, a parallel stage's window), bounded by its spec's
+arguments and documented per operator in ``docs/operators.md``.
+
+State: a spec never changes and holds no state of a run; what a run has done
+(positions, held items, random generators) lives on its running objects, the
+:class:`Step` and the :class:`Stage`, and nowhere else. Saving and restoring
+a position (exact resume) belongs on those two protocols: a method that
+returns a step's or stage's state as plain data, and the same state handed
+back through ``step()`` or :class:`Context` when a run resumes.
+"""
 
 from __future__ import annotations
 
+import enum
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+
+import attrs
 
 if TYPE_CHECKING:
     from .._chunking import Inbox, Outbox
     from .._policy import Failures
     from .._workers._executors import Executors
+    from .._workers._options import WorkerOptions
 
 
 class Spec(ABC):
     """A frozen description of one operator, as the user built it."""
 
     __slots__ = ()
+
+    #: What to try when this operator's stage is the pipeline's bottleneck.
+    advice: ClassVar[str] = "make it faster, or split its work into a par_map"
 
     @abstractmethod
     def describe(self) -> str:
@@ -36,14 +71,36 @@ class Stage(Protocol):
     async def run(self, inbox: Inbox | None, outbox: Outbox) -> None: ...
 
 
+@attrs.frozen
+class Context:
+    """What a stage is built with, for one run of its pipeline."""
+
+    #: How notes and statistics name the stage: ``#2 par_map(decode)``.
+    label: str
+    executors: Executors
+    #: The inline operators that run in its workers after its function,
+    #: each with its label (see ``StageSpec.workers``).
+    in_workers: tuple[tuple[str, InlineSpec], ...] = ()
+
+
 class StageSpec(Spec):
     """An operator that runs as a stage of its own."""
 
     __slots__ = ()
 
     @abstractmethod
-    def build(self, label: str, executors: Executors) -> Stage:
-        """A fresh stage for one run of the pipeline; ``label`` names it in notes."""
+    def build(self, context: Context) -> Stage:
+        """A fresh stage for one run of the pipeline."""
+
+    def workers(self) -> Literal["process", "thread"] | None:
+        """Where its stage calls a user function on each item, if inline operators
+        after it may run there too, right after that function; else ``None``."""
+        return None
+
+    def processes(self) -> tuple[WorkerOptions, int | None] | None:
+        """The worker processes its stage runs on: their options and how many
+        at once (``None``: one per CPU); ``None`` if it needs none."""
+        return None
 
 
 class Step(Protocol):
@@ -62,11 +119,36 @@ class Step(Protocol):
     def finish(self) -> list[Any]: ...
 
 
+class InWorkers(enum.Enum):
+    """Whether an inline operator's step may also run in a map's workers."""
+
+    #: Only in the stage it is fused into.
+    NO = enum.auto()
+    #: There too; it keeps each item at its position, so more may follow it.
+    KEEPS_POSITIONS = enum.auto()
+    #: There too, as the last one: after it, items have other positions.
+    LAST = enum.auto()
+
+
 class InlineSpec(Spec):
     """An operator fused into the stage before it."""
 
     __slots__ = ()
 
+    #: Whether its step may run in a map's workers (a job at a time, each
+    #: step made with the job's first position; see ``_workers._worker``).
+    in_workers: ClassVar[InWorkers] = InWorkers.NO
+
     @abstractmethod
-    def step(self, label: str) -> Step:
-        """A fresh step for one run of the pipeline; ``label`` names it in notes."""
+    def step(self, label: str, position: int = 0) -> Step:
+        """A fresh step for one run (or, in a worker, one job).
+
+        ``label`` names it in notes; ``position`` is the position of the
+        first item it will see, in the input of the stage it belongs to.
+        """
+
+    @property
+    def unit(self) -> int:
+        """In a map's workers, jobs hold whole multiples of this many items
+        (a batch's size), all but the last."""
+        return 1

@@ -2,27 +2,28 @@
 
 Fused into the stage before them like every inline step (see ``_inline``).
 ``batch`` holds at most one partial batch; ``collate`` runs on each full one
-as it forms.
+as it forms. A batch may run in a ``par_map``'s workers, after its function:
+its jobs then hold whole batches.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
 
-from .._errors import add_stage_note, failed_at
+from .._errors import failed_at, item_error
 from .._validate import func_name
-from ._base import InlineSpec, Step
-from ._inline import FnStep
+from ._base import InlineSpec, InWorkers, Step
+from ._inline import ItemStep
 
 
-class _UnbatchStep(FnStep):
+class _UnbatchStep(ItemStep):
     __slots__ = ()
 
-    def _apply(self, it: Iterable[Any]) -> list[Any]:
+    def _apply(self, it: Iterator[Any]) -> list[Any]:
         return list(itertools.chain.from_iterable(it))
 
 
@@ -31,8 +32,8 @@ class Unbatch(InlineSpec):
     def describe(self) -> str:
         return "unbatch()"
 
-    def step(self, label: str) -> Step:
-        return _UnbatchStep(iter, label)
+    def step(self, label: str, position: int = 0) -> Step:
+        return _UnbatchStep(label, position)
 
 
 class _BatchStep:
@@ -46,13 +47,14 @@ class _BatchStep:
         drop_last: bool,
         collate: Callable[[list[Any]], Any] | None,
         label: str,
+        position: int,
     ) -> None:
         self.size = size
         self.drop_last = drop_last
         self.collate = collate
         self.label = label
         self.held: list[Any] = []
-        self.seen = 0
+        self.seen = position  # of the next item, in the stage's input
 
     def process(self, items: list[Any]) -> list[Any]:
         held = self.held + items if self.held else items
@@ -76,11 +78,13 @@ class _BatchStep:
         it = iter(batches)
         try:
             return list(map(collate, it))
-        except Exception as exc:
+        except BaseException as exc:
             # Report the input item that completed the failing batch.
             later = len(batches) - 1 - failed_at(batches, it)
-            add_stage_note(exc, self.label, last_position - later * self.size)
-            raise
+            error = item_error(exc, self.label, last_position - later * self.size)
+            if error is exc:
+                raise
+            raise error from exc
 
 
 @attrs.frozen
@@ -89,11 +93,17 @@ class Batch(InlineSpec):
     drop_last: bool
     collate: Callable[[list[Any]], Any] | None
 
+    in_workers = InWorkers.LAST
+
     def describe(self) -> str:
         extra = ", drop_last=True" if self.drop_last else ""
         if self.collate is not None:
             extra += f", collate={func_name(self.collate)}"
         return f"batch({self.size}{extra})"
 
-    def step(self, label: str) -> Step:
-        return _BatchStep(self.size, self.drop_last, self.collate, label)
+    def step(self, label: str, position: int = 0) -> Step:
+        return _BatchStep(self.size, self.drop_last, self.collate, label, position)
+
+    @property
+    def unit(self) -> int:
+        return self.size

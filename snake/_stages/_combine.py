@@ -18,10 +18,10 @@ import attrs
 import trio
 
 from .._chunking import MAX_CHUNK, Outbox
-from .._errors import open_nursery
+from .._nursery import open_nursery
 from .._policy import Failures
 from .._validate import func_name
-from ._base import Spec, Stage, StageSpec
+from ._base import Context, Spec, Stage, StageSpec
 
 
 async def pump(
@@ -65,7 +65,7 @@ class Combine(StageSpec):
             return f"mix([{_inner(self.pipelines)}], {list(self.weights)})"
         return f"{self.how}({_inner(self.pipelines)})"
 
-    def build(self, label: str, executors: Any) -> Stage:
+    def build(self, context: Context) -> Stage:
         return _CombineStage(self)
 
 
@@ -164,7 +164,7 @@ class Interleave(StageSpec):
     def describe(self) -> str:
         return f"interleave({func_name(self.fn)})"
 
-    def build(self, label: str, executors: Any) -> Stage:
+    def build(self, context: Context) -> Stage:
         return _InterleaveStage(self)
 
 

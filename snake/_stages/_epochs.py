@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from .._policy import Failures
-from ._base import InlineSpec, Spec, Stage, StageSpec, Step
+from ._base import Context, InlineSpec, Spec, Stage, StageSpec, Step
 
 #: The epoch a run of a pipeline belongs to, set by ``repeat`` for the runs it makes.
 _epoch: contextvars.ContextVar[int] = contextvars.ContextVar("snake_epoch", default=0)
@@ -73,7 +73,7 @@ class Shuffle(InlineSpec):
     def describe(self) -> str:
         return f"shuffle({self.size}" + ("" if self.seed is None else f", seed={self.seed}") + ")"
 
-    def step(self, label: str) -> Step:
+    def step(self, label: str, position: int = 0) -> Step:
         return _ShuffleStep(self.size, self.seed)
 
 
@@ -133,7 +133,7 @@ class Shard(InlineSpec):
         extra = "" if self.equal is None else f", equal={self.equal!r}"
         return f"shard({self.index}, {self.count}{extra})"
 
-    def step(self, label: str) -> Step:
+    def step(self, label: str, position: int = 0) -> Step:
         return _ShardStep(self.index, self.count, self.equal)
 
 
@@ -148,7 +148,11 @@ class Repeat(StageSpec):
         inner = ".".join(spec.describe() for spec in self.specs)
         return f"{inner}.repeat({'' if self.times is None else self.times})"
 
-    def build(self, label: str, executors: Any) -> Stage:
+    @property
+    def advice(self) -> str:  # type: ignore[override]
+        return self.specs[0].advice  # a source's, as a rule
+
+    def build(self, context: Context) -> Stage:
         return _RepeatStage(self.specs, self.times)
 
 

@@ -3,7 +3,9 @@
 ``map``, ``filter`` and ``flat_map`` here, and the positional and batching
 steps of ``_positional`` and ``_batch``, never get a task or a channel of
 their own: the stage before them runs them on each chunk it emits
-(``_chunking.Outbox``), one after another (:class:`FusedSteps`).
+(``_chunking.Outbox``), one after another (:class:`FusedSteps`). Maps, and
+a filter after them, may run in a ``par_map``'s workers instead, right after
+its function (the same steps, a job at a time).
 Ordering: input order, always. Buffering: none, except ``batch``'s one
 partial batch. On cancel or error, whatever a step holds is dropped.
 """
@@ -11,64 +13,79 @@ partial batch. On cancel or error, whatever a step holds is dropped.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import attrs
 
-from .._errors import add_stage_note, failed_at
+from .._errors import failed_at, item_error
 from .._validate import func_name
-from ._base import InlineSpec, Step
+from ._base import InlineSpec, InWorkers, Step
 
 
-class FnStep:
-    """A step that calls a user function on each item, with positions for notes."""
+class ItemStep:
+    """A step that may fail on an item: it counts positions, for error notes.
 
-    __slots__ = ("fn", "label", "seen")
+    ``seen`` is the position of the next item in the input of the stage it
+    belongs to (a job's first item's, in a worker).
+    """
+
+    __slots__ = ("label", "seen")
     done = False
     ends = False
 
-    def __init__(self, fn: Callable[..., Any], label: str) -> None:
-        self.fn = fn
+    def __init__(self, label: str, position: int) -> None:
         self.label = label
-        self.seen = 0
+        self.seen = position
 
     def process(self, items: list[Any]) -> list[Any]:
         it = iter(items)
         try:
             out = self._apply(it)
-        except Exception as exc:
-            add_stage_note(exc, self.label, self.seen + failed_at(items, it))
-            raise
+        except BaseException as exc:
+            error = item_error(exc, self.label, self.seen + failed_at(items, it))
+            if error is exc:
+                raise
+            raise error from exc
         self.seen += len(items)
         return out
 
-    def _apply(self, it: Iterable[Any]) -> list[Any]:
+    def _apply(self, it: Iterator[Any]) -> list[Any]:
         raise NotImplementedError
 
     def finish(self) -> list[Any]:
         return []
 
 
-class _MapStep(FnStep):
+class _FnStep(ItemStep):
+    """A step that calls a user function on each item."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[..., Any], label: str, position: int) -> None:
+        super().__init__(label, position)
+        self.fn = fn
+
+
+class _MapStep(_FnStep):
     __slots__ = ()
 
-    def _apply(self, it: Iterable[Any]) -> list[Any]:
+    def _apply(self, it: Iterator[Any]) -> list[Any]:
         return list(map(self.fn, it))
 
 
-class _FilterStep(FnStep):
+class _FilterStep(_FnStep):
     __slots__ = ()
 
-    def _apply(self, it: Iterable[Any]) -> list[Any]:
+    def _apply(self, it: Iterator[Any]) -> list[Any]:
         pred = self.fn
         return [x for x in it if pred(x)]
 
 
-class _FlatMapStep(FnStep):
+class _FlatMapStep(_FnStep):
     __slots__ = ()
 
-    def _apply(self, it: Iterable[Any]) -> list[Any]:
+    def _apply(self, it: Iterator[Any]) -> list[Any]:
         return list(itertools.chain.from_iterable(map(self.fn, it)))
 
 
@@ -76,22 +93,26 @@ class _FlatMapStep(FnStep):
 class Map(InlineSpec):
     fn: Callable[[Any], Any]
 
+    in_workers = InWorkers.KEEPS_POSITIONS
+
     def describe(self) -> str:
         return f"map({func_name(self.fn)})"
 
-    def step(self, label: str) -> Step:
-        return _MapStep(self.fn, label)
+    def step(self, label: str, position: int = 0) -> Step:
+        return _MapStep(self.fn, label, position)
 
 
 @attrs.frozen
 class Filter(InlineSpec):
     fn: Callable[[Any], Any]
 
+    in_workers = InWorkers.LAST
+
     def describe(self) -> str:
         return f"filter({func_name(self.fn)})"
 
-    def step(self, label: str) -> Step:
-        return _FilterStep(self.fn, label)
+    def step(self, label: str, position: int = 0) -> Step:
+        return _FilterStep(self.fn, label, position)
 
 
 @attrs.frozen
@@ -101,8 +122,8 @@ class FlatMap(InlineSpec):
     def describe(self) -> str:
         return f"flat_map({func_name(self.fn)})"
 
-    def step(self, label: str) -> Step:
-        return _FlatMapStep(self.fn, label)
+    def step(self, label: str, position: int = 0) -> Step:
+        return _FlatMapStep(self.fn, label, position)
 
 
 class FusedSteps:

@@ -20,25 +20,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import trio
 
 from .. import _validate as check
 from .._chunking import DownstreamClosed, Inbox, Outbox, Pacer
-from .._errors import add_stage_note, open_nursery
+from .._errors import add_stage_note
 from .._exceptions import ItemTimeoutError, WorkerDiedError
+from .._nursery import open_nursery
 from .._ordering import Reorderer
-from .._policy import ErrorPolicy, Failures, retry_delay, retrying_async, tried
+from .._policy import ErrorPolicy, Failures, retrying_async
+from .._retry import retry_delay, tried
 from .._stats import StageClock
 from .._validate import func_name
-from .._workers._executors import Executor, Executors, cpu_count
+from .._workers._executors import Executor, cpu_count
 from .._workers._options import WorkerOptions
-from .._workers._worker import Batching, Work
-from ._base import Stage, StageSpec
-from ._batch import Batch
-from ._inline import Filter, Map
+from .._workers._work import Work
+from ._base import Context, Stage, StageSpec
 
 #: Seconds of work a ``par_map`` job aims for. Each job costs the main process
 #: a round trip and a fraction of a millisecond of CPU taken from the workers;
@@ -83,7 +83,10 @@ class ParThen(StageSpec):
     def describe(self) -> str:
         return f"par_then({func_name(self.fn)})"
 
-    def build(self, label: str, executors: Executors) -> Stage:
+    advice = "raise its `concurrency`, or make its function faster"
+
+    def build(self, context: Context) -> Stage:
+        label = context.label
         failures = Failures(self.policy, label) if self.policy.skips else None
         attempt = retrying_async(self.fn, self.policy.retries, self.policy.timeout)
 
@@ -106,27 +109,28 @@ class ParMap(StageSpec):
     fn: Callable[[Any], Any]
     concurrency: int | None
     ordered: bool
-    executor: str
+    executor: Literal["process", "thread"]
     options: WorkerOptions = WorkerOptions()
-    #: Inline maps (and a last filter or batch) run in the worker after
-    #: ``fn``, with their labels; see ``_runner.into_workers``.
-    after: tuple[tuple[str, Map | Filter | Batch], ...] = ()
     policy: ErrorPolicy = ErrorPolicy()
+
+    advice = "make its function faster, or raise its `concurrency` if CPUs sit idle"
 
     def describe(self) -> str:
         return f"par_map({func_name(self.fn)})"
 
-    def build(self, label: str, executors: Executors) -> Stage:
-        executor: Executor = executors.get(self.executor, self.options)
-        steps = [(False, self.fn, label)]
-        batching = None
-        for step_label, spec in self.after:
-            if isinstance(spec, Batch):
-                batching = Batching(spec.size, spec.drop_last, spec.collate, step_label)
-            else:
-                steps.append((isinstance(spec, Filter), spec.fn, step_label))
+    def workers(self) -> Literal["process", "thread"] | None:
+        # With errors="skip", steps after the map would see items at other
+        # positions than the stage's input gave them: they stay here.
+        return None if self.policy.skips else self.executor
+
+    def processes(self) -> tuple[WorkerOptions, int | None] | None:
+        return (self.options, self.concurrency) if self.executor == "process" else None
+
+    def build(self, context: Context) -> Stage:
+        label = context.label
+        executor: Executor = context.executors.get(self.executor, self.options)
         retries = self.policy.retries
-        work = Work(tuple(steps), batching, skip=self.policy.skips, retries=retries)
+        work = Work(label, self.fn, context.in_workers, self.policy.skips, retries)
         executor.prepare(work)
         failures = Failures(self.policy, label) if self.policy.skips else None
         timeout = self.policy.timeout
@@ -165,7 +169,8 @@ class ParMap(StageSpec):
         window = JOB_WINDOW * concurrency
         # A timeout is per item: jobs of one item each.
         sizer = Pacer(JOB_SECONDS, JOB_ITEMS if timeout is None else 1, JOB_BYTES)
-        unit = 1 if batching is None else batching.size
+        # Jobs hold whole batches of a batch that runs in the workers.
+        unit = math.lcm(*(spec.unit for _, spec in context.in_workers))
         return _ParallelStage(call, window, self.ordered, sizer, unit, failures)
 
 

@@ -38,7 +38,7 @@ class Enumerate(InlineSpec):
     def describe(self) -> str:
         return f"enumerate(start={self.start})"
 
-    def step(self, label: str) -> Step:
+    def step(self, label: str, position: int = 0) -> Step:
         return _EnumerateStep(self.start)
 
 
@@ -68,7 +68,7 @@ class Take(InlineSpec):
     def describe(self) -> str:
         return f"take({self.n})"
 
-    def step(self, label: str) -> Step:
+    def step(self, label: str, position: int = 0) -> Step:
         return _TakeStep(self.n)
 
 
@@ -98,5 +98,5 @@ class Skip(InlineSpec):
     def describe(self) -> str:
         return f"skip({self.n})"
 
-    def step(self, label: str) -> Step:
+    def step(self, label: str, position: int = 0) -> Step:
         return _SkipStep(self.n)

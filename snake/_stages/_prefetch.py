@@ -14,10 +14,9 @@ import attrs
 import trio
 
 from .._chunking import DownstreamClosed, Inbox, Outbox
-from .._errors import open_nursery
+from .._nursery import open_nursery
 from .._policy import Failures
-from .._workers._executors import Executors
-from ._base import Stage, StageSpec
+from ._base import Context, Stage, StageSpec
 
 
 @attrs.frozen
@@ -27,7 +26,7 @@ class Prefetch(StageSpec):
     def describe(self) -> str:
         return f"prefetch({self.size})"
 
-    def build(self, label: str, executors: Executors) -> Stage:
+    def build(self, context: Context) -> Stage:
         return _PrefetchStage(self.size)
 
 

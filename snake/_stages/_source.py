@@ -21,8 +21,7 @@ from .._errors import add_stage_note
 from .._flushing import watching
 from .._policy import Failures
 from .._validate import func_name
-from .._workers._executors import Executors
-from ._base import Stage, StageSpec
+from ._base import Context, Stage, StageSpec
 
 
 @attrs.frozen
@@ -34,10 +33,12 @@ class IterableSource(StageSpec):
         generator = inspect.isgenerator(obj) or inspect.isasyncgen(obj)
         return f"from_iterable({func_name(obj) if generator else type(obj).__name__})"
 
-    def build(self, label: str, executors: Executors) -> Stage:
+    advice = "the source is the limit: read faster, or prefetch"
+
+    def build(self, context: Context) -> Stage:
         if hasattr(self.obj, "__aiter__"):
-            return _AsyncSource(self.obj, label)
-        return _SyncSource(self.obj, label)
+            return _AsyncSource(self.obj, context.label)
+        return _SyncSource(self.obj, context.label)
 
 
 class _SyncSource:

@@ -20,8 +20,7 @@ from .._errors import add_stage_note, failed_at
 from .._flushing import watching
 from .._policy import ErrorPolicy, Failures, retrying_async
 from .._validate import func_name
-from .._workers._executors import Executors
-from ._base import Stage, StageSpec
+from ._base import Context, Stage, StageSpec
 
 
 @attrs.frozen
@@ -32,7 +31,10 @@ class Then(StageSpec):
     def describe(self) -> str:
         return f"then({func_name(self.fn)})"
 
-    def build(self, label: str, executors: Executors) -> Stage:
+    advice = "use par_then(...) to run calls concurrently"
+
+    def build(self, context: Context) -> Stage:
+        label = context.label
         failures = Failures(self.policy, label) if self.policy.skips else None
         retries = self.policy.retries
         fn = retrying_async(self.fn, retries) if retries else self.fn

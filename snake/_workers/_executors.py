@@ -20,13 +20,14 @@ import cloudpickle
 import trio
 import trio_parallel
 
-from .._errors import open_nursery
 from .._exceptions import timed_out
+from .._nursery import open_nursery
 from .._stats import WorkerStatistics
 from ._forkserver import preload_forkserver
 from ._options import WorkerOptions
 from ._process import ProcessExecutor
-from ._worker import Done, Work, apply_chunk, should_retire, start
+from ._work import Work, apply_chunk
+from ._worker import Done, should_retire, start
 
 #: Seconds a worker process may take to exit once its pipeline is done.
 SHUTDOWN_GRACE = 10.0

@@ -8,9 +8,9 @@ import multiprocessing.forkserver
 import os
 import sys
 
-from ._worker import apply_chunk
+from ._worker import serve
 
-_WORKER_MODULE = apply_chunk.__module__
+_WORKER_MODULE = serve.__module__
 _FORKSERVER_MAIN = __name__.rpartition(".")[0] + "._forkserver_main"
 
 

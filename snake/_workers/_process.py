@@ -38,12 +38,13 @@ import cloudpickle
 import trio
 import trio_parallel
 
-from .._errors import open_nursery
 from .._exceptions import WorkerDiedError, timed_out
+from .._nursery import open_nursery
 from .._stats import WorkerStatistics
 from . import _shm as shm
 from . import _wire as wire
-from ._worker import Done, Work, serve
+from ._work import Work
+from ._worker import Done, serve
 
 #: Jobs in a worker's lane at once: the running one and the next.
 DEPTH = 2

@@ -1,4 +1,4 @@
-"""What runs in a worker thread or process: a job's steps over its items."""
+"""A worker process: its set-up, its job loop, and what its replies carry back."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ import pickle
 import socket
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import cloudpickle
 
-from .._errors import add_stage_note, failed_at
-from .._exceptions import RemoteError, WorkerError
-from .._policy import retry_delay, tried
+from .._errors import in_worker_process
+from .._exceptions import RemoteError
 from . import _wire as wire
 from ._shm import Borrowed, Packed, pack, unpack
+from ._work import Skipped, Work, apply_chunk
 
 #: Work this worker process has received, by the key of its stage.
 _work: dict[str, Work] = {}
@@ -29,8 +29,6 @@ _max_items: int | None = None
 _init_error: Exception | None = None
 #: The main process's slots this worker read items from.
 _borrowed = Borrowed()
-#: Whether this is a worker process (``serve`` runs here), not a thread.
-_in_process = False
 
 
 def ready(shipments: list[tuple[str, bytes]]) -> None:
@@ -70,148 +68,7 @@ def should_retire() -> bool:
 
 #: What a job gives back: results, seconds, bytes moved through shared memory,
 #: and the items skipped as ``(position, exception)``.
-Done = tuple[list[Any], float, int, list[tuple[int, Exception]]]
-
-
-class Batching:
-    """A ``batch`` run in the worker: jobs then hold whole batches."""
-
-    __slots__ = ("collate", "drop_last", "label", "size")
-
-    def __init__(
-        self, size: int, drop_last: bool, collate: Callable[[list[Any]], Any] | None, label: str
-    ) -> None:
-        self.size = size
-        self.drop_last = drop_last
-        self.collate = collate
-        self.label = label
-
-    def apply(self, items: list[Any], base: int) -> list[Any]:
-        # Only the last job of a run can end with a short batch.
-        size = self.size
-        batches = [items[i : i + size] for i in range(0, len(items), size)]
-        if batches and len(batches[-1]) < size and self.drop_last:
-            batches.pop()
-        collate = self.collate
-        if collate is None:
-            return batches
-        out = []
-        for k, batch in enumerate(batches):
-            try:
-                out.append(collate(batch))
-            except Exception as exc:
-                # The input item that completed the failing batch.
-                add_stage_note(exc, self.label, base + k * size + len(batch) - 1)
-                raise
-        return out
-
-
-class Work:
-    """What a job does to each item: a map's function, and the steps fused after it.
-
-    ``steps`` holds ``(keep, fn, label)``: ``keep`` marks a filter, ``label``
-    names the operator in error notes; ``batch``, if any, comes last. Only a
-    map's function, maps and then one filter or one batch are fused, so every
-    step sees items at the positions they had in the stage's input, and an
-    error note can name them exactly.
-    """
-
-    __slots__ = ("batch", "retries", "skip", "steps")
-
-    def __init__(
-        self,
-        steps: tuple[tuple[bool, Callable[[Any], Any], str], ...],
-        batch: Batching | None = None,
-        skip: bool = False,
-        retries: int = 0,
-    ) -> None:
-        self.steps = steps
-        self.batch = batch
-        self.skip = skip  # errors="skip": items the map's function fails on are dropped
-        self.retries = retries  # tries of the map's function after the first
-
-    @property
-    def label(self) -> str:
-        return self.steps[0][2]
-
-
-def apply_chunk(
-    work: Work, items: list[Any], base: int
-) -> tuple[list[Any], float, list[tuple[int, Exception]]]:
-    """``work`` over ``items``, how long it took, and the items it skipped.
-
-    An exception gets its stage note here, where the failing item is known,
-    so it crosses the process boundary already annotated. With
-    ``work.skip``, the items the map's function fails on are dropped, and
-    returned as ``(position, exception)``.
-    """
-    began = time.perf_counter()
-    skipped: list[tuple[int, Exception]] = []
-    for k, (keep, fn, label) in enumerate(work.steps):
-        it = iter(items)
-        if k == 0 and work.retries:
-            fn = _retrying(fn, work.retries)
-        try:
-            if k == 0 and work.skip:
-                items = _skipping(fn, items, it, base, label, skipped)
-            else:
-                items = [x for x in it if fn(x)] if keep else list(map(fn, it))
-        except Exception as exc:
-            add_stage_note(exc, label, base + failed_at(items, it))
-            raise
-        except BaseException as exc:
-            if not _in_process:
-                raise  # a thread's: it reaches the main thread as itself
-            # In a worker process it would end the worker, not the program.
-            error = WorkerError(
-                f"{type(exc).__name__}({', '.join(map(repr, exc.args))}) raised in a worker "
-                "process by a user function; it stops the pipeline instead"
-            )
-            add_stage_note(error, label, base + failed_at(items, it))
-            raise error from exc
-    if work.batch is not None:
-        items = work.batch.apply(items, base)
-    return items, time.perf_counter() - began, skipped
-
-
-def _retrying(fn: Callable[[Any], Any], retries: int) -> Callable[[Any], Any]:
-    """``fn``, tried up to ``retries`` more times while it raises (see ``_policy``)."""
-
-    def call(x: Any) -> Any:
-        for attempt in range(retries):
-            try:
-                return fn(x)
-            except Exception:  # noqa: BLE001 - tried again
-                time.sleep(retry_delay(attempt))
-        try:
-            return fn(x)
-        except Exception as exc:
-            tried(exc, retries)
-            raise
-
-    return call
-
-
-def _skipping(
-    fn: Callable[[Any], Any],
-    items: list[Any],
-    it: Iterator[Any],
-    base: int,
-    label: str,
-    skipped: list[tuple[int, Exception]],
-) -> list[Any]:
-    """``fn`` over what is left of ``it``, dropping the items it raises on."""
-    out: list[Any] = []
-    append = out.append
-    while True:
-        try:
-            for x in it:
-                append(fn(x))
-            return out
-        except Exception as exc:
-            position = base + failed_at(items, it)
-            add_stage_note(exc, label, position)
-            skipped.append((position, exc))
+Done = tuple[list[Any], float, int, Skipped]
 
 
 def apply_shipped(
@@ -259,7 +116,7 @@ def _unsendable(work: Work, results: list[Any], base: int) -> str:
         try:
             cloudpickle.dumps(result)
         except Exception:  # noqa: BLE001 - this is the one
-            if work.batch is None and not any(keep for keep, _, _ in work.steps):
+            if work.one_to_one:
                 return f"the result of item {base + k} of its input cannot be sent back (pickled)"
             return (
                 f"result {k} of the job from item {base} of its input cannot be sent back (pickled)"
@@ -275,8 +132,7 @@ def serve(address: str | bytes, hello: bytes, shipments: list[tuple[str, bytes]]
     (see ``_process``). ``hello`` tells the main process that this is its
     worker, and which of its lanes it serves.
     """
-    global _in_process
-    _in_process = True
+    in_worker_process()
     ready(shipments)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.connect(address)

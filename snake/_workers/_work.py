@@ -1,0 +1,96 @@
+"""What a ``par_map`` job does to its items, in a worker thread or process.
+
+The map's function runs first, then the inline operators that moved into
+the workers after it (``_runner.into_workers``), as the very steps they run
+inline: one ``FusedSteps`` per job, each step made with the position of the
+job's first item, so an error note names the item exactly, as it would
+inline.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import attrs
+
+from .._errors import add_stage_note
+from .._retry import retrying
+from .._stages._base import InlineSpec, InWorkers, Step
+from .._stages._inline import FusedSteps, ItemStep, Map
+
+#: Items a job skipped, as ``(position, exception)``.
+Skipped = list[tuple[int, Exception]]
+
+
+@attrs.frozen
+class Work:
+    """A map's function, and the inline operators that run after it in its workers.
+
+    ``after`` holds each moved operator with its label. Only those whose
+    step keeps positions, and then one last one, move, so every step sees
+    items at the positions they had in the stage's input.
+    """
+
+    #: The map's stage, as notes name it.
+    label: str
+    fn: Callable[[Any], Any]
+    after: tuple[tuple[str, InlineSpec], ...] = ()
+    #: errors="skip": items the map's function fails on are dropped.
+    skip: bool = False
+    #: Tries of the map's function after the first.
+    retries: int = 0
+
+    @property
+    def one_to_one(self) -> bool:
+        """Whether result ``k`` of a job comes from its item ``k``."""
+        keeps = InWorkers.KEEPS_POSITIONS
+        return not self.skip and all(op.in_workers is keeps for _, op in self.after)
+
+
+def apply_chunk(work: Work, items: list[Any], base: int) -> tuple[list[Any], float, Skipped]:
+    """``work`` over ``items``, how long it took, and the items it skipped.
+
+    ``base`` is the position of ``items[0]`` in the stage's input. An
+    exception gets its stage note here, where the failing item is known,
+    so it crosses the process boundary already annotated.
+    """
+    began = time.perf_counter()
+    fn = retrying(work.fn, work.retries) if work.retries else work.fn
+    skipping = _SkippingStep(fn, work.label, base) if work.skip else None
+    first = skipping or Map(fn).step(work.label, base)
+    steps: list[Step] = [first, *(op.step(label, base) for label, op in work.after)]
+    fused = FusedSteps(steps)
+    results = fused.process(items)
+    rest = fused.finish()  # a short last batch
+    if rest:
+        results += rest
+    skipped = [] if skipping is None else skipping.skipped
+    return results, time.perf_counter() - began, skipped
+
+
+class _SkippingStep(ItemStep):
+    """A map's function that drops the items it raises on, keeping them in ``skipped``."""
+
+    __slots__ = ("fn", "skipped")
+
+    def __init__(self, fn: Callable[[Any], Any], label: str, position: int) -> None:
+        super().__init__(label, position)
+        self.fn = fn
+        self.skipped: Skipped = []
+
+    def _apply(self, it: Iterator[Any]) -> list[Any]:
+        out: list[Any] = []
+        append, fn = out.append, self.fn
+        skipped_before = len(self.skipped)
+        while True:
+            try:
+                for x in it:
+                    append(fn(x))
+                return out
+            except Exception as exc:
+                # The items before it each gave a result or were skipped.
+                position = self.seen + len(out) + len(self.skipped) - skipped_before
+                add_stage_note(exc, self.label, position)
+                self.skipped.append((position, exc))
