@@ -17,40 +17,64 @@ Package map:
   _validate    build-time argument checks
 """
 
-from ._exceptions import ItemTimeoutError as ItemTimeoutError
-from ._exceptions import RemoteError as RemoteError
-from ._exceptions import WorkerDiedError as WorkerDiedError
-from ._exceptions import WorkerError as WorkerError
-from ._pipeline import Pipeline as Pipeline
-from ._pipeline import concat as concat
-from ._pipeline import from_iterable as from_iterable
-from ._pipeline import merge as merge
-from ._pipeline import mix as mix
-from ._pipeline import zip as zip  # noqa: A004 - snake.zip, as Python's
-from ._receiver import PipelineReceiver as PipelineReceiver
-from ._stages._epochs import current_epoch as current_epoch
-from ._stats import StageStatistics as StageStatistics
-from ._stats import Statistics as Statistics
-from ._stats import WorkerStatistics as WorkerStatistics
-from ._workers._options import WorkerOptions as WorkerOptions
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ItemTimeoutError",
-    "Pipeline",
-    "PipelineReceiver",
-    "RemoteError",
-    "StageStatistics",
-    "Statistics",
-    "WorkerDiedError",
-    "WorkerError",
-    "WorkerOptions",
-    "WorkerStatistics",
-    "concat",
-    "current_epoch",
-    "from_iterable",
-    "merge",
-    "mix",
-    "zip",
-]
+#: Where each public name lives. A name's module is imported when the name
+#: is first used, not with ``import snake``: a worker process imports only
+#: the worker side it runs (``_workers``), never trio or the engine.
+_HOMES = {
+    "ItemTimeoutError": "._exceptions",
+    "Pipeline": "._pipeline",
+    "PipelineReceiver": "._receiver",
+    "RemoteError": "._exceptions",
+    "StageStatistics": "._stats",
+    "Statistics": "._stats",
+    "WorkerDiedError": "._workers._deaths",
+    "WorkerError": "._exceptions",
+    "WorkerOptions": "._workers._options",
+    "WorkerStatistics": "._stats",
+    "concat": "._pipeline",
+    "current_epoch": "._stages._epochs",
+    "from_iterable": "._pipeline",
+    "merge": "._pipeline",
+    "mix": "._pipeline",
+    "zip": "._pipeline",
+}
+
+__all__ = list(_HOMES)
+
+if TYPE_CHECKING:  # the same names, for type checkers and editors
+    from ._exceptions import ItemTimeoutError as ItemTimeoutError
+    from ._exceptions import RemoteError as RemoteError
+    from ._exceptions import WorkerError as WorkerError
+    from ._pipeline import Pipeline as Pipeline
+    from ._pipeline import concat as concat
+    from ._pipeline import from_iterable as from_iterable
+    from ._pipeline import merge as merge
+    from ._pipeline import mix as mix
+    from ._pipeline import zip as zip  # noqa: A004 - snake.zip, as Python's
+    from ._receiver import PipelineReceiver as PipelineReceiver
+    from ._stages._epochs import current_epoch as current_epoch
+    from ._stats import StageStatistics as StageStatistics
+    from ._stats import Statistics as Statistics
+    from ._stats import WorkerStatistics as WorkerStatistics
+    from ._workers._deaths import WorkerDiedError as WorkerDiedError
+    from ._workers._options import WorkerOptions as WorkerOptions
+
+
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'snake' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value  # found directly from now on
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,40 +1,12 @@
-"""The errors snake raises itself, for what goes wrong in worker processes."""
+"""The errors snake raises itself, for items that time out and for worker processes.
+
+``WorkerDiedError`` is with the rest of the worker side (``_workers._deaths``).
+"""
 
 from __future__ import annotations
 
-import signal
-
-import trio_parallel
-
-# Shown, and pickled, as what users import: snake.WorkerDiedError and so on.
+# Shown, and pickled, as what users import: snake.WorkerError and so on.
 _PUBLIC_MODULE = "snake"
-
-
-class WorkerDiedError(trio_parallel.BrokenWorkerError):  # type: ignore[misc]  # untyped
-    """A worker process died (killed, crashed or exited) while a job needed it.
-
-    ``pid`` and ``exitcode`` are the process's (``exitcode`` is minus the
-    signal that killed it, as in ``multiprocessing``); ``signal`` names that
-    signal, if any. The message names the stage and the items, and says what
-    the signal or exit code usually means.
-    """
-
-    def __init__(self, message: str, pid: int | None, exitcode: int | None) -> None:
-        super().__init__(message)
-        self.pid = pid
-        self.exitcode = exitcode
-
-    @property
-    def signal(self) -> str | None:
-        if self.exitcode is None or self.exitcode >= 0:
-            return None
-        try:
-            return signal.Signals(-self.exitcode).name
-        except ValueError:
-            return f"signal {-self.exitcode}"
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (str(self), self.pid, self.exitcode))
 
 
 class ItemTimeoutError(TimeoutError):
@@ -78,5 +50,5 @@ class RemoteError(RuntimeError):
         )
 
 
-for _error in (WorkerDiedError, WorkerError, RemoteError, ItemTimeoutError):
+for _error in (WorkerError, RemoteError, ItemTimeoutError):
     _error.__module__ = _PUBLIC_MODULE

@@ -12,7 +12,7 @@ import pytest
 import trio
 
 import snake
-from snake._workers import _shm
+from snake._workers import _packing, _shm, _slots
 
 pytestmark = pytest.mark.skipif(not _shm.AVAILABLE, reason="shared memory needs /dev/shm")
 
@@ -39,11 +39,11 @@ async def test_large_bytes_bytearray_and_memoryview_come_back_through_shared_mem
 
 
 def test_pack_keeps_small_results_in_the_pickle_and_large_ones_out() -> None:
-    small = _shm.pack([1, b"x" * 100], "snake-test-")
-    assert small.name is None and _shm.unpack(small) == [1, b"x" * 100]
-    packed = _shm.pack([b"y" * MiB, 2], f"snake-{os.getpid()}-unit-")
+    small = _packing.pack([1, b"x" * 100], "snake-test-")
+    assert small.name is None and _packing.unpack(small) == [1, b"x" * 100]
+    packed = _packing.pack([b"y" * MiB, 2], f"snake-{os.getpid()}-unit-")
     assert packed.name is not None and len(packed.data) < 1000
-    assert _shm.unpack(packed) == [b"y" * MiB, 2]
+    assert _packing.unpack(packed) == [b"y" * MiB, 2]
     assert segments() == []
 
 
@@ -53,7 +53,7 @@ def test_a_full_shared_memory_gives_an_error_that_says_so(monkeypatch: pytest.Mo
 
     monkeypatch.setattr(os, "posix_fallocate", full)
     with pytest.raises(OSError, match=r"shared memory is full: a job's results need 1\.0 MiB"):
-        _shm.pack([b"z" * MiB], f"snake-{os.getpid()}-unit-")
+        _packing.pack([b"z" * MiB], f"snake-{os.getpid()}-unit-")
     assert segments() == []
 
 
@@ -90,7 +90,7 @@ async def test_an_outer_cancel_leaves_no_segment_behind() -> None:
 
 def test_results_pickle_the_same_as_without_shared_memory() -> None:
     value: Any = {"a": [b"q" * MiB, bytearray(3)], "b": (1, 2.5, None)}
-    assert _shm.unpack(_shm.pack([value], f"snake-{os.getpid()}-unit-")) == [value]
+    assert _packing.unpack(_packing.pack([value], f"snake-{os.getpid()}-unit-")) == [value]
     assert pickle.loads(pickle.dumps(value)) == value
 
 
@@ -98,13 +98,13 @@ def test_results_pickle_the_same_as_without_shared_memory() -> None:
 def created(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Grows by one for each shared-memory slot made."""
     made: list[int] = []
-    new = _shm.Slots._new
+    new = _slots.Slots._new
 
-    def counting(self: _shm.Slots) -> tuple[str, int]:
+    def counting(self: _slots.Slots) -> tuple[str, int]:
         made.append(1)
         return new(self)
 
-    monkeypatch.setattr(_shm.Slots, "_new", counting)
+    monkeypatch.setattr(_slots.Slots, "_new", counting)
     return made
 
 
@@ -150,14 +150,14 @@ def test_sync_iteration_frees_slots_from_its_own_thread() -> None:
 
 
 def test_a_slot_goes_back_when_the_last_view_of_it_goes() -> None:
-    slots = _shm.Slots(f"snake-{os.getpid()}-unit-", keep=4)
+    slots = _slots.Slots(f"snake-{os.getpid()}-unit-", keep=4)
     assert slots.take() is None  # not sized before results were seen
     slots.fit(MiB + 1)
     slot = slots.take()
     assert slot is not None and slot[1] == 2 * MiB  # rounded up to whole MiB
-    packed = _shm.pack([memoryview(bytearray(b"a") * MiB)], "snake-unused-", slot)
+    packed = _packing.pack([memoryview(bytearray(b"a") * MiB)], "snake-unused-", slot)
     assert packed.reused and packed.name == slot[0]
-    [view] = _shm.unpack(packed, slots)
+    [view] = _packing.unpack(packed, slots)
     assert slots.take() != slot  # still in use: another slot is made
     del view
     assert slots.take() == slot  # free again
@@ -166,18 +166,18 @@ def test_a_slot_goes_back_when_the_last_view_of_it_goes() -> None:
 
 
 def test_a_worker_unmaps_slots_the_main_process_removed() -> None:
-    slots = _shm.Slots(f"snake-{os.getpid()}-unit-", keep=4)
+    slots = _slots.Slots(f"snake-{os.getpid()}-unit-", keep=4)
     slots.fit(MiB)
     first, second = slots.take(), slots.take()
     assert first is not None and second is not None
-    _shm.pack([bytes(MiB)], "snake-unused-", first)
-    assert first[0] in _shm._slot_mappings
+    _packing.pack([bytes(MiB)], "snake-unused-", first)
+    assert first[0] in _packing._slot_mappings
     slots.drop(first)
-    _shm.pack([bytes(MiB)], "snake-unused-", second)
-    assert first[0] not in _shm._slot_mappings and second[0] in _shm._slot_mappings
+    _packing.pack([bytes(MiB)], "snake-unused-", second)
+    assert first[0] not in _packing._slot_mappings and second[0] in _packing._slot_mappings
     slots.close()
-    assert _shm._slot_mapping(second[0], MiB) is None  # gone: the job gets a segment of its own
-    assert second[0] not in _shm._slot_mappings
+    assert _packing._slot_mapping(second[0], MiB) is None  # gone: the job gets a segment of its own
+    assert second[0] not in _packing._slot_mappings
     assert segments() == []
 
 
@@ -218,13 +218,13 @@ async def test_items_a_worker_keeps_are_not_overwritten_by_later_jobs() -> None:
 
 
 def test_a_worker_reports_a_borrowed_slot_once_its_items_are_gone() -> None:
-    slots = _shm.Slots(f"snake-{os.getpid()}-unit-", keep=4)
+    slots = _slots.Slots(f"snake-{os.getpid()}-unit-", keep=4)
     slots.fit(MiB)
     slot = slots.take()
     assert slot is not None
-    packed = _shm.pack([memoryview(bytearray(b"q") * MiB)], "snake-unused-", slot)
-    borrowed = _shm.Borrowed()
-    [view] = _shm.unpack(packed, borrowed)
+    packed = _packing.pack([memoryview(bytearray(b"q") * MiB)], "snake-unused-", slot)
+    borrowed = _packing.Borrowed()
+    [view] = _packing.unpack(packed, borrowed)
     assert view[0] == ord("q") and borrowed.take_released() == []
     del view
     assert borrowed.take_released() == [slot[0]]
@@ -273,8 +273,8 @@ def test_cpu_tensors_travel_out_of_band_and_come_back_as_tensors(
     monkeypatch.setitem(sys.modules, "torch", fake)
     array = np.arange(MiB // 4, dtype=np.float32)
     tensors = [Tensor(array), Tensor(array, requires_grad=True), Tensor(array, sparse=True)]
-    packed = _shm.pack(tensors, f"snake-{os.getpid()}-unit-")
-    [(how, back), *kept] = _shm.unpack(packed)  # first: it removes the segment
+    packed = _packing.pack(tensors, f"snake-{os.getpid()}-unit-")
+    [(how, back), *kept] = _packing.unpack(packed)  # first: it removes the segment
     assert packed.sizes == [array.nbytes]  # only the plain tensor went out of band
     assert how == "from_numpy" and np.array_equal(back, array) and back.flags.writeable
     assert [(type(t), t.requires_grad, t.sparse) for t in kept] == [

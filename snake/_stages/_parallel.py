@@ -28,13 +28,14 @@ import trio
 from .. import _validate as check
 from .._chunking import DownstreamClosed, Inbox, Outbox, Pacer
 from .._errors import add_stage_note
-from .._exceptions import ItemTimeoutError, WorkerDiedError
+from .._exceptions import ItemTimeoutError
 from .._nursery import open_nursery
 from .._ordering import Reorderer
 from .._policy import ErrorPolicy, Failures, retrying_async
 from .._retry import retry_delay, tried
 from .._stats import StageClock
 from .._validate import func_name
+from .._workers._deaths import WorkerDiedError
 from .._workers._executors import Executor, cpu_count
 from .._workers._options import WorkerOptions
 from .._workers._work import Work
@@ -145,9 +146,7 @@ class ParMap(StageSpec):
                 # The function's own errors are retried in the worker; here,
                 # a worker's death or a timeout (on a fresh worker).
                 try:
-                    results, elapsed, nbytes, skipped = await executor.run_chunk(
-                        work, items, base, running, timeout
-                    )
+                    done = await executor.run_chunk(work, items, base, running, timeout)
                     break
                 except (ItemTimeoutError, WorkerDiedError) as failure:
                     if attempt < retries:
@@ -159,9 +158,9 @@ class ParMap(StageSpec):
                     return _skip_or_raise(failure, label, base, failures)
             if failures is not None:
                 failures.seen = max(failures.seen, base + len(items))
-                for position, exc in skipped:
+                for position, exc in done.skipped:
                     failures.skip(exc, position)
-            return results, elapsed, nbytes
+            return done.results, done.seconds, done.nbytes
 
         # More jobs than run at once may be in flight, so that a worker has
         # its next job at hand, and one done early starts another while an

@@ -25,9 +25,9 @@ from .._nursery import open_nursery
 from .._stats import WorkerStatistics
 from ._forkserver import preload_forkserver
 from ._options import WorkerOptions
-from ._process import ProcessExecutor
-from ._work import Work, apply_chunk
-from ._worker import Done, should_retire, start
+from ._pool import ProcessExecutor
+from ._work import ChunkResult, Work, apply_chunk
+from ._worker import should_retire, start
 
 #: Seconds a worker process may take to exit once its pipeline is done.
 SHUTDOWN_GRACE = 10.0
@@ -42,7 +42,7 @@ def cpu_count() -> int:
 
 
 class Executor(Protocol):
-    """Runs a job's work (``_worker.Work``) over chunks of items somewhere else.
+    """Runs a job's work (``_work.Work``) over chunks of items somewhere else.
 
     The whole protocol: ``prepare`` a work, ``run_chunk`` it (stopping or
     abandoning it on cancel). Closing belongs to whoever opened the executor
@@ -59,10 +59,10 @@ class Executor(Protocol):
         base: int,
         limiter: trio.CapacityLimiter,
         timeout: float | None = None,
-    ) -> Done:
-        """``work`` over ``items``, the seconds it took where it ran, the bytes
-        of large buffers its items and results moved (0 where none did), and
-        the items it skipped (``work.skip``) as ``(position, exception)``.
+    ) -> ChunkResult:
+        """``work`` over ``items``: the results, the seconds it took where it
+        ran, the bytes of large buffers its items and results moved (0 where
+        none did), and the items it skipped (``work.skip``).
 
         An error from a user function is raised here as itself, with its
         stage note (``base`` is the stage-input position of ``items[0]``).
@@ -91,13 +91,12 @@ class ThreadExecutor:
         base: int,
         limiter: trio.CapacityLimiter,
         timeout: float | None = None,
-    ) -> Done:
+    ) -> ChunkResult:
         async with limiter:  # the clock starts once a thread is free
             with trio.move_on_after(math.inf if timeout is None else timeout):
-                results, elapsed, skipped = await trio.to_thread.run_sync(
+                return await trio.to_thread.run_sync(
                     apply_chunk, work, items, base, limiter=self._unlimited, abandon_on_cancel=True
                 )
-                return results, elapsed, 0, skipped
         assert timeout is not None
         raise timed_out(timeout)  # its thread runs on, abandoned
 

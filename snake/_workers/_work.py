@@ -20,8 +20,20 @@ from .._retry import retrying
 from .._stages._base import InlineSpec, InWorkers, Step
 from .._stages._inline import FusedSteps, ItemStep, Map
 
-#: Items a job skipped, as ``(position, exception)``.
+#: Items a job skipped (``errors="skip"``), as ``(position, exception)``.
 Skipped = list[tuple[int, Exception]]
+
+
+@attrs.frozen
+class ChunkResult:
+    """What running a chunk of items gives its stage: the results, the seconds
+    it took where it ran, the bytes of large buffers its items and results
+    moved through shared memory, and the items it skipped."""
+
+    results: list[Any]
+    seconds: float
+    nbytes: int
+    skipped: Skipped
 
 
 @attrs.frozen
@@ -49,7 +61,7 @@ class Work:
         return not self.skip and all(op.in_workers is keeps for _, op in self.after)
 
 
-def apply_chunk(work: Work, items: list[Any], base: int) -> tuple[list[Any], float, Skipped]:
+def apply_chunk(work: Work, items: list[Any], base: int) -> ChunkResult:
     """``work`` over ``items``, how long it took, and the items it skipped.
 
     ``base`` is the position of ``items[0]`` in the stage's input. An
@@ -67,7 +79,7 @@ def apply_chunk(work: Work, items: list[Any], base: int) -> tuple[list[Any], flo
     if rest:
         results += rest
     skipped = [] if skipping is None else skipping.skipped
-    return results, time.perf_counter() - began, skipped
+    return ChunkResult(results, time.perf_counter() - began, 0, skipped)
 
 
 class _SkippingStep(ItemStep):

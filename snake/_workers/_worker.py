@@ -12,13 +12,16 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import cloudpickle
 
 from .._errors import in_worker_process
 from .._exceptions import RemoteError
 from . import _wire as wire
-from ._shm import Borrowed, Packed, pack, unpack
-from ._work import Skipped, Work, apply_chunk
+from ._messages import JobMessage, Reply, Result
+from ._packing import Borrowed, pack, unpack
+from ._shm import Packed
+from ._work import Work, apply_chunk
 
 #: Work this worker process has received, by the key of its stage.
 _work: dict[str, Work] = {}
@@ -66,48 +69,34 @@ def should_retire() -> bool:
     return _max_items is not None and _items_done >= _max_items
 
 
-#: What a job gives back: results, seconds, bytes moved through shared memory,
-#: and the items skipped as ``(position, exception)``.
-Done = tuple[list[Any], float, int, Skipped]
+def apply_shipped(job: JobMessage) -> Result:
+    """``apply_chunk`` with the work this process keeps under ``job.key``.
 
-
-def apply_shipped(
-    key: str,
-    pickled: bytes | None,
-    items: list[Any] | Packed,
-    base: int,
-    shm: str | None,
-    slot: tuple[str, int] | None,
-) -> tuple[Packed, float, list[tuple[int, Exception]]]:
-    """``apply_chunk`` with the work this process keeps under ``key``.
-
-    Work is sent to each worker process once, not with every job (its
-    functions may hold large data): as it starts (``ready``), or as
-    ``pickled`` with the first job of it that its lane sends (see
-    ``_process``). With ``shm``, a name prefix, large buffers in the results go back
-    through shared memory: into ``slot`` if they fit (see ``_shm``). The
-    seconds returned include packing them. ``items`` may come packed the
-    same way, with their large buffers in shared memory.
+    With a shared-memory prefix, large buffers in the results go back
+    through shared memory: into the job's slot if they fit (see
+    ``_packing``). The seconds returned include packing them. The items may
+    come packed the same way, with their large buffers in shared memory.
     """
     global _items_done
     if _init_error is not None:
         raise _init_error
-    work = _work.get(key)
+    work = _work.get(job.key)
     if work is None:
-        assert pickled is not None, "the main process sends work with a worker's first job of it"
-        work = _work[key] = pickle.loads(pickled)
+        assert job.work is not None, "the main process sends work with a worker's first job of it"
+        work = _work[job.key] = pickle.loads(job.work)
+    items = job.items
     if isinstance(items, Packed):
         items = unpack(items, _borrowed)
     _items_done += len(items)
     began = time.perf_counter()
-    results, _, skipped = apply_chunk(work, items, base)
+    done = apply_chunk(work, items, job.base)
     try:
-        packed = pack(results, shm, slot)
+        packed = pack(done.results, job.shm_prefix, job.slot)
     except Exception as exc:
-        exc.add_note(f"snake: in stage {work.label}, {_unsendable(work, results, base)}")
+        exc.add_note(f"snake: in stage {work.label}, {_unsendable(work, done.results, job.base)}")
         raise
-    sent = [(position, _sendable(exc)) for position, exc in skipped]
-    return packed, time.perf_counter() - began, sent
+    sent = [(position, _sendable(exc)) for position, exc in done.skipped]
+    return Result(packed, time.perf_counter() - began, sent)
 
 
 def _unsendable(work: Work, results: list[Any], base: int) -> str:
@@ -142,21 +131,20 @@ def serve(address: str | bytes, hello: bytes, shipments: list[tuple[str, bytes]]
 
 
 def _run_job(message: bytes) -> bytes:
-    """Run one job; its reply, pickled: ``(ok, results or exception, retiring,
-    slots of items released)``."""
-    args = None
+    """Run one job; its reply, pickled."""
+    job = None
     try:
-        args = pickle.loads(message)
-        result = apply_shipped(*args)
-        reply: tuple[bool, Any, bool, list[str]] = (True, result, should_retire(), [])
+        job = pickle.loads(message)
+        outcome: Result | BaseException = apply_shipped(job)
     except BaseException as exc:  # noqa: BLE001 - it belongs to the job: the main process raises it
-        reply = (False, _picklable_error(exc), should_retire(), [])
-    del args  # the job's items, so that their slots count as released
-    reply[3].extend(_borrowed.take_released())
+        outcome = _picklable_error(exc)
+    del job  # its items, so that their slots count as released
+    reply = Reply(outcome, should_retire(), _borrowed.take_released())
     try:
         return cloudpickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
     except Exception:  # noqa: BLE001 - results are pickled already: the error cannot be
-        return cloudpickle.dumps((False, _remote(reply[1]), *reply[2:]))  # type: ignore[no-any-return]
+        unpicklable = attrs.evolve(reply, outcome=_remote(outcome))  # type: ignore[arg-type]
+        return cloudpickle.dumps(unpicklable)  # type: ignore[no-any-return]
 
 
 def _sendable(exc: Exception) -> Exception:

@@ -1,0 +1,84 @@
+"""How the package is laid out: small modules, no import cycles, lean workers, lazy names."""
+
+from __future__ import annotations
+
+import ast
+import io
+import subprocess
+import sys
+import tokenize
+from collections.abc import Iterator
+from pathlib import Path
+
+import snake
+
+PACKAGE = Path(snake.__file__).parent
+#: Lines of code (docstrings, comments and blank lines aside) a module and a
+#: function may have at most.
+MODULE_LINES = 300
+FUNCTION_LINES = 60
+
+
+def modules() -> Iterator[tuple[str, Path]]:
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        yield ".".join(parts[:-1] if parts[-1] == "__init__" else parts), path
+
+
+def code_lines(source: str, tree: ast.Module) -> set[int]:
+    """The numbers of the lines that hold code: not docstrings, comments or blanks."""
+    docstrings: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            first = node.body[0] if node.body else None
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                assert first.end_lineno is not None
+                docstrings.update(range(first.lineno, first.end_lineno + 1))
+    skip = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT}
+    lines: set[int] = set()
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type not in skip and token.type != tokenize.ENDMARKER:
+            lines.update(range(token.start[0], token.end[0] + 1))
+    return lines - docstrings
+
+
+def test_no_module_or_function_is_too_long_to_read_in_one_sitting() -> None:
+    long = []
+    for name, path in modules():
+        source = path.read_text()
+        tree = ast.parse(source)
+        lines = code_lines(source, tree)
+        if len(lines) > MODULE_LINES:
+            long.append(f"module {name}: {len(lines)} lines of code")
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                assert node.end_lineno is not None
+                count = len([n for n in lines if node.lineno <= n <= node.end_lineno])
+                if count > FUNCTION_LINES:
+                    long.append(f"function {name}.{node.name}: {count} lines of code")
+    assert long == []
+
+
+def test_a_worker_process_loads_the_worker_side_only() -> None:
+    # What trio_parallel's worker imports to find snake's job loop.
+    code = "import sys, snake._workers._worker; print(' '.join(sorted(sys.modules)))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "trio" not in loaded and "trio_parallel" not in loaded
+    engine = {"snake._pipeline", "snake._runner", "snake._chunking", "snake._stages._parallel"}
+    assert engine.isdisjoint(loaded)
+    assert "snake._workers._worker" in loaded
+
+
+def test_the_public_names_are_the_same_for_python_and_for_type_checkers() -> None:
+    tree = ast.parse((PACKAGE / "__init__.py").read_text())
+    [checking] = [n for n in tree.body if isinstance(n, ast.If)]
+    declared = {
+        alias.asname: f".{node.module}"
+        for node in checking.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    assert declared == snake._HOMES
+    assert set(snake.__all__) <= set(dir(snake))
