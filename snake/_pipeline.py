@@ -20,9 +20,10 @@ from ._report import Reporting
 from ._runner import describe, open_pipeline
 from ._stages._base import Spec
 from ._stages._batch import Batch, Unbatch
-from ._stages._combine import Combine, Interleave
+from ._stages._combine import Concat, Merge, Mix, Zip
 from ._stages._epochs import Repeat, Shard, Shuffle
 from ._stages._inline import Filter, FlatMap, Map
+from ._stages._interleave import Interleave
 from ._stages._parallel import ParMap, ParThen
 from ._stages._positional import Enumerate, Skip, Take
 from ._stages._prefetch import Prefetch
@@ -69,7 +70,7 @@ def from_iterable(obj: Iterable[T] | AsyncIterable[T], /) -> Pipeline[T]:
 
 def concat(*pipelines: Pipeline[T]) -> Pipeline[T]:
     """The items of each pipeline, one pipeline after another (``itertools.chain``)."""
-    return Pipeline((Combine("concat", check.check_pipelines(pipelines, "concat")),))
+    return Pipeline((Concat(check.check_pipelines(pipelines, "concat")),))
 
 
 def zip(*pipelines: Pipeline[Any]) -> Pipeline[tuple[Any, ...]]:  # noqa: A001 - as snake.zip
@@ -78,7 +79,7 @@ def zip(*pipelines: Pipeline[Any]) -> Pipeline[tuple[Any, ...]]:  # noqa: A001 -
     The pipelines run at once, each with its own stages; when the shortest
     ends, the others are stopped.
     """
-    return Pipeline((Combine("zip", check.check_pipelines(pipelines, "zip")),))
+    return Pipeline((Zip(check.check_pipelines(pipelines, "zip")),))
 
 
 def merge(*pipelines: Pipeline[T]) -> Pipeline[T]:
@@ -87,7 +88,7 @@ def merge(*pipelines: Pipeline[T]) -> Pipeline[T]:
     Each pipeline's own items keep their order; between pipelines, whichever
     produces first goes first (completion order).
     """
-    return Pipeline((Combine("merge", check.check_pipelines(pipelines, "merge")),))
+    return Pipeline((Merge(check.check_pipelines(pipelines, "merge")),))
 
 
 def mix(
@@ -112,7 +113,7 @@ def mix(
     check.check_choice(stop, "stop", ("first_exhausted", "all_exhausted"))
     if seed is not None:
         check.check_int(seed, "seed", minimum=-(2**63))
-    return Pipeline((Combine("mix", specs, weights, seed, stop),))
+    return Pipeline((Mix(specs, weights, seed, stop),))
 
 
 @attrs.frozen(repr=False)
@@ -503,7 +504,7 @@ class Pipeline(Generic[T]):
         async with open_pipeline(self._specs, reporting=reporting) as items:
             while True:
                 try:
-                    out += await items._receive_chunk()
+                    out += await items.receive_chunk()
                 except trio.EndOfChannel:
                     return out
 

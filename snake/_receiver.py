@@ -77,6 +77,22 @@ class PipelineReceiver(trio.abc.ReceiveChannel[T]):
                 return x
             await self._refill()
 
+    async def receive_chunk(self) -> list[T]:
+        """The next items in bulk: the rest of the chunk being read, or the next chunk.
+
+        For consumers that take many items at a time (``collect()`` reads
+        this way); mixed with ``receive()`` and ``async for``, every item
+        still comes out once, in order.
+
+        Raises:
+          trio.EndOfChannel: the pipeline has produced all its items.
+        """
+        rest = list(self._pending)
+        if rest:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            return rest
+        return await self._chunks.receive()
+
     def __aiter__(self) -> AsyncIterator[T]:  # type: ignore[override]
         # `async for` is a pipeline's hot loop: an async generator resumed
         # from C costs a fraction of a receive() call per item. The receiver
@@ -129,14 +145,6 @@ class PipelineReceiver(trio.abc.ReceiveChannel[T]):
             for x in itertools.islice(it, count):
                 yield x
             pacer.record(count, perf_counter() - began)
-
-    async def _receive_chunk(self) -> list[T]:
-        """The rest of the current chunk, or the next one: for bulk consumers."""
-        rest = list(self._pending)
-        if rest:
-            await trio.lowlevel.checkpoint_if_cancelled()
-            return rest
-        return await self._chunks.receive()
 
     def _receive_chunks_nowait(self, into: list[list[T]], limit: int) -> int:
         """Append chunks that are already here to ``into``, up to ``limit`` items.

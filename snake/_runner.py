@@ -1,5 +1,8 @@
 """The one place that runs a pipeline: specs to stages, channels and tasks.
 
+Stages made of other pipelines (``concat``, ``repeat``, ...) run them
+nested, through ``pump`` and ``forward``, each with its own stages.
+
 Every stage is a task in the nursery ``open_pipeline`` owns, inside a cancel
 scope of its own; neighbours are joined by bounded memory channels carrying
 chunks. A stage that needs no more input (a satisfied ``take``, or nobody
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import attrs
@@ -148,6 +151,28 @@ async def open_pipeline(
     tokens, workers = process_workers(specs)
     async with _open(plan(specs), tokens, workers, output_chunks, reporting) as items:
         yield items
+
+
+async def pump(
+    specs: Sequence[Spec],
+    deliver: Callable[[list[Any]], Awaitable[None]],
+    done: Callable[[], bool] = lambda: False,
+) -> None:
+    """Run the pipeline ``specs``, nested in this task, each chunk to ``deliver``,
+    until it ends or ``done()``: how a stage made of other pipelines runs them."""
+    async with open_pipeline(specs) as items:
+        while not done():
+            try:
+                chunk = await items.receive_chunk()
+            except trio.EndOfChannel:
+                return
+            await deliver(chunk)
+
+
+async def forward(specs: Sequence[Spec], send: trio.MemorySendChannel[list[Any]]) -> None:
+    """Run the pipeline ``specs`` into ``send``, and close it at the end."""
+    with send:
+        await pump(specs, send.send)
 
 
 def _cancel(scopes: Sequence[trio.CancelScope]) -> None:

@@ -83,7 +83,7 @@ class _Bridge(Generic[T]):
             async with self._open(output_chunks=OUTPUT_CHUNKS) as items:
                 while True:
                     try:
-                        chunk = await items._receive_chunk()
+                        chunk = await items.receive_chunk()
                     except trio.EndOfChannel:
                         return
                     await self._room.acquire()

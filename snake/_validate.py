@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
+import sys
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
@@ -151,9 +153,6 @@ def check_shard(index: object, count: object) -> tuple[int, int]:
 
 
 def _rank_and_world() -> tuple[object, object, str]:
-    import os
-    import sys
-
     rank, world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
     if (rank is None) != (world is None):
         raise ValueError(

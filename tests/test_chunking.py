@@ -20,7 +20,7 @@ async def chunk_sizes(pipeline: snake.Pipeline[int]) -> list[int]:
         assert isinstance(items, PipelineReceiver)
         while True:
             try:
-                sizes.append(len(await items._receive_chunk()))
+                sizes.append(len(await items.receive_chunk()))
             except trio.EndOfChannel:
                 return sizes
 

@@ -59,6 +59,56 @@ def test_no_module_or_function_is_too_long_to_read_in_one_sitting() -> None:
     assert long == []
 
 
+def imports(name: str, path: Path) -> set[str]:
+    """The snake modules ``name`` imports when it runs: at its top or inside
+    functions, but not under ``if TYPE_CHECKING:`` (for type checkers only)."""
+    known = dict(modules())
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in _runtime_nodes(ast.parse(path.read_text()).body):
+        if isinstance(node, ast.ImportFrom):
+            base = package.split(".")[: len(package.split(".")) - node.level + 1]
+            target = ".".join(base + [node.module] if node.module else base)
+            if not node.level:
+                target = node.module or ""
+            for alias in node.names:
+                child = f"{target}.{alias.name}"
+                found.add(child if child in known else target)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {m for m in found if m in known and m != name}
+
+
+def _runtime_nodes(body: list[ast.stmt]) -> Iterator[ast.AST]:
+    for node in body:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            yield from _runtime_nodes(node.orelse)
+            continue
+        yield node
+        for field in ("body", "orelse", "finalbody", "handlers"):
+            inner = getattr(node, field, None)
+            if isinstance(inner, list):
+                yield from _runtime_nodes([n for n in inner if isinstance(n, ast.stmt)])
+        for handler in getattr(node, "handlers", []):
+            yield from _runtime_nodes(handler.body)
+
+
+def test_no_module_of_snake_imports_itself_through_others() -> None:
+    graph = {name: imports(name, path) for name, path in modules()}
+    cycles = []
+    for start in graph:
+        # Every module reachable from `start`; a cycle brings us back to it.
+        seen, todo = set(), list(graph[start])
+        while todo:
+            module = todo.pop()
+            if module not in seen:
+                seen.add(module)
+                todo.extend(graph[module])
+        if start in seen:
+            cycles.append(start)
+    assert cycles == []
+
+
 def test_a_worker_process_loads_the_worker_side_only() -> None:
     # What trio_parallel's worker imports to find snake's job loop.
     code = "import sys, snake._workers._worker; print(' '.join(sorted(sys.modules)))"

@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 
 from .._policy import Failures
+from .._runner import pump
 from ._base import Context, InlineSpec, Spec, Stage, StageSpec, Step
 
 #: The epoch a run of a pipeline belongs to, set by ``repeat`` for the runs it makes.
@@ -164,8 +165,6 @@ class _RepeatStage:
         self._times = times
 
     async def run(self, inbox: Any, outbox: Any) -> None:
-        from ._combine import pump
-
         epochs = itertools.count() if self._times is None else range(self._times)
         for epoch in epochs:
             token = _epoch.set(epoch)
