@@ -3,7 +3,9 @@
 What the benchmark scripts of this folder share: the command line (``--quick``,
 ``--repeat``, ``--only``), the header naming the versions and the machine, the
 contenders and their rounds, the medians and ratios against a reference, the
-table, and the checks that a contender's output is right.
+table, and the checks that a contender's output is right. A workload says what
+differs (``Workload``: its contenders, reference, goals and notes);
+``run_workload`` does the rest, the same way for every table.
 
 Worker processes of a benchmark may import its script again, and this module
 with it: its imports stay with the standard library, trio and snake, which
@@ -17,15 +19,14 @@ import os
 import platform
 import statistics
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import trio
+from _snake_runs import cpu_count
 
 import snake
-import snake._demo
-from snake._workers._executors import cpu_count
 
 # --- checking outputs -----------------------------------------------------------
 
@@ -57,13 +58,15 @@ class Contender:
     """One way of doing a workload's work; ``run`` returns the timed seconds.
 
     ``attempt`` lets a failure propagate. A subclass may record it in ``error``
-    instead: the contender then counts as failed.
+    instead: the contender then counts as failed. Without ``warm``, the contender
+    skips the warm-up round (a reference that does no work of its own).
     """
 
     name: str
     run: Callable[[], float]
     seconds: list[float] = field(default_factory=list)
     error: str | None = None
+    warm: bool = True
 
     @property
     def ok(self) -> bool:
@@ -127,6 +130,11 @@ class Metric:
     def text(self, value: float) -> str:
         return f"{value:.3f} s" if self.n is None else f"{value:,.0f} items/s"
 
+    @property
+    def unit(self) -> str:
+        """What a chart's axis counts."""
+        return "seconds (lower is better)" if self.n is None else "items/s (higher is better)"
+
     def ratio(self, c: Contender, ref: Contender) -> float:
         """The ratio of the medians."""
         return self.median(c) / self.median(ref)
@@ -143,6 +151,11 @@ def ratio_text(ratio: float) -> str:
 
 def span_text(values: Sequence[float]) -> str:
     return f"{min(values):.2f}-{max(values):.2f}x"
+
+
+def versus(metric: Metric, c: Contender, other: Contender) -> str:
+    """The ratio of ``c`` to ``other``, of the medians and within each round."""
+    return f"{ratio_text(metric.ratio(c, other))} (per round {span_text(metric.ratios(c, other))})"
 
 
 # --- tables ---------------------------------------------------------------------
@@ -168,9 +181,10 @@ RIGHT = (False, True, True, True, False, False)
 
 
 def rows_for(
-    metric: Metric, ref: Contender | None, contenders: Sequence[Contender], ref_label: str
+    metric: Metric, ref: Contender | None, contenders: Sequence[Contender], ref_label: str | None
 ) -> list[Row]:
-    """A row per contender, with ratios against ``ref`` where it ran."""
+    """A row per contender, with ratios against ``ref`` where it ran; ``ref_label``
+    follows the reference's name, if any."""
     rows = []
     for c in contenders:
         if not c.ok:
@@ -178,7 +192,7 @@ def rows_for(
             continue
         row = Row(c.name, metric.text(metric.median(c)))
         if c is ref:
-            row.contender = f"{c.name} ({ref_label})"
+            row.contender = c.name if ref_label is None else f"{c.name} ({ref_label})"
             row.ratio = "1.00x"
         elif ref is not None and ref.ok:
             row.ratio = ratio_text(metric.ratio(c, ref))
@@ -217,6 +231,105 @@ def print_table(title: str, rows: Sequence[Row], notes: Sequence[str] = ()) -> N
     for note in notes:
         print(f"  {note}")
     sys.stdout.flush()
+
+
+# --- workloads --------------------------------------------------------------------
+
+
+@dataclass
+class Table:
+    """A workload's table once its rounds have run: what its ``judge`` fills in."""
+
+    metric: Metric
+    reference: Contender | None
+    shown: list[Contender]  # a row each, in order
+    rows: list[Row]
+    notes: list[str] = field(default_factory=list)
+    chart: str | None = None  # the bar chart's title, if the workload has one
+
+    def row(self, c: Contender) -> Row:
+        return self.rows[self.shown.index(c)]
+
+    def judge(self, c: Contender, goal: str, meets: bool) -> None:
+        """Give ``c``'s row its goal and verdict."""
+        self.row(c).judge(goal, meets)
+
+
+class Workload:
+    """One table of a benchmark: what differs from one table to the next.
+
+    ``run_workload`` runs ``contenders()`` of ``warm()`` once, untimed, then
+    ``contenders()`` round-robin, and prints a row for each of ``shown()``, with
+    ratios against ``reference()``; ``judge`` then adds goals, rows and notes, and
+    the lines of ``skipped()`` and the failures close the notes.
+    """
+
+    #: Seconds of quiet before each timed run (see ``round_robin``).
+    settle: float = 0.0
+    #: Said after the reference's name in its row (None: nothing).
+    ref_label: str | None = "reference"
+
+    def title(self, rounds: int) -> str:
+        raise NotImplementedError
+
+    def metric(self) -> Metric:
+        return Metric()
+
+    def contenders(self) -> Sequence[Contender]:
+        """Every contender to time, the table's in the table's order."""
+        raise NotImplementedError
+
+    def warm(self) -> Workload | None:
+        """The workload to run once, untimed, first (None: no warm-up round): by
+        default this one, often the same at a smaller size. Its contenders are built
+        anew; one that fails there keeps its error in the timed rounds."""
+        return self
+
+    def reference(self, timed: Sequence[Contender]) -> Contender | None:
+        return timed[0]
+
+    def shown(self, timed: Sequence[Contender], reference: Contender | None) -> list[Contender]:
+        """The contenders that get a row, in order."""
+        return list(timed)
+
+    def judge(self, table: Table) -> None:
+        """Goals and verdicts, rows below the contenders', notes."""
+
+    def skipped(self) -> list[str]:
+        """A note for each contender left out, saying why."""
+        return []
+
+    def chart(self) -> str | None:
+        """The title of the workload's bar chart, if it has one."""
+        return None
+
+
+def run_workload(workload: Workload, rounds: int) -> Table:
+    """Warm up, run ``rounds`` rounds, judge and print the workload's table."""
+    warm = workload.warm()
+    warmed = [c for c in warm.contenders() if c.warm] if warm is not None else []
+    warm_up(warmed)
+    timed = list(workload.contenders())
+    if warm is not None:
+        for c, w in zip([c for c in timed if c.warm], warmed, strict=True):
+            c.error = w.error
+    round_robin(timed, rounds, workload.settle)
+
+    metric = workload.metric()
+    reference = workload.reference(timed)
+    shown = workload.shown(timed, reference)
+    rows = rows_for(metric, reference, shown, workload.ref_label)
+    table = Table(metric, reference, shown, rows, chart=workload.chart())
+    workload.judge(table)
+    table.notes += [*workload.skipped(), *failure_notes(timed)]
+    print_table(workload.title(rounds), table.rows, table.notes)
+    return table
+
+
+def run_chosen(workloads: Mapping[str, Workload], args: argparse.Namespace) -> list[Table]:
+    """The workloads that ``--only`` names, in the order of ``workloads``, run and printed."""
+    rounds = timed_rounds(args)
+    return [run_workload(w, rounds) for name, w in workloads.items() if name in args.only]
 
 
 # --- command line and header ------------------------------------------------------

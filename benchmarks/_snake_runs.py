@@ -1,7 +1,10 @@
-"""The snake runs both benchmark scripts time: the seed workload and ``then`` chains.
+"""The snake runs the benchmark scripts time, and every snake private module they use.
 
 The seed workload is ``snake._demo.pipeline``, with its ideal time as a
 reference; the chain is ``.then(ident)`` stages over ``range(n)``.
+
+snake's private modules are imported here and nowhere else in this folder,
+so that a module of snake that moves needs one line changed, here.
 """
 
 from __future__ import annotations
@@ -9,32 +12,51 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass, field
+from types import ModuleType
 
 import trio
-from _harness import cpu_count
 
 import snake
 import snake._demo
+import snake._runner
+from snake._collate import default_collate as default_collate
+from snake._workers._executors import cpu_count as cpu_count
+
+#: The seed workload's code: ``pipeline``, ``fib``, ``fib_input``, ``estimate``.
+demo = snake._demo
+
+
+def imaging() -> ModuleType:
+    """``snake._images``, the code of ``snake images``: imported on first use, so that
+    the workers of the other scripts, which import their script again, skip it."""
+    import snake._images
+
+    return snake._images
 
 
 async def ident(x: int) -> int:
     return x
 
 
-def then_collect(n: int, stages: int) -> tuple[float, list[int]]:
+def then_collect(n: int, stages: int, measure: bool = True) -> tuple[float, list[int]]:
     """``range(n)`` through ``stages`` ``.then(ident)`` stages, collected: the seconds
-    of the ``trio.run`` that collects, and the items."""
-    pipeline = snake.from_iterable(range(n))
-    for _ in range(stages):
-        pipeline = pipeline.then(ident)
-    began = time.perf_counter()
-    out = trio.run(pipeline.collect)
-    return time.perf_counter() - began, out
+    of the ``trio.run`` that collects, and the items. Without ``measure``, the stages
+    keep no statistics."""
+    snake._runner.MEASURE = measure
+    try:
+        pipeline = snake.from_iterable(range(n))
+        for _ in range(stages):
+            pipeline = pipeline.then(ident)
+        began = time.perf_counter()
+        out = trio.run(pipeline.collect)
+        return time.perf_counter() - began, out
+    finally:
+        snake._runner.MEASURE = True
 
 
 def seed_expected(n: int) -> list[int]:
     """The items of the seed workload of ``n`` items, in order."""
-    fib, fib_input = snake._demo.fib, snake._demo.fib_input
+    fib, fib_input = demo.fib, demo.fib_input
     values = {k: fib(k) for k in {fib_input(i) for i in range(n)}}
     return [values[fib_input(i)] for i in range(n)]
 
@@ -43,7 +65,7 @@ def seed_collect(n: int, unit: float) -> tuple[float, list[int]]:
     """The seconds from just before ``collect()`` to its end, and the items."""
 
     async def run() -> tuple[float, list[int]]:
-        pipeline = snake._demo.pipeline(n, unit)
+        pipeline = demo.pipeline(n, unit)
         began = time.perf_counter()
         out = await pipeline.collect()
         return time.perf_counter() - began, out
@@ -56,7 +78,7 @@ def seed_iterate(n: int, unit: float) -> tuple[float, float, list[int]]:
     the items."""
 
     async def run() -> tuple[float, float, list[int]]:
-        pipeline = snake._demo.pipeline(n, unit)
+        pipeline = demo.pipeline(n, unit)
         began = time.perf_counter()
         async with pipeline.open() as items:
             out = [await items.receive()]
@@ -77,10 +99,10 @@ class Ideal:
 
     n: int
     unit: float
-    estimates: list[snake._demo.Estimate] = field(default_factory=list)
+    estimates: list[demo.Estimate] = field(default_factory=list)
 
     def run(self) -> float:
-        self.estimates.append(snake._demo.estimate(self.n, self.unit))
+        self.estimates.append(demo.estimate(self.n, self.unit))
         return self.estimates[-1].ideal
 
     def note(self) -> str:

@@ -46,6 +46,7 @@ import random
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -55,21 +56,19 @@ import trio
 from _harness import (
     Contender,
     Metric,
+    Table,
+    Workload,
     argument_parser,
-    failure_notes,
     print_plan,
     print_platform,
-    print_table,
-    round_robin,
-    rows_for,
-    span_text,
+    run_chosen,
     timed_rounds,
-    warm_up,
+    versus,
 )
+from _snake_runs import default_collate, imaging
 from PIL import Image
 
-from snake import _images
-from snake._collate import default_collate
+_images = imaging()
 
 WORKERS = 2
 BATCH = 32
@@ -148,7 +147,7 @@ def serial(files: list[str], load: Load, collate: Callable[[list[Any]], Any]) ->
 
 
 def snake_run(folder: str, n: int, executor: str, draft: bool = False) -> float:
-    pipeline = _images.pipeline(folder, executor=executor, draft=draft)  # type: ignore[arg-type]
+    pipeline = _images.pipeline(folder, executor=executor, draft=draft)
 
     async def run() -> list[int]:
         async with pipeline.open() as batches:
@@ -262,6 +261,98 @@ def contenders(folder: str, files: list[str]) -> list[Contender]:
     return cs
 
 
+@dataclass
+class ImagesWorkload(Workload):
+    """The ``snake images`` pipeline and its peers on the synthetic set of 500×375."""
+
+    n: int
+
+    def title(self, rounds: int) -> str:
+        return (
+            f"(images) {len(self.files):,} images, {WORKERS} workers; median of {rounds} rounds; "
+            "ratio = images/s / serial with snake's transform (higher is better)"
+        )
+
+    @functools.cached_property
+    def folder(self) -> str:
+        folder: str = _images.synthetic(self.n)
+        return folder
+
+    @functools.cached_property
+    def files(self) -> list[str]:
+        names = os.listdir(self.folder)
+        return sorted(os.path.join(self.folder, f) for f in names if f.endswith(".jpg"))
+
+    def metric(self) -> Metric:
+        return Metric(len(self.files))
+
+    def contenders(self) -> list[Contender]:
+        return contenders(self.folder, self.files)
+
+    def judge(self, table: Table) -> None:
+        metric = table.metric
+        ok = [c for c in table.shown if c.ok]
+        ours = [c for c in ok if c.name.startswith(SNAKES) and "draft" not in c.name]
+        peers = [c for c in ok if not c.name.startswith((SNAKES, "serial"))]
+        for label, group in (
+            ("the best peer", [c for c in peers if MINE not in c.name]),
+            ("the best peer given snake's transform", [c for c in peers if MINE in c.name]),
+        ):
+            if not (ours and group):
+                continue
+            best, peer = max(ours, key=metric.median), max(group, key=metric.median)
+            if MINE not in peer.name:
+                table.judge(best, f">= {GOAL:g}x best peer", metric.ratio(best, peer) >= GOAL)
+            table.notes.append(f"{best.name} / {label}, {peer.name}: {versus(metric, best, peer)}")
+        table.notes += [
+            f"{len(self.files):,} synthetic 500x375 JPEGs; per image: read, decode, "
+            f"random-resized-crop to 224x224, flip, normalize to float32 CHW; batches of {BATCH} "
+            "(arrays from snake's transform, tensors from the torchvision-style one)",
+            "draft decoding cannot help at 500x375: the decoder may halve a JPEG only when the "
+            "crop keeps 448 pixels each way (see the large workload)",
+            "SPDL runs the same Python per-image code in its thread pool: its own FFmpeg-based "
+            "image decoding needs FFmpeg's shared libraries",
+        ]
+
+
+@dataclass
+class LargeWorkload(Workload):
+    """snake images on photos of 1600×1200, decoded at full size or at a reduced one."""
+
+    n: int
+
+    def title(self, rounds: int) -> str:
+        return (
+            f"(large) {self.n:,} images of {LARGE_SIZE[0]}x{LARGE_SIZE[1]}, {WORKERS} threads; "
+            f"median of {rounds} rounds; ratio = images/s / full-size decoding"
+        )
+
+    @functools.cached_property
+    def folder(self) -> str:
+        folder: str = _images.synthetic(self.n, LARGE_SIZE)
+        return folder
+
+    def metric(self) -> Metric:
+        return Metric(self.n)
+
+    def contenders(self) -> list[Contender]:
+        folder, n = self.folder, self.n
+        return [
+            Contender(f"{SNAKES}, threads", functools.partial(snake_run, folder, n, "thread")),
+            Contender(
+                f"{SNAKES}, threads, draft decoding",
+                functools.partial(snake_run, folder, n, "thread", True),
+            ),
+        ]
+
+    def judge(self, table: Table) -> None:
+        table.notes.append(
+            "draft decoding: the JPEG decoder scales by 1/2, 1/4 or 1/8 when the crop stays at "
+            "least 224 pixels each way (Pillow's draft); the output is close to, not the same "
+            "as, full-size decoding"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = argument_parser(__doc__ or "", ("images", "large"), "400 and 100 images").parse_args(
         argv
@@ -275,85 +366,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(1)
     except ImportError:
         pass
-    if "images" in args.only:
-        images(IMAGES.pick(args.quick), rounds)
-    if "large" in args.only:
-        large(LARGE.pick(args.quick), rounds)
+    workloads: dict[str, Workload] = {
+        "images": ImagesWorkload(IMAGES.pick(args.quick)),
+        "large": LargeWorkload(LARGE.pick(args.quick)),
+    }
+    run_chosen(workloads, args)
     return 0
-
-
-def large(n: int, rounds: int) -> None:
-    """snake images on photos of 1600×1200, decoded at full size or at a reduced one."""
-    folder = _images.synthetic(n, LARGE_SIZE)
-
-    def contenders() -> list[Contender]:
-        return [
-            Contender(f"{SNAKES}, threads", functools.partial(snake_run, folder, n, "thread")),
-            Contender(
-                f"{SNAKES}, threads, draft decoding",
-                functools.partial(snake_run, folder, n, "thread", True),
-            ),
-        ]
-
-    warm_up(contenders())
-    timed = contenders()
-    round_robin(timed, rounds)
-    metric = Metric(n)
-    print_table(
-        f"(large) {n:,} images of {LARGE_SIZE[0]}x{LARGE_SIZE[1]}, {WORKERS} threads; "
-        f"median of {rounds} rounds; ratio = images/s / full-size decoding",
-        rows_for(metric, timed[0], timed, "reference"),
-        [
-            "draft decoding: the JPEG decoder scales by 1/2, 1/4 or 1/8 when the crop stays at "
-            "least 224 pixels each way (Pillow's draft); the output is close to, not the same "
-            "as, full-size decoding",
-            *failure_notes(timed),
-        ],
-    )
-
-
-def images(n: int, rounds: int) -> None:
-    folder = _images.synthetic(n)
-    files = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".jpg"))
-    warm_up(contenders(folder, files))
-    timed = contenders(folder, files)
-    round_robin(timed, rounds)
-    metric = Metric(len(files))
-    rows = rows_for(metric, timed[0], timed, "reference")
-    ok = [c for c in timed if c.ok]
-    ours = [c for c in ok if c.name.startswith(SNAKES) and "draft" not in c.name]
-    peers = [c for c in ok if not c.name.startswith((SNAKES, "serial"))]
-    notes = []
-    for label, group in (
-        ("the best peer", [c for c in peers if MINE not in c.name]),
-        ("the best peer given snake's transform", [c for c in peers if MINE in c.name]),
-    ):
-        if not (ours and group):
-            continue
-        best, peer = max(ours, key=metric.median), max(group, key=metric.median)
-        ratio = metric.ratio(best, peer)
-        if MINE not in peer.name:
-            rows[timed.index(best)].judge(f">= {GOAL:g}x best peer", ratio >= GOAL)
-        notes.append(
-            f"{best.name} / {label}, {peer.name}: {ratio:.2f}x "
-            f"(per round {span_text(metric.ratios(best, peer))})"
-        )
-    notes += [
-        f"{len(files):,} synthetic 500x375 JPEGs; per image: read, decode, random-resized-crop "
-        f"to 224x224, flip, normalize to float32 CHW; batches of {BATCH} (arrays from snake's "
-        "transform, tensors from the torchvision-style one)",
-        "draft decoding cannot help at 500x375: the decoder may halve a JPEG only when the "
-        "crop keeps 448 pixels each way (see the large workload)",
-        "SPDL runs the same Python per-image code in its thread pool: its own FFmpeg-based "
-        "image decoding needs FFmpeg's shared libraries",
-        *failure_notes(timed),
-    ]
-    print_table(
-        f"(images) {len(files):,} images, {WORKERS} workers; median of {rounds} rounds; "
-        "ratio = images/s / serial with snake's transform (higher is better)",
-        rows,
-        notes,
-    )
 
 
 if __name__ == "__main__":

@@ -55,23 +55,20 @@ from _harness import (
     Contender,
     Count,
     Metric,
+    Table,
+    Workload,
     argument_parser,
     check,
     print_plan,
     print_platform,
-    print_table,
-    round_robin,
-    rows_for,
+    run_chosen,
     span_text,
     timed_rounds,
     times_row,
-    warm_up,
 )
 from _snake_runs import Ideal, ident, seed_collect, seed_expected, seed_iterate, then_collect
 
 import snake
-import snake._demo
-import snake._runner
 
 #: Maps (a) and ``then`` stages (b) in each pipeline.
 STAGES = 5
@@ -160,27 +157,42 @@ def map_open(n: int) -> float:
     return elapsed
 
 
-def workload_a(n: int, rounds: int) -> None:
-    def contenders(size: int) -> list[Contender]:
+@dataclass
+class Maps(Workload):
+    """(a): ``n`` ints through fused maps, consumed three ways, against generators."""
+
+    n: int
+
+    def title(self, rounds: int) -> str:
+        return (
+            f"(a) {self.n:,} ints through {STAGES} fused .map(lambda x: x + 1); "
+            f"median of {rounds} rounds"
+        )
+
+    def metric(self) -> Metric:
+        return Metric(self.n)
+
+    def warm(self) -> Maps:
+        return Maps(max(1, self.n // WARMUP_FRACTION))
+
+    def contenders(self) -> list[Contender]:
+        n = self.n
         return [
-            Contender("generator chain", lambda: map_generators(size)),
-            Contender("for x in pipeline", lambda: map_sync(size)),
-            Contender("await collect()", lambda: map_collect(size)),
-            Contender("open() + async for", lambda: map_open(size)),
+            Contender("generator chain", lambda: map_generators(n)),
+            Contender("for x in pipeline", lambda: map_sync(n)),
+            Contender("await collect()", lambda: map_collect(n)),
+            Contender("open() + async for", lambda: map_open(n)),
         ]
 
-    warm_up(contenders(max(1, n // WARMUP_FRACTION)))
-    timed = contenders(n)
-    round_robin(timed, rounds)
-    metric, reference = Metric(n), timed[0]
-    rows = rows_for(metric, reference, timed, "reference")
-    for row, contender in zip(rows[1:], timed[1:], strict=True):
-        row.judge(f">= {GOAL_MAP:g}x", metric.ratio(contender, reference) >= GOAL_MAP)
-    print_table(
-        f"(a) {n:,} ints through {STAGES} fused .map(lambda x: x + 1); median of {rounds} rounds",
-        rows,
-        [f"reference: {STAGES} nested generator expressions over range(n), consumed by a for loop"],
-    )
+    def judge(self, table: Table) -> None:
+        metric, reference = table.metric, table.shown[0]
+        for contender in table.shown[1:]:
+            meets = metric.ratio(contender, reference) >= GOAL_MAP
+            table.judge(contender, f">= {GOAL_MAP:g}x", meets)
+        table.notes.append(
+            f"reference: {STAGES} nested generator expressions over range(n), "
+            "consumed by a for loop"
+        )
 
 
 # --- (b) then stages ------------------------------------------------------------
@@ -228,60 +240,102 @@ def then_hand(n: int, buffer: int) -> float:
 
 def then_snake(n: int, statistics: bool = True) -> float:
     """``then_collect``; without ``statistics``, the stages measure nothing."""
-    snake._runner.MEASURE = statistics
-    try:
-        elapsed, out = then_collect(n, STAGES)
-    finally:
-        snake._runner.MEASURE = True
+    elapsed, out = then_collect(n, STAGES, measure=statistics)
     check("snake collect()", "(count, sum)", (len(out), sum(out)), then_expected(n))
     return elapsed
 
 
-def workload_b(n: int, rounds: int) -> None:
-    def contenders(size: int) -> list[Contender]:
-        hand = [
-            Contender(f"hand-written, buffer {b}", functools.partial(then_hand, size, b))
-            for b in CHAIN_BUFFERS
-        ]
+@dataclass
+class Thens(Workload):
+    """(b): ``n`` ints through ``.then`` stages, against the faster hand-written chain."""
+
+    n: int
+
+    ref_label = "reference, the faster"
+
+    def title(self, rounds: int) -> str:
+        return (
+            f"(b) {self.n:,} ints through {STAGES} .then(ident) stages; median of {rounds} rounds"
+        )
+
+    def metric(self) -> Metric:
+        return Metric(self.n)
+
+    def warm(self) -> Thens:
+        return Thens(max(1, self.n // WARMUP_FRACTION))
+
+    def contenders(self) -> list[Contender]:
+        n = self.n
         return [
-            *hand,
-            Contender("snake, collect(), statistics off", lambda: then_snake(size, False)),
-            Contender("snake, collect()", lambda: then_snake(size)),
+            *(
+                Contender(f"hand-written, buffer {b}", functools.partial(then_hand, n, b))
+                for b in CHAIN_BUFFERS
+            ),
+            Contender("snake, collect(), statistics off", lambda: then_snake(n, False)),
+            Contender("snake, collect()", lambda: then_snake(n)),
         ]
 
-    warm_up(contenders(max(1, n // WARMUP_FRACTION)))
-    timed = contenders(n)
-    round_robin(timed, rounds)
-    metric, hand, unmeasured, ours = Metric(n), timed[:-2], timed[-2], timed[-1]
-    reference = max(hand, key=metric.median)
-    slower = [c for c in hand if c is not reference]
-    rows = rows_for(
-        metric, reference, [reference, *slower, unmeasured, ours], "reference, the faster"
-    )
-    rows[-1].judge(f">= {GOAL_THEN:g}x", metric.ratio(ours, reference) >= GOAL_THEN)
-    cost = metric.ratio(ours, unmeasured)
-    print_table(
-        f"(b) {n:,} ints through {STAGES} .then(ident) stages; median of {rounds} rounds",
-        rows,
-        [
+    def reference(self, timed: Sequence[Contender]) -> Contender:
+        """The faster hand-written chain."""
+        return max(timed[:-2], key=self.metric().median)
+
+    def shown(self, timed: Sequence[Contender], reference: Contender | None) -> list[Contender]:
+        """The reference first, the others in their order."""
+        return sorted(timed, key=lambda c: c is not reference)
+
+    def judge(self, table: Table) -> None:
+        metric, (reference, *_, unmeasured, ours) = table.metric, table.shown
+        table.judge(ours, f">= {GOAL_THEN:g}x", metric.ratio(ours, reference) >= GOAL_THEN)
+        cost = metric.ratio(ours, unmeasured)
+        table.notes += [
             f"hand-written: a source task + {STAGES} tasks, one item per send, "
             "memory channels of the buffer size shown",
             f"statistics on / off: {cost:.3f}x "
             f"(per round {span_text(metric.ratios(ours, unmeasured))}); "
             f"goal >= {GOAL_STATS:g}x ({'meets' if cost >= GOAL_STATS else 'misses'})",
-        ],
-    )
+        ]
 
 
 # --- (c) the seed workload -------------------------------------------------------
 
 
 @dataclass
-class SeedRun:
-    """The seed workload, collected or iterated; records the time to the first item."""
+class Seed(Workload):
+    """The seed workload, collected or iterated, against its ideal time; no warm-up
+    round. Records the time to the first item."""
 
-    expected: list[int]
     first_item: list[float] = field(default_factory=list)
+    ideal: Ideal = field(default_factory=lambda: Ideal(SEED_ITEMS, SEED_UNIT))
+
+    ref_label = None  # "ideal" says it already
+
+    @functools.cached_property
+    def expected(self) -> list[int]:
+        return seed_expected(SEED_ITEMS)
+
+    def title(self, rounds: int) -> str:
+        return (
+            f"(c) seed workload _demo.pipeline({SEED_ITEMS}, {SEED_UNIT}); "
+            f"median of {rounds} rounds; ratio = elapsed / ideal (lower is better)"
+        )
+
+    def warm(self) -> None:
+        return None
+
+    def contenders(self) -> list[Contender]:
+        return [
+            Contender("ideal (estimate)", self.ideal.run),
+            Contender("await collect()", self.collect),
+            Contender("open() + async for", self.iterate),
+        ]
+
+    def judge(self, table: Table) -> None:
+        table.rows.append(times_row("first item (open, receive)", self.first_item))
+        table.notes += [
+            self.ideal.note(),
+            "each run starts and stops its own worker processes, inside the timing",
+            "no fixed goal; issue #3 will target <= 1.1x",
+        ]
 
     def collect(self) -> float:
         elapsed, out = seed_collect(SEED_ITEMS, SEED_UNIT)
@@ -293,31 +347,6 @@ class SeedRun:
         check("seed open()", "output", out, self.expected)
         self.first_item.append(first)
         return elapsed
-
-
-def workload_c(rounds: int) -> None:
-    seed = SeedRun(seed_expected(SEED_ITEMS))
-    ideal = Ideal(SEED_ITEMS, SEED_UNIT)
-    reference = Contender("ideal (estimate)", ideal.run)
-    runs = [
-        Contender("await collect()", seed.collect),
-        Contender("open() + async for", seed.iterate),
-    ]
-    round_robin([reference, *runs], rounds)
-
-    rows = rows_for(Metric(), reference, [reference, *runs], "reference")
-    rows[0].contender = reference.name  # "ideal" says it already
-    rows.append(times_row("first item (open, receive)", seed.first_item))
-    print_table(
-        f"(c) seed workload _demo.pipeline({SEED_ITEMS}, {SEED_UNIT}); "
-        f"median of {rounds} rounds; ratio = elapsed / ideal (lower is better)",
-        rows,
-        [
-            ideal.note(),
-            "each run starts and stops its own worker processes, inside the timing",
-            "no fixed goal; issue #3 will target <= 1.1x",
-        ],
-    )
 
 
 # --- command line ----------------------------------------------------------------
@@ -343,12 +372,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     rounds = timed_rounds(args)
     print_platform()
     print_plan(args.quick, rounds)
-    if "a" in args.only:
-        workload_a(MAP_ITEMS.pick(args.quick), rounds)
-    if "b" in args.only:
-        workload_b(THEN_ITEMS.pick(args.quick), rounds)
-    if "c" in args.only:
-        workload_c(rounds)
+    workloads: dict[str, Workload] = {
+        "a": Maps(MAP_ITEMS.pick(args.quick)),
+        "b": Thens(THEN_ITEMS.pick(args.quick)),
+        "c": Seed(),
+    }
+    run_chosen(workloads, args)
     return 0
 
 
