@@ -21,11 +21,14 @@ last rule can be kept between units.
 from __future__ import annotations
 
 from time import perf_counter
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+import attrs
 import trio
 
-from ._stats import StageClock
+if TYPE_CHECKING:
+    from ._stages._base import Step
+    from ._stats import StageClock
 
 #: Most items in one chunk.
 MAX_CHUNK = 1024
@@ -41,20 +44,7 @@ class DownstreamClosed(Exception):
     """The next stage stopped reading: this stage stops quietly."""
 
 
-class Chain(Protocol):
-    """Inline operators fused into the stage before them (see ``_stages._inline``).
-
-    ``ends``: some operator may end the stream (a ``take``); ``done``: it has.
-    """
-
-    done: bool
-    ends: bool
-
-    def process(self, items: list[Any]) -> list[Any]: ...
-
-    def finish(self) -> list[Any]: ...
-
-
+@attrs.define(eq=False)
 class Pacer:
     """Sizes units of work from how long the last one took.
 
@@ -64,15 +54,11 @@ class Pacer:
     function is noticed after one item, not after a whole chunk.
     """
 
-    __slots__ = ("_max_bytes", "_maximum", "_target", "size")
-
-    def __init__(
-        self, target: float = LATENCY_BUDGET / 2, maximum: int = MAX_CHUNK, max_bytes: int = 0
-    ) -> None:
-        self._target = target
-        self._maximum = maximum
-        self._max_bytes = max_bytes
-        self.size = 1
+    _target: float = LATENCY_BUDGET / 2
+    _maximum: int = MAX_CHUNK
+    _max_bytes: int = 0
+    #: Items in the next unit.
+    size: int = attrs.field(default=1, init=False)
 
     def record(self, count: int, elapsed: float, nbytes: int = 0) -> None:
         if count <= 0:
@@ -84,50 +70,30 @@ class Pacer:
         self.size = max(1, min(fit, 2 * self.size, self._maximum))
 
 
+@attrs.define(eq=False)
 class Outbox:
     """The sending side of a stage: hosted inline ops, the pending chunk, the rule.
 
     Owned by one task. ``sent`` counts the items delivered downstream.
     """
 
-    __slots__ = (
-        "_chain",
-        "_pacer",
-        "_scope",
-        "_send",
-        "_yield_at",
-        "accepted",
-        "clock",
-        "failed",
-        "pending",
-        "raw",
-        "sent",
-    )
-
-    def __init__(
-        self,
-        send: trio.MemorySendChannel[list[Any]],
-        chain: Chain | None,
-        scope: trio.CancelScope | None = None,
-        clock: StageClock | None = None,
-    ) -> None:
-        self._send = send
-        self._chain = chain
-        self._scope = scope
-        #: Where the time spent waiting for room downstream is added up.
-        self.clock = clock
-        self._pacer = Pacer()
-        self._yield_at = perf_counter() + LATENCY_BUDGET
-        #: The stage's own output, not yet through the hosted ops: a stage
-        #: that awaits user code appends here (see ``_flushing``).
-        self.raw: list[Any] = []
-        self.pending: list[Any] = []
-        self.sent = 0
-        #: Items the stage produced, before its hosted ops.
-        self.accepted = 0
-        #: An error of the hosted ops met while settling from outside the
-        #: stage's code; it ends the stage through ``scope``.
-        self.failed: BaseException | None = None
+    _send: trio.MemorySendChannel[list[Any]]
+    _chain: Step | None
+    _scope: trio.CancelScope | None = None
+    #: Where the time spent waiting for room downstream is added up.
+    clock: StageClock | None = None
+    _pacer: Pacer = attrs.field(init=False, factory=Pacer)
+    _yield_at: float = attrs.field(init=False, factory=lambda: perf_counter() + LATENCY_BUDGET)
+    #: The stage's own output, not yet through the hosted ops: a stage
+    #: that awaits user code appends here (see ``_flushing``).
+    raw: list[Any] = attrs.field(init=False, factory=list)
+    pending: list[Any] = attrs.field(init=False, factory=list)
+    sent: int = attrs.field(init=False, default=0)
+    #: Items the stage produced, before its hosted ops.
+    accepted: int = attrs.field(init=False, default=0)
+    #: An error of the hosted ops met while settling from outside the
+    #: stage's code; it ends the stage through ``scope``.
+    failed: BaseException | None = attrs.field(init=False, default=None)
 
     @property
     def done(self) -> bool:
@@ -281,6 +247,7 @@ class Outbox:
                 self._yield_at = perf_counter() + LATENCY_BUDGET
 
 
+@attrs.define(eq=False)
 class Inbox:
     """The receiving side of a stage.
 
@@ -289,19 +256,11 @@ class Inbox:
     counts the items taken in.
     """
 
-    __slots__ = ("_outbox", "_recv", "clock", "received")
-
-    def __init__(
-        self,
-        recv: trio.MemoryReceiveChannel[list[Any]],
-        outbox: Outbox | None,
-        clock: StageClock | None = None,
-    ) -> None:
-        self._recv = recv
-        self._outbox = outbox
-        self.received = 0
-        #: Where the time spent waiting for input is added up.
-        self.clock = clock
+    _recv: trio.MemoryReceiveChannel[list[Any]]
+    _outbox: Outbox | None
+    #: Where the time spent waiting for input is added up.
+    clock: StageClock | None = None
+    received: int = attrs.field(default=0, init=False)
 
     async def next(self, *, flush: bool = True) -> list[Any] | None:
         """The next chunk, or ``None`` at the end of the input.

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Generic, TypeVar
 
+import attrs
+
 T = TypeVar("T")
 
 
+@attrs.define(eq=False)
 class Reorderer(Generic[T]):
     """Releases values numbered 0, 1, 2, ... in order, whatever order they arrive in.
 
@@ -14,15 +17,8 @@ class Reorderer(Generic[T]):
     many those can be by not starting work past its window.
     """
 
-    __slots__ = ("_early", "_next")
-
-    def __init__(self) -> None:
-        self._next = 0
-        self._early: dict[int, T] = {}
-
-    def __len__(self) -> int:
-        """How many values wait for an earlier one."""
-        return len(self._early)
+    _next: int = 0
+    _early: dict[int, T] = attrs.Factory(dict)
 
     def push(self, seq: int, value: T) -> list[T]:
         """Add value number ``seq``; return the values now releasable, in order."""

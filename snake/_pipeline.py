@@ -254,7 +254,9 @@ class Pipeline(Generic[T]):
             read); the error of the last try carries a note saying so.
         """
         check.check_async_fn(fn, "then")
-        return self._add(Then(fn, ErrorPolicy(errors, max_failures, retries=retries)))
+        return self._add(
+            Then(fn, ErrorPolicy(errors=errors, max_failures=max_failures, retries=retries))
+        )
 
     def par_then(
         self,
@@ -288,7 +290,9 @@ class Pipeline(Generic[T]):
         check.check_async_fn(fn, "par_then")
         check.check_int(concurrency, "concurrency", minimum=1)
         check.check_bool(ordered, "ordered")
-        policy = ErrorPolicy(errors, max_failures, timeout, retries)
+        policy = ErrorPolicy(
+            errors=errors, max_failures=max_failures, timeout=timeout, retries=retries
+        )
         return self._add(ParThen(fn, concurrency, ordered, policy))
 
     def par_map(
@@ -350,7 +354,9 @@ class Pipeline(Generic[T]):
             )
         elif executor != "process":
             raise ValueError('`workers` applies to executor="process" only')
-        policy = ErrorPolicy(errors, max_failures, timeout, retries)
+        policy = ErrorPolicy(
+            errors=errors, max_failures=max_failures, timeout=timeout, retries=retries
+        )
         return self._add(ParMap(fn, concurrency, ordered, executor, workers, policy=policy))
 
     # --- epochs -------------------------------------------------------------

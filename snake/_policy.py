@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import trio
@@ -26,59 +26,37 @@ from ._retry import retry_delay, tried
 
 logger = logging.getLogger("snake")
 
-ERRORS = ("raise", "skip")
+ERRORS: tuple[str, ...] = ("raise", "skip")
 
 
-@attrs.frozen
+@attrs.frozen(kw_only=True)
 class ErrorPolicy:
-    """A stage's ``errors=`` and ``max_failures=``, checked when the pipeline is built."""
+    """A stage's ``errors=``, ``retries=``, ``timeout=`` and ``max_failures=``, checked
+    when the pipeline is built."""
 
-    errors: str = "raise"
-    max_failures: int | float | None = None
+    errors: Literal["raise", "skip"] = attrs.field(
+        default="raise", validator=check.validator(check.check_choice, ERRORS)
+    )
+    #: Tries of a failing call after the first.
+    retries: int = attrs.field(default=0, validator=check.validator(check.check_int, minimum=0))
     #: Seconds an item's call may take (``par_then``, ``par_map``).
-    timeout: float | None = None
-    retries: int = 0
+    timeout: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(check.validator(check.check_seconds))
+    )
+    #: Most items skipped (``errors="skip"``): a count or a fraction of those seen.
+    max_failures: int | float | None = attrs.field(default=None)
 
-    def __attrs_post_init__(self) -> None:
-        if self.errors not in ERRORS:
-            raise ValueError(f"`errors` must be 'raise' or 'skip', got {self.errors!r}")
-        if isinstance(self.retries, bool) or not isinstance(self.retries, int):
-            raise TypeError(
-                f"`retries` must be an int, got {type(self.retries).__name__} {self.retries!r}"
-            )
-        if self.retries < 0:
-            raise ValueError(f"`retries` must be >= 0, got {self.retries}")
-        timeout = self.timeout
-        if timeout is not None:
-            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-                raise TypeError(
-                    f"`timeout` must be a number of seconds, got {type(timeout).__name__} "
-                    f"{timeout!r}"
-                )
-            if not timeout > 0:
-                raise ValueError(f"`timeout` must be > 0 seconds, got {timeout}")
-        limit = self.max_failures
-        if limit is None:
-            return
-        if self.errors != "skip":
-            raise ValueError(
-                '`max_failures` applies with errors="skip" only; add errors="skip" or drop it'
-            )
-        if isinstance(limit, bool) or not isinstance(limit, (int, float)):
-            raise TypeError(
-                "`max_failures` must be a count (int >= 0) or a fraction of the items seen "
-                f"(float between 0 and 1), got {type(limit).__name__} {limit!r}"
-            )
-        if isinstance(limit, int) and limit < 0:
-            raise ValueError(f"`max_failures` as a count must be >= 0, got {limit}")
-        if isinstance(limit, float) and not 0.0 < limit < 1.0:
-            raise ValueError(
-                f"`max_failures` as a fraction must be between 0 and 1 (exclusive), got {limit}"
-            )
+    @max_failures.validator
+    def _limit(self, attribute: attrs.Attribute[Any], value: int | float | None) -> None:
+        check.check_max_failures(value, self.errors)
 
     @property
     def skips(self) -> bool:
         return self.errors == "skip"
+
+    def failures(self, label: str) -> Failures | None:
+        """What one run of stage ``label`` skips, if it skips failing items."""
+        return Failures(label, self.max_failures) if self.skips else None
 
 
 def retrying_async(
@@ -114,17 +92,16 @@ def retrying_async(
     return call
 
 
+@attrs.define(eq=False)
 class Failures:
     """The items one run of a stage skipped, and whether it may skip more."""
 
-    __slots__ = ("_label", "_limit", "_logged", "seen", "skipped")
-
-    def __init__(self, policy: ErrorPolicy, label: str) -> None:
-        self._label = label
-        self._limit = policy.max_failures
-        self._logged: set[type[BaseException]] = set()
-        self.seen = 0  # items of the stage's input whose call has ended, at least
-        self.skipped = 0
+    _label: str
+    _limit: int | float | None
+    _logged: set[type[BaseException]] = attrs.Factory(set)
+    #: Items of the stage's input whose call has ended, at least.
+    seen: int = 0
+    skipped: int = 0
 
     def skip(self, exc: Exception, position: int) -> None:
         """Skip the item at ``position``, or raise ``exc`` if that is one too many.

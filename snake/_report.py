@@ -11,7 +11,6 @@ and printed once per report otherwise.
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import attrs
 import trio
 
+from . import _validate as check
 from ._stats import Statistics
 
 
@@ -26,25 +26,16 @@ from ._stats import Statistics
 class Reporting:
     """What ``open()``, ``collect()`` and ``iterate()`` were asked to report, checked."""
 
-    report: Callable[[Statistics], object] | None = None
-    report_every: float = 1.0
-    progress: bool = False
-
-    def __attrs_post_init__(self) -> None:
-        if self.report is not None and not callable(self.report):
-            raise TypeError(
-                f"`report` must be a callable taking snake.Statistics, got "
-                f"{type(self.report).__name__} {self.report!r}"
-            )
-        every = self.report_every
-        if isinstance(every, bool) or not isinstance(every, (int, float)):
-            raise TypeError(
-                f"`report_every` must be a number of seconds, got {type(every).__name__} {every!r}"
-            )
-        if not 0 < every < math.inf:
-            raise ValueError(f"`report_every` must be > 0 seconds, got {every}")
-        if not isinstance(self.progress, bool):
-            raise TypeError(f"`progress` must be True or False, got {self.progress!r}")
+    report: Callable[[Statistics], object] | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(
+            check.validator(check.check_taking, "snake.Statistics")
+        ),
+    )
+    report_every: float = attrs.field(
+        default=1.0, validator=check.validator(check.check_seconds, finite=True)
+    )
+    progress: bool = attrs.field(default=False, validator=check.validator(check.check_bool))
 
     @property
     def wanted(self) -> bool:

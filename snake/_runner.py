@@ -28,7 +28,7 @@ from ._receiver import PipelineReceiver
 from ._report import Reporting, watch
 from ._stages._base import Context, InlineSpec, InWorkers, Spec, Stage, StageSpec
 from ._stages._inline import FusedSteps
-from ._stats import StageClock, Statistics
+from ._stats import Figures, StageClock, Statistics
 from ._stats import take as take_statistics
 from ._workers._executors import Executors, cpu_count, open_executors
 from ._workers._options import WorkerOptions
@@ -248,25 +248,21 @@ class _Running:
     outbox: Outbox
     send: trio.MemorySendChannel[list[Any]]
 
+    def figures(self) -> Figures:
+        return Figures(
+            self.label,
+            self.fused,
+            self.advice,
+            self.clock,
+            self.outbox.accepted if self.inbox is None else self.inbox.received,
+            self.outbox.sent,
+            0 if self.stage.failures is None else self.stage.failures.skipped,
+            self.send.statistics().current_buffer_used,
+        )
+
 
 def _statistics(began: float, running: Sequence[_Running], executors: Executors) -> Statistics:
-    return take_statistics(
-        began,
-        [
-            (
-                r.label,
-                r.fused,
-                r.clock,
-                r.outbox.accepted if r.inbox is None else r.inbox.received,
-                r.outbox.sent,
-                0 if r.stage.failures is None else r.stage.failures.skipped,
-                r.send.statistics().current_buffer_used,
-                r.advice,
-            )  # fmt: skip
-            for r in running
-        ],
-        executors.worker_statistics(),
-    )
+    return take_statistics(began, [r.figures() for r in running], executors.worker_statistics())
 
 
 async def _run_stage(

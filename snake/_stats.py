@@ -21,24 +21,20 @@ import trio
 SAMPLES = 2048
 
 
+@attrs.define(eq=False)
 class StageClock:
     """What one run of a stage has measured so far (mutable, owned by its task)."""
 
-    __slots__ = (
-        "began", "concurrency", "ended", "in_flight", "latencies", "waiting_for_input",
-        "waiting_for_output",
-    )  # fmt: skip
-
-    def __init__(self) -> None:
-        self.began = trio.current_time()  # trio's clock: virtual under a test's MockClock
-        self.ended: float | None = None
-        self.waiting_for_input = 0.0
-        self.waiting_for_output = 0.0
-        #: Seconds per item of recent calls (a parallel stage: per job's item).
-        self.latencies: collections.deque[float] = collections.deque(maxlen=SAMPLES)
-        #: A parallel stage's calls or jobs in flight now, and its most.
-        self.in_flight: Callable[[], int] | None = None
-        self.concurrency: int | None = None
+    #: trio's clock: virtual under a test's MockClock.
+    began: float = attrs.Factory(trio.current_time)
+    ended: float | None = None
+    waiting_for_input: float = 0.0
+    waiting_for_output: float = 0.0
+    #: Seconds per item of recent calls (a parallel stage: per job's item).
+    latencies: collections.deque[float] = attrs.Factory(lambda: collections.deque(maxlen=SAMPLES))
+    #: A parallel stage's calls or jobs in flight now, and its most.
+    in_flight: Callable[[], int] | None = None
+    concurrency: int | None = None
 
     def end(self) -> None:
         if self.ended is None:
@@ -186,36 +182,47 @@ def percentiles(samples: Sequence[float]) -> tuple[float, float, float] | None:
     return p50, p90, p99
 
 
+@attrs.frozen
+class Figures:
+    """What the runner reads off one running stage, for :func:`take`."""
+
+    label: str
+    fused: tuple[str, ...]
+    advice: str
+    clock: StageClock
+    items_in: int
+    items_out: int
+    skipped: int
+    #: Chunks waiting in its output channel.
+    buffered: int
+
+
 def take(
-    began: float,
-    stages: Sequence[tuple[str, tuple[str, ...], StageClock, int, int, int, int, str]],
-    workers: Sequence[WorkerStatistics] = (),
+    began: float, stages: Sequence[Figures], workers: Sequence[WorkerStatistics] = ()
 ) -> Statistics:
-    """Figures as of now: ``stages`` holds each stage's label, fused operators,
-    clock, items in, items out, items skipped, chunks buffered after it and advice."""
+    """The statistics as of now, from each stage's figures and the workers'."""
     try:
         now = trio.current_time()
     except RuntimeError:  # after its trio.run: every stage has ended
-        now = max((clock.ended or began for _, _, clock, *_ in stages), default=began)
-    return Statistics(
-        now - began,
-        tuple(
-            StageStatistics(
-                label,
-                fused,
-                items_in,
-                items_out,
-                skipped,
-                (clock.ended if clock.ended is not None else now) - clock.began,
-                clock.waiting_for_input,
-                clock.waiting_for_output,
-                percentiles(clock.latencies),
-                None if clock.in_flight is None or clock.ended is not None else clock.in_flight(),
-                clock.concurrency,
-                buffered,
-                advice,
-            )
-            for label, fused, clock, items_in, items_out, skipped, buffered, advice in stages
-        ),
-        tuple(workers),
+        now = max((s.clock.ended or began for s in stages), default=began)
+    return Statistics(now - began, tuple(_stage(s, now) for s in stages), tuple(workers))
+
+
+def _stage(figures: Figures, now: float) -> StageStatistics:
+    clock = figures.clock
+    running = clock.in_flight is not None and clock.ended is None
+    return StageStatistics(
+        figures.label,
+        figures.fused,
+        figures.items_in,
+        figures.items_out,
+        figures.skipped,
+        (clock.ended if clock.ended is not None else now) - clock.began,
+        clock.waiting_for_input,
+        clock.waiting_for_output,
+        percentiles(clock.latencies),
+        clock.in_flight() if running and clock.in_flight is not None else None,
+        clock.concurrency,
+        figures.buffered,
+        figures.advice,
     )

@@ -1,17 +1,38 @@
-"""Argument checks run when a pipeline is built, with messages that name the fix."""
+"""Argument checks run when a pipeline is built, with messages that name the fix.
+
+Each check takes the value and the argument's name and raises with a message
+of one shape: the name, the constraint, what it got. The builder calls them
+directly; option records (``ErrorPolicy``, ``WorkerOptions``, ``Reporting``)
+use the same checks as attrs validators, through :func:`validator`.
+"""
 
 from __future__ import annotations
 
 import functools
 import inspect
+import math
 import os
 import sys
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+import attrs
 import cloudpickle
 
 T = TypeVar("T")
+
+#: What attrs calls to validate a field: ``(instance, attribute, value)``.
+Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
+
+
+def validator(check: Callable[..., object], *args: Any, **kwargs: Any) -> Validator:
+    """``check(value, name, *args, **kwargs)`` as an attrs validator, with the
+    field's name as the caller spells the argument."""
+
+    def validate(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        check(value, attribute.alias, *args, **kwargs)
+
+    return validate
 
 
 def func_name(fn: object) -> str:
@@ -32,6 +53,17 @@ def check_int(value: object, name: str, *, minimum: int) -> int:
     return value
 
 
+def check_seconds(value: object, name: str, *, finite: bool = False) -> float:
+    """A duration: a number of seconds > 0 (and not infinite, if ``finite``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"`{name}` must be a number of seconds, got {type(value).__name__} {value!r}"
+        )
+    if not (value > 0 and (value < math.inf or not finite)):
+        raise ValueError(f"`{name}` must be > 0 seconds, got {value}")
+    return value
+
+
 def check_bool(value: object, name: str) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"`{name}` must be True or False, got {type(value).__name__} {value!r}")
@@ -44,6 +76,35 @@ def check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
         raise ValueError(f"`{name}` must be {options}, got {value!r}")
     assert isinstance(value, str)
     return value
+
+
+def check_max_failures(limit: object, errors: str) -> None:
+    """``max_failures``: with ``errors="skip"``, a count or a fraction of the items seen."""
+    if limit is None:
+        return
+    if errors != "skip":
+        raise ValueError(
+            '`max_failures` applies with errors="skip" only; add errors="skip" or drop it'
+        )
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)):
+        raise TypeError(
+            "`max_failures` must be a count (int >= 0) or a fraction of the items seen "
+            f"(float between 0 and 1), got {type(limit).__name__} {limit!r}"
+        )
+    if isinstance(limit, int) and limit < 0:
+        raise ValueError(f"`max_failures` as a count must be >= 0, got {limit}")
+    if isinstance(limit, float) and not 0.0 < limit < 1.0:
+        raise ValueError(
+            f"`max_failures` as a fraction must be between 0 and 1 (exclusive), got {limit}"
+        )
+
+
+def check_taking(value: object, name: str, argument: str) -> None:
+    """A callback: anything callable, which snake calls with an ``argument``."""
+    if not callable(value):
+        raise TypeError(
+            f"`{name}` must be a callable taking {argument}, got {type(value).__name__} {value!r}"
+        )
 
 
 def check_callable(fn: object, method: str, name: str = "fn") -> None:

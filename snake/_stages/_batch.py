@@ -20,9 +20,8 @@ from ._base import InlineSpec, InWorkers, Step
 from ._inline import ItemStep
 
 
+@attrs.define(eq=False)
 class _UnbatchStep(ItemStep):
-    __slots__ = ()
-
     def _apply(self, it: Iterator[Any]) -> list[Any]:
         return list(itertools.chain.from_iterable(it))
 
@@ -36,25 +35,18 @@ class Unbatch(InlineSpec):
         return _UnbatchStep(label, position)
 
 
+@attrs.define(eq=False)
 class _BatchStep:
-    __slots__ = ("collate", "drop_last", "held", "label", "seen", "size")
+    size: int
+    drop_last: bool
+    collate: Callable[[list[Any]], Any] | None
+    label: str
+    #: The position of the next item, in the stage's input.
+    seen: int
+    #: A partial batch.
+    held: list[Any] = attrs.Factory(list)
     done = False
     ends = False
-
-    def __init__(
-        self,
-        size: int,
-        drop_last: bool,
-        collate: Callable[[list[Any]], Any] | None,
-        label: str,
-        position: int,
-    ) -> None:
-        self.size = size
-        self.drop_last = drop_last
-        self.collate = collate
-        self.label = label
-        self.held: list[Any] = []
-        self.seen = position  # of the next item, in the stage's input
 
     def process(self, items: list[Any]) -> list[Any]:
         held = self.held + items if self.held else items

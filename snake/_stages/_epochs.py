@@ -13,7 +13,7 @@ import contextvars
 import itertools
 import random
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -34,19 +34,15 @@ def current_epoch() -> int:
     return _epoch.get()
 
 
+@attrs.define(eq=False)
 class _ShuffleStep:
     """tf.data's buffer shuffle: each item leaves at a random place of a full buffer."""
 
-    __slots__ = ("buffer", "random", "size")
+    size: int
+    random: random.Random
+    buffer: list[Any] = attrs.Factory(list)
     done = False
     ends = False
-
-    def __init__(self, size: int, seed: int | None) -> None:
-        self.size = size
-        self.buffer: list[Any] = []
-        # A seed gives the same order every time, and a different one each
-        # epoch; no seed, a fresh one from the system.
-        self.random = random.Random(None if seed is None else f"{seed}/{current_epoch()}")
 
     def process(self, items: list[Any]) -> list[Any]:
         out = []
@@ -75,23 +71,30 @@ class Shuffle(InlineSpec):
         return f"shuffle({self.size}" + ("" if self.seed is None else f", seed={self.seed}") + ")"
 
     def step(self, label: str, position: int = 0) -> Step:
-        return _ShuffleStep(self.size, self.seed)
+        # A seed gives the same order every time, and a different one each
+        # epoch; no seed, a fresh one from the system.
+        seed = None if self.seed is None else f"{self.seed}/{current_epoch()}"
+        return _ShuffleStep(self.size, random.Random(seed))
 
 
+#: No item yet.
+_NONE = object()
+
+
+@attrs.define(eq=False)
 class _ShardStep:
     """Items at positions ``index``, ``index + count``, ...; equalized if asked."""
 
-    __slots__ = ("count", "equal", "first", "index", "round", "seen")
+    index: int
+    count: int
+    equal: Literal["drop", "pad"] | None
+    seen: int = 0
+    #: The first ``count`` items: what "pad" repeats.
+    first: list[Any] = attrs.Factory(list)
+    #: With "drop": this rank's item of an unfinished round.
+    round: Any = _NONE
     done = False
     ends = False
-
-    def __init__(self, index: int, count: int, equal: str | None) -> None:
-        self.index = index
-        self.count = count
-        self.equal = equal
-        self.seen = 0
-        self.first: list[Any] = []  # the first `count` items: what "pad" repeats
-        self.round: Any = _NONE  # with "drop": this rank's item of an unfinished round
 
     def process(self, items: list[Any]) -> list[Any]:
         index, count, start = self.index, self.count, self.seen
@@ -121,14 +124,11 @@ class _ShardStep:
         return [self.first[(self.index - place) % len(self.first)]]
 
 
-_NONE = object()
-
-
 @attrs.frozen
 class Shard(InlineSpec):
     index: int
     count: int
-    equal: str | None
+    equal: Literal["drop", "pad"] | None
 
     def describe(self) -> str:
         extra = "" if self.equal is None else f", equal={self.equal!r}"

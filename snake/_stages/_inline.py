@@ -23,20 +23,16 @@ from .._validate import func_name
 from ._base import InlineSpec, InWorkers, Step
 
 
+@attrs.define(eq=False)
 class ItemStep:
-    """A step that may fail on an item: it counts positions, for error notes.
+    """A step that may fail on an item: it counts positions, for error notes."""
 
-    ``seen`` is the position of the next item in the input of the stage it
-    belongs to (a job's first item's, in a worker).
-    """
-
-    __slots__ = ("label", "seen")
+    label: str
+    #: The position of the next item in the input of the stage it belongs
+    #: to (starting at a job's first item's, in a worker).
+    seen: int
     done = False
     ends = False
-
-    def __init__(self, label: str, position: int) -> None:
-        self.label = label
-        self.seen = position
 
     def process(self, items: list[Any]) -> list[Any]:
         it = iter(items)
@@ -57,34 +53,28 @@ class ItemStep:
         return []
 
 
+@attrs.define(eq=False)
 class _FnStep(ItemStep):
     """A step that calls a user function on each item."""
 
-    __slots__ = ("fn",)
-
-    def __init__(self, fn: Callable[..., Any], label: str, position: int) -> None:
-        super().__init__(label, position)
-        self.fn = fn
+    fn: Callable[..., Any]
 
 
+@attrs.define(eq=False)
 class _MapStep(_FnStep):
-    __slots__ = ()
-
     def _apply(self, it: Iterator[Any]) -> list[Any]:
         return list(map(self.fn, it))
 
 
+@attrs.define(eq=False)
 class _FilterStep(_FnStep):
-    __slots__ = ()
-
     def _apply(self, it: Iterator[Any]) -> list[Any]:
         pred = self.fn
         return [x for x in it if pred(x)]
 
 
+@attrs.define(eq=False)
 class _FlatMapStep(_FnStep):
-    __slots__ = ()
-
     def _apply(self, it: Iterator[Any]) -> list[Any]:
         return list(itertools.chain.from_iterable(map(self.fn, it)))
 
@@ -99,7 +89,7 @@ class Map(InlineSpec):
         return f"map({func_name(self.fn)})"
 
     def step(self, label: str, position: int = 0) -> Step:
-        return _MapStep(self.fn, label, position)
+        return _MapStep(label, position, self.fn)
 
 
 @attrs.frozen
@@ -112,7 +102,7 @@ class Filter(InlineSpec):
         return f"filter({func_name(self.fn)})"
 
     def step(self, label: str, position: int = 0) -> Step:
-        return _FilterStep(self.fn, label, position)
+        return _FilterStep(label, position, self.fn)
 
 
 @attrs.frozen
@@ -123,7 +113,7 @@ class FlatMap(InlineSpec):
         return f"flat_map({func_name(self.fn)})"
 
     def step(self, label: str, position: int = 0) -> Step:
-        return _FlatMapStep(self.fn, label, position)
+        return _FlatMapStep(label, position, self.fn)
 
 
 class FusedSteps:

@@ -38,7 +38,7 @@ from .._validate import func_name
 from .._workers._deaths import WorkerDiedError
 from .._workers._executors import Executor, cpu_count
 from .._workers._options import WorkerOptions
-from .._workers._work import Work
+from .._workers._work import ChunkResult, Work
 from ._base import Context, Stage, StageSpec
 
 #: Seconds of work a ``par_map`` job aims for. Each job costs the main process
@@ -59,19 +59,17 @@ JOB_WINDOW = 3
 #: of one array moved 6,500 MB/s, of two 3,700 MB/s, of four 3,500 MB/s.
 JOB_BYTES = 4 * 2**20
 
-#: A job: (items, stage position of the first) -> (results, seconds, bytes).
-Call = Callable[[list[Any], int], Awaitable[tuple[list[Any], float, int]]]
+#: A job: (items, stage position of the first) -> what it gave.
+Call = Callable[[list[Any], int], Awaitable[ChunkResult]]
 
 
-def _skip_or_raise(
-    exc: Exception, label: str, base: int, failures: Failures | None
-) -> tuple[list[Any], float, int]:
+def _skip_or_raise(exc: Exception, label: str, base: int, failures: Failures | None) -> ChunkResult:
     """A failed one-item job: ``exc`` with its stage note, raised, or its item skipped."""
     add_stage_note(exc, label, base)
     if failures is None:
         raise exc
     failures.skip(exc, base)
-    return [], 0.0, 0
+    return ChunkResult([], 0.0, 0, [])  # a fresh list: the outbox takes it
 
 
 @attrs.frozen
@@ -88,12 +86,12 @@ class ParThen(StageSpec):
 
     def build(self, context: Context) -> Stage:
         label = context.label
-        failures = Failures(self.policy, label) if self.policy.skips else None
+        failures = self.policy.failures(label)
         attempt = retrying_async(self.fn, self.policy.retries, self.policy.timeout)
 
-        async def call(items: list[Any], base: int) -> tuple[list[Any], float, int]:
+        async def call(items: list[Any], base: int) -> ChunkResult:
             try:
-                return [await attempt(items[0])], 0.0, 0
+                return ChunkResult([await attempt(items[0])], 0.0, 0, [])
             except check.NotAwaitable as exc:  # a bug, never skipped
                 add_stage_note(exc, label, base)
                 raise
@@ -133,7 +131,7 @@ class ParMap(StageSpec):
         retries = self.policy.retries
         work = Work(label, self.fn, context.in_workers, self.policy.skips, retries)
         executor.prepare(work)
-        failures = Failures(self.policy, label) if self.policy.skips else None
+        failures = self.policy.failures(label)
         timeout = self.policy.timeout
 
         # Without a concurrency of its own, a stage runs one job per CPU at
@@ -141,7 +139,7 @@ class ParMap(StageSpec):
         concurrency = self.concurrency or cpu_count()
         running = trio.CapacityLimiter(concurrency)
 
-        async def call(items: list[Any], base: int) -> tuple[list[Any], float, int]:
+        async def call(items: list[Any], base: int) -> ChunkResult:
             for attempt in range(retries + 1):
                 # The function's own errors are retried in the worker; here,
                 # a worker's death or a timeout (on a fresh worker).
@@ -160,7 +158,7 @@ class ParMap(StageSpec):
                 failures.seen = max(failures.seen, base + len(items))
                 for position, exc in done.skipped:
                     failures.skip(exc, position)
-            return done.results, done.seconds, done.nbytes
+            return done
 
         # More jobs than run at once may be in flight, so that a worker has
         # its next job at hand, and one done early starts another while an
@@ -182,7 +180,7 @@ class _Failed:
 
 
 #: What a job gives the collector: its number, and its results or its failure.
-Done = tuple[int, "list[Any] | _Failed"]
+Finished = tuple[int, "list[Any] | _Failed"]
 
 
 class _ParallelStage:
@@ -207,7 +205,7 @@ class _ParallelStage:
 
     async def run(self, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
-        done_send, done_recv = trio.open_memory_channel[Done](math.inf)
+        done_send, done_recv = trio.open_memory_channel[Finished](math.inf)
         slots = trio.Semaphore(self._concurrency)
         self._clock = clock = outbox.clock
         if clock is not None:
@@ -242,7 +240,7 @@ class _ParallelStage:
         self,
         inbox: Inbox,
         nursery: trio.Nursery,
-        done_send: trio.MemorySendChannel[Done],
+        done_send: trio.MemorySendChannel[Finished],
         slots: trio.Semaphore,
     ) -> None:
         with done_send:
@@ -278,12 +276,12 @@ class _ParallelStage:
         seq: int,
         items: list[Any],
         base: int,
-        done_send: trio.MemorySendChannel[Done],
+        done_send: trio.MemorySendChannel[Finished],
     ) -> None:
         with done_send:
             began = trio.current_time()
             try:
-                results, elapsed, nbytes = await self._call(items, base)
+                done = await self._call(items, base)
             except Exception as exc:
                 self._failed_jobs += 1
                 if self._ordered and self._failed is None:
@@ -295,8 +293,8 @@ class _ParallelStage:
                 return
             if self._clock is not None:
                 self._clock.latencies.append((trio.current_time() - began) / len(items))
-            self._sizer.record(len(items), elapsed, nbytes)
-            done_send.send_nowait((seq, results))
+            self._sizer.record(len(items), done.seconds, done.nbytes)
+            done_send.send_nowait((seq, done.results))
 
     def _fail(self, base: int, exc: Exception) -> None:
         # Keep the earliest item's error and stop the stage; the run method
@@ -307,7 +305,7 @@ class _ParallelStage:
 
     async def _collect(
         self,
-        done_recv: trio.MemoryReceiveChannel[Done],
+        done_recv: trio.MemoryReceiveChannel[Finished],
         slots: trio.Semaphore,
         outbox: Outbox,
     ) -> None:

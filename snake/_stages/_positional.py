@@ -14,13 +14,11 @@ import attrs
 from ._base import InlineSpec, Step
 
 
+@attrs.define(eq=False)
 class _EnumerateStep:
-    __slots__ = ("next",)
+    next: int
     done = False
     ends = False
-
-    def __init__(self, start: int) -> None:
-        self.next = start
 
     def process(self, items: list[Any]) -> list[Any]:
         start = self.next
@@ -42,13 +40,11 @@ class Enumerate(InlineSpec):
         return _EnumerateStep(self.start)
 
 
+@attrs.define(eq=False)
 class _TakeStep:
-    __slots__ = ("done", "left")
+    left: int
+    done: bool
     ends = True
-
-    def __init__(self, n: int) -> None:
-        self.left = n
-        self.done = n == 0
 
     def process(self, items: list[Any]) -> list[Any]:
         if len(items) < self.left:
@@ -69,16 +65,14 @@ class Take(InlineSpec):
         return f"take({self.n})"
 
     def step(self, label: str, position: int = 0) -> Step:
-        return _TakeStep(self.n)
+        return _TakeStep(self.n, self.n == 0)
 
 
+@attrs.define(eq=False)
 class _SkipStep:
-    __slots__ = ("left",)
+    left: int
     done = False
     ends = False
-
-    def __init__(self, n: int) -> None:
-        self.left = n
 
     def process(self, items: list[Any]) -> list[Any]:
         if not self.left:

@@ -35,7 +35,7 @@ class Then(StageSpec):
 
     def build(self, context: Context) -> Stage:
         label = context.label
-        failures = Failures(self.policy, label) if self.policy.skips else None
+        failures = self.policy.failures(label)
         retries = self.policy.retries
         fn = retrying_async(self.fn, retries) if retries else self.fn
         return _ThenStage(fn, label, failures)

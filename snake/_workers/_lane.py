@@ -102,29 +102,38 @@ def drain(recv: trio.MemoryReceiveChannel[T]) -> list[T]:
             return out
 
 
+@attrs.define(eq=False)
 class Lane:
     """One worker process at a time, and the jobs sent to it."""
 
-    def __init__(self, index: int, feed: Feed) -> None:
-        self.index = index
-        self.feed = feed
-        #: Its workers' connections, as the executor's greeter hands them over.
+    index: int
+    feed: Feed
+    #: Its workers' connections, as the executor's greeter hands them over.
+    connections: trio.MemorySendChannel[trio.SocketStream] = attrs.field(init=False)
+    incoming: trio.MemoryReceiveChannel[trio.SocketStream] = attrs.field(init=False)
+    in_flight: deque[Job] = attrs.field(init=False, factory=deque)
+    room: trio.Semaphore = attrs.field(init=False, factory=lambda: trio.Semaphore(DEPTH))
+    idle: trio.Event = attrs.field(init=False, factory=trio.Event)
+    #: Tokens it holds of each limiter its jobs name.
+    held: dict[trio.CapacityLimiter, int] = attrs.field(init=False, factory=dict)
+    retiring: bool = attrs.field(init=False, default=False)
+    #: Its worker has started and connected.
+    connected: bool = attrs.field(init=False, default=False)
+    #: A job pulled while retiring: for the next worker.
+    carry: Job | None = attrs.field(init=False, default=None)
+    #: Cancelled: its worker is killed, for good.
+    scope: trio.CancelScope = attrs.field(init=False, factory=trio.CancelScope)
+    #: Cancelled: its worker is killed and replaced.
+    worker: trio.CancelScope = attrs.field(init=False, factory=trio.CancelScope)
+    # For the statistics: its current worker, and what its workers did.
+    pid: int | None = attrs.field(init=False, default=None)
+    started: int = attrs.field(init=False, default=0)
+    jobs: int = attrs.field(init=False, default=0)
+    items: int = attrs.field(init=False, default=0)
+    busy: float = attrs.field(init=False, default=0.0)
+
+    def __attrs_post_init__(self) -> None:
         self.connections, self.incoming = trio.open_memory_channel[trio.SocketStream](math.inf)
-        self.in_flight: deque[Job] = deque()
-        self.room = trio.Semaphore(DEPTH)
-        self.idle = trio.Event()
-        self.held: dict[trio.CapacityLimiter, int] = {}
-        self.retiring = False
-        self.connected = False  # its worker has started and connected
-        self.carry: Job | None = None  # pulled while retiring: for the next worker
-        self.scope = trio.CancelScope()  # cancelled: its worker is killed, for good
-        self.worker = trio.CancelScope()  # cancelled: its worker is killed and replaced
-        # For the statistics: its current worker, and what its workers did.
-        self.pid: int | None = None
-        self.started = 0
-        self.jobs = 0
-        self.items = 0
-        self.busy = 0.0
 
     def figures(self) -> WorkerStatistics:
         return WorkerStatistics(

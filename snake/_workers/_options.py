@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Literal
 
 import attrs
 
@@ -19,21 +19,15 @@ DEFAULT_START_METHOD: StartMethod = (
 )
 
 
-def _start_method(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
-    check.check_choice(value, "start_method", ("spawn", "forkserver"))
+def _start_method(value: object, name: str) -> None:
+    check.check_choice(value, name, ("spawn", "forkserver"))
     if value not in multiprocessing.get_all_start_methods():
-        raise ValueError(f"`start_method` {value!r} is not available on this platform")
+        raise ValueError(f"`{name}` {value!r} is not available on this platform")
 
 
-def _init(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None:
-        check.check_sync_fn(value, "WorkerOptions", "init")
-        check.check_picklable(value, "WorkerOptions")
-
-
-def _max_items(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None:
-        check.check_int(value, "max_items", minimum=1)
+def _init(value: object, name: str) -> None:
+    check.check_sync_fn(value, "WorkerOptions", name)
+    check.check_picklable(value, "WorkerOptions")
 
 
 @attrs.frozen(kw_only=True)
@@ -70,7 +64,12 @@ class WorkerOptions:
     """
 
     start_method: StartMethod = attrs.field(
-        factory=lambda: DEFAULT_START_METHOD, validator=_start_method
+        factory=lambda: DEFAULT_START_METHOD, validator=check.validator(_start_method)
     )
-    init: Callable[[int], object] | None = attrs.field(default=None, validator=_init)
-    max_items: int | None = attrs.field(default=None, validator=_max_items)
+    init: Callable[[int], object] | None = attrs.field(
+        default=None, validator=attrs.validators.optional(check.validator(_init))
+    )
+    max_items: int | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(check.validator(check.check_int, minimum=1)),
+    )

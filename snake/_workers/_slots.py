@@ -168,7 +168,7 @@ class Lending:
             sweep(self.prefix)
 
 
-@attrs.define
+@attrs.define(eq=False)
 class Loan:
     """The shared memory one job borrows: its items as sent, and its result slot."""
 

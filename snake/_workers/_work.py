@@ -70,7 +70,7 @@ def apply_chunk(work: Work, items: list[Any], base: int) -> ChunkResult:
     """
     began = time.perf_counter()
     fn = retrying(work.fn, work.retries) if work.retries else work.fn
-    skipping = _SkippingStep(fn, work.label, base) if work.skip else None
+    skipping = _SkippingStep(work.label, base, fn) if work.skip else None
     first = skipping or Map(fn).step(work.label, base)
     steps: list[Step] = [first, *(op.step(label, base) for label, op in work.after)]
     fused = FusedSteps(steps)
@@ -82,15 +82,12 @@ def apply_chunk(work: Work, items: list[Any], base: int) -> ChunkResult:
     return ChunkResult(results, time.perf_counter() - began, 0, skipped)
 
 
+@attrs.define(eq=False)
 class _SkippingStep(ItemStep):
     """A map's function that drops the items it raises on, keeping them in ``skipped``."""
 
-    __slots__ = ("fn", "skipped")
-
-    def __init__(self, fn: Callable[[Any], Any], label: str, position: int) -> None:
-        super().__init__(label, position)
-        self.fn = fn
-        self.skipped: Skipped = []
+    fn: Callable[[Any], Any]
+    skipped: Skipped = attrs.Factory(list)
 
     def _apply(self, it: Iterator[Any]) -> list[Any]:
         out: list[Any] = []
