@@ -1,6 +1,6 @@
 """The snake runs the benchmark scripts time, and every snake private module they use.
 
-The seed workload is ``snake._demo.pipeline``, with its ideal time as a
+The seed workload is ``snake._apps._demo.pipeline``, with its ideal time as a
 reference; the chain is ``.then(ident)`` stages over ``range(n)``.
 
 snake's private modules are imported here and nowhere else in this folder,
@@ -17,21 +17,21 @@ from types import ModuleType
 import trio
 
 import snake
-import snake._demo
+import snake._apps._demo
 import snake._runner
 from snake._collate import default_collate as default_collate
 from snake._workers._executors import cpu_count as cpu_count
 
 #: The seed workload's code: ``pipeline``, ``fib``, ``fib_input``, ``estimate``.
-demo = snake._demo
+demo = snake._apps._demo
 
 
 def imaging() -> ModuleType:
-    """``snake._images``, the code of ``snake images``: imported on first use, so that
+    """``snake._apps._images``, the code of ``snake images``: imported on first use, so that
     the workers of the other scripts, which import their script again, skip it."""
-    import snake._images
+    import snake._apps._images
 
-    return snake._images
+    return snake._apps._images
 
 
 async def ident(x: int) -> int:
@@ -91,7 +91,7 @@ def seed_iterate(n: int, unit: float) -> tuple[float, float, list[int]]:
 
 @dataclass
 class Ideal:
-    """The seed workload's ideal time, from ``snake._demo.estimate``, as a reference.
+    """The seed workload's ideal time, from ``snake._apps._demo.estimate``, as a reference.
 
     ``run`` estimates it again every round: the estimate times fib, so it drifts
     with the machine's speed just as the contenders do.

@@ -12,7 +12,7 @@ The per-image code comes in two versions:
   (written out here call for call: torchvision's wheel does not load
   against the CPU wheel of torch). The peers run it, as their users do;
   the goal is judged against these rows.
-- **snake's** (``snake._images.decode``): the same decode, crop and flip,
+- **snake's** (``snake._apps._images.decode``): the same decode, crop and flip,
   with fewer passes over the pixels. ``snake images`` runs it, writing each
   image into its batch's array. The peers run it too, in rows marked
   "(snake's transform)", to show what the pipeline gains apart from the
@@ -101,7 +101,7 @@ def torchvision_load(path: str, index: int, seed: int = 0) -> Any:
     Call for call what ``ImageFolder``'s loader and ``Compose([
     RandomResizedCrop(224), RandomHorizontalFlip(), ToTensor(),
     Normalize(MEAN, STD)])`` do to a PIL image in torchvision 0.2x, with the
-    crop and flip drawn as ``snake._images.decode`` draws them.
+    crop and flip drawn as ``snake._apps._images.decode`` draws them.
     """
     import torch
 

@@ -11,9 +11,9 @@ Three workloads, each printed as a table:
     a hand-written trio chain (a source task and five relay tasks, one item
     per ``send``, joined by memory channels of buffer size 0 and 64; the
     faster of the two is the reference). Goal: >= 10x its items/s.
-(c) the seed workload ``snake._demo.pipeline(100, 0.05)`` (async reads, then
+(c) the seed workload ``snake._apps._demo.pipeline(100, 0.05)`` (async reads, then
     fib in worker processes started afresh for every run) against its ideal
-    time from ``snake._demo.estimate``, plus the time to the first item.
+    time from ``snake._apps._demo.estimate``, plus the time to the first item.
     No goal: the ratio elapsed/ideal is reported.
 
 How it is measured: shared machines are noisy (single-core speed can change

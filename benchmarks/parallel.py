@@ -5,7 +5,7 @@ Five workloads, each printed as a table:
 (seed)  the seed workload of ``snake demo``: 100 items; item ``i`` is read by
         an async sleep of ``(i % 3) * 0.05`` s, then ``fib(22 + i % 5)`` runs
         in 2 worker processes. Contenders: snake
-        (``await snake._demo.pipeline(100, 0.05).collect()``, and the same
+        (``await snake._apps._demo.pipeline(100, 0.05).collect()``, and the same
         pipeline read through ``open()`` for its time to first item); asyncio
         (``gather`` of the reads, then ``run_in_executor`` on a
         ``ProcessPoolExecutor(2)`` per item); raw trio (a nursery of 100 tasks,
@@ -15,7 +15,7 @@ Five workloads, each printed as a table:
         ``ParallelMapper(method="process", num_workers=2)`` for fib); torch
         ``DataLoader(num_workers=2)`` over a map-style dataset whose
         ``__getitem__`` sleeps, then computes fib. Reference: the ideal from
-        ``snake._demo.estimate`` (longest read + fib CPU time / cores),
+        ``snake._apps._demo.estimate`` (longest read + fib CPU time / cores),
         re-estimated every round. Goal: snake <= 1.1x the ideal and faster
         than every peer. Also the time to the first item of snake and of
         DataLoader.

@@ -1,20 +1,30 @@
 """snake: data-loading pipelines for deep learning on Trio structured concurrency.
 
-Package map:
-  _pipeline    Pipeline (the immutable builder) and from_iterable
-  _runner      runs a pipeline: stages, channels, one nursery, error policy
-  _chunking    stage boundaries: chunks, when to send them
+Package map (the engine, from the builder down to the workers):
+  _pipeline    Pipeline, the immutable builder, and the combinator functions
+  _stages/     the operators, one family per module: each spec describes
+               itself (see _stages/_base, the operator protocol)
+  _runner      runs a pipeline: specs to stages, channels and tasks in one
+               nursery; nested pipelines
+  _chunking    stage boundaries: chunks, and when to send them
   _flushing    hands a stage's output over the moment its task blocks
   _receiver    the channel open() yields
   _sync        synchronous iteration through a background trio thread
-  _stages/     the operators, one family per module
-  _workers/    the worker side: threads and worker processes, lanes, the wire,
-               shared memory, the fork server, WorkerOptions
+  _workers/    the worker side: threads and worker processes (its own map)
   _ordering    the reorder buffer of ordered parallel stages
+  _policy      errors="skip", max_failures, and async retries
+  _retry       when a failing call is tried again
   _stats       per-stage statistics and the bottleneck verdict
-  _errors      stage notes and unwrapping of exception groups
-  _exceptions  the errors snake raises for worker processes
-  _validate    build-time argument checks
+  _report      reporting statistics while a pipeline runs, and progress
+  _errors      stage notes on a user's exceptions
+  _nursery     how errors leave snake's nurseries
+  _exceptions  the errors snake raises itself
+  _validate    argument checks, with messages that name the fix
+  _collate     batch(collate="default" | "torch")
+  _device      to_device: moving batches to a torch device
+  _torch       torch, imported where a feature needs it
+Applications built on it:
+  _apps/       the snake command, its demo and its images pipeline
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from snake._demo import fib, fib_input
+from snake._apps._demo import fib, fib_input
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = Path(sys.executable).parent / "snake"

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from snake import _images
+from snake._apps import _images
 
 
 @given(st.integers(1, 2000), st.integers(1, 2000), st.integers(0, 2**32))
@@ -56,7 +56,7 @@ async def test_the_pipeline_gives_batches_of_every_image_once(tmp_path: Path) ->
 def test_snake_images_makes_a_synthetic_set_and_prints_images_per_second(tmp_path: Path) -> None:
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     done = subprocess.run(
-        [sys.executable, "-m", "snake._cli", "images", "--count", "12", "--batch-size", "5"],
+        [sys.executable, "-m", "snake._apps._cli", "images", "--count", "12", "--batch-size", "5"],
         capture_output=True, text=True, env=env, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -8,8 +8,8 @@ import time
 import attrs
 import trio
 
-from ._pipeline import Pipeline, from_iterable
-from ._workers._executors import cpu_count
+from .. import Pipeline, from_iterable
+from .._workers._executors import cpu_count
 
 
 async def read(i: int, unit: float) -> int:

@@ -9,8 +9,8 @@ from collections.abc import Callable, Sequence
 
 import trio
 
+from .. import Statistics
 from . import _demo
-from ._stats import Statistics
 
 
 def _non_negative(kind: type[float] | type[int]) -> Callable[[str], float]:

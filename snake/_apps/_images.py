@@ -19,9 +19,12 @@ import random
 import tempfile
 from typing import Any, Literal
 
-from ._pipeline import Pipeline, from_iterable
-from ._torch import import_torch
+from .. import Pipeline, from_iterable
+from .._torch import import_torch
 
+#: What ``tensors=True`` says when torch is missing.
+_TENSORS = "pipeline(tensors=True) makes torch tensors"
+_NO_TENSORS = ", or leave tensors off for numpy arrays"
 #: ImageNet's per-channel mean and standard deviation, as torchvision uses them.
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -172,9 +175,7 @@ def load_batch(
             exc.add_note(f"while loading {item[1]}: a broken image? remove it or re-encode it")
             raise
     if tensors:
-        import torch  # type: ignore[import-not-found,unused-ignore]
-
-        return torch.from_numpy(batch)
+        return import_torch(_TENSORS, _NO_TENSORS).from_numpy(batch)
     return batch
 
 
@@ -195,9 +196,7 @@ def pipeline(
     """
     needs()
     if tensors:
-        import_torch(
-            "pipeline(tensors=True) makes torch tensors", ", or leave tensors off for numpy arrays"
-        )
+        import_torch(_TENSORS, _NO_TENSORS)
     files = sorted(
         os.path.join(folder, n) for n in os.listdir(folder) if n.lower().endswith((".jpg", ".jpeg"))
     )
