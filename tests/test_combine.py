@@ -11,6 +11,7 @@ import trio
 import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
+from operators import interleaved
 
 import snake
 from snake._chunking import MAX_CHUNK
@@ -131,25 +132,6 @@ def test_bad_mix_weights_are_refused(weights: Any, error: type, message: str) ->
         snake.mix(sources, weights)
 
 
-def interleave_reference(files: list[list[Any]], cycle: int, block: int) -> list[Any]:
-    """tf.data's deterministic interleave, as snake documents it."""
-    pending = iter(files)
-    slots: list[Any] = [iter(f) for f in itertools.islice(pending, cycle)]
-    out: list[Any] = []
-    at = 0
-    while any(s is not None for s in slots):
-        if slots[at] is not None:
-            for _ in range(block):
-                try:
-                    out.append(next(slots[at]))
-                except StopIteration:
-                    following = next(pending, None)
-                    slots[at] = None if following is None else iter(following)
-                    break
-        at = (at + 1) % len(slots)
-    return out
-
-
 @given(
     st.lists(st.lists(st.integers(), max_size=8), max_size=8),
     st.integers(1, 4),
@@ -168,7 +150,7 @@ def test_ordered_interleave_is_the_round_robin(
         read, cycle_length=cycle, block_length=block
     )
     got = run(pipeline)
-    assert got == interleave_reference(tagged, cycle, block)
+    assert got == list(interleaved(tagged, cycle, block))
     assert got == run(pipeline)  # deterministic
 
 

@@ -4,55 +4,22 @@ from __future__ import annotations
 
 import collections
 import sys
-import threading
+from collections.abc import Iterator
 from typing import Any
 
+import fake_torch
 import pytest
+from fake_torch import FakeTensor, FakeTorch
 
 import snake
 
 Pair = collections.namedtuple("Pair", ["a", "b"])
 
 
-class FakeTensor:
-    """Records where it was moved, and by which thread."""
-
-    def __init__(self, value: int, device: str = "cpu", pinned: bool = False) -> None:
-        self.value, self.device, self.pinned = value, device, pinned
-        self.thread = threading.current_thread().name
-
-    def is_pinned(self) -> bool:
-        return self.pinned
-
-    def pin_memory(self) -> FakeTensor:
-        return FakeTensor(self.value, self.device, True)
-
-    def to(self, device: str, non_blocking: bool = False) -> FakeTensor:
-        moved = FakeTensor(self.value, device, self.pinned)
-        moved.thread = threading.current_thread().name
-        return moved
-
-
-class FakeTorch:
-    class cuda:  # noqa: N801 - as torch names it
-        available = True
-
-        @classmethod
-        def is_available(cls) -> bool:
-            return cls.available
-
-    @staticmethod
-    def device(name: str) -> str:
-        if name not in ("cpu", "cuda", "cuda:1"):
-            raise RuntimeError(f"Invalid device string: '{name}'")
-        return name
-
-
 @pytest.fixture
-def torch(monkeypatch: pytest.MonkeyPatch) -> type[FakeTorch]:
-    monkeypatch.setitem(sys.modules, "torch", FakeTorch)
-    FakeTorch.cuda.available = True
-    return FakeTorch
+def torch() -> Iterator[type[FakeTorch]]:
+    with fake_torch.installed() as stand_in:
+        yield stand_in
 
 
 def test_every_tensor_of_a_batch_is_pinned_and_moved_in_a_thread(torch: Any) -> None:
