@@ -6,15 +6,18 @@ the benchmark script again, and this module with it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from _harness import Table
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from _harness import Table
 
 
 def require_matplotlib() -> None:
     """Stop before the rounds, not after them, when the charts cannot be drawn."""
     try:
-        import matplotlib  # noqa: F401
+        import matplotlib as mpl  # noqa: F401
     except ImportError as exc:
         raise SystemExit(
             f"--plot needs matplotlib, which is not importable ({exc}); "
@@ -26,9 +29,9 @@ def write_plot(path: str, tables: Sequence[Table]) -> None:
     """A horizontal bar per contender that ran, of each table that has a chart title:
     the median, with the fastest and slowest round as whiskers; snake in green, the
     reference in grey."""
-    import matplotlib
+    import matplotlib as mpl
 
-    matplotlib.use("Agg")
+    mpl.use("Agg")
     import matplotlib.pyplot as plt
 
     charts = [t for t in tables if t.chart is not None and any(c.ok for c in t.shown)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass, field
-from types import ModuleType
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -21,6 +21,9 @@ import snake._apps._demo
 import snake._runner
 from snake._collate import default_collate as default_collate
 from snake._workers._executors import cpu_count as cpu_count
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 #: The seed workload's code: ``pipeline``, ``fib``, ``fib_input``, ``estimate``.
 demo = snake._apps._demo

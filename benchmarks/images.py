@@ -47,8 +47,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import _harness
 import numpy as np
@@ -67,6 +66,9 @@ from _harness import (
 )
 from _snake_runs import default_collate, imaging
 from PIL import Image
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 _images = imaging()
 

@@ -44,11 +44,10 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import functools
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import trio
 from _harness import (
@@ -69,6 +68,10 @@ from _harness import (
 from _snake_runs import Ideal, ident, seed_collect, seed_expected, seed_iterate, then_collect
 
 import snake
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
 
 #: Maps (a) and ``then`` stages (b) in each pipeline.
 STAGES = 5

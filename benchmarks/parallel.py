@@ -98,9 +98,8 @@ torch, torchdata and matplotlib come with ``pip install -e ".[bench]"``.
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from _chart import require_matplotlib, write_plot
 from _harness import (
@@ -118,6 +117,10 @@ from parallel_workloads.cpu import WORK_SECONDS, Cpu, StartCost, calibrate
 from parallel_workloads.first import First
 from parallel_workloads.seed import Seed
 from parallel_workloads.stage import Stage
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
 
 # Only what a snake user's script would import is imported at the top:
 # spawned workers, and a fork server, import this script again when they

@@ -30,7 +30,7 @@ def torch_collate(batch: list[Any]) -> Any:
 
 def _collate(batch: list[Any], path: tuple[Any, ...], stack: Callable[..., Any]) -> Any:
     first = batch[0]
-    if hasattr(first, "shape") and hasattr(first, "dtype") or isinstance(first, numbers.Number):
+    if (hasattr(first, "shape") and hasattr(first, "dtype")) or isinstance(first, numbers.Number):
         if not isinstance(first, numbers.Number):
             shapes = [tuple(x.shape) for x in batch]
             for k, shape in enumerate(shapes):

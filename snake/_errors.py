@@ -7,10 +7,12 @@ inside worker processes annotate their errors here too.
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._exceptions import WorkerError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 #: Set by the worker loop in a worker process (see ``_workers._worker.serve``).
 _in_worker_process = False

@@ -10,13 +10,14 @@ over what it can without waiting. The hot loop stays a plain ``await``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import trio
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from ._chunking import Outbox
 
 

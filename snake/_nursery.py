@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import trio
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 
 def simplify(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager
-from typing import Any, Generic, Literal, NoReturn, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, NoReturn, TypeVar, overload
 
 import attrs
 import trio
@@ -15,10 +13,8 @@ from . import _validate as check
 from ._collate import COLLATES
 from ._device import check_device, mover
 from ._policy import ErrorPolicy
-from ._receiver import PipelineReceiver
 from ._report import Reporting
 from ._runner import describe, open_pipeline
-from ._stages._base import Spec
 from ._stages._batch import Batch, Unbatch
 from ._stages._combine import Concat, Merge, Mix, Zip
 from ._stages._epochs import Repeat, Shard, Shuffle
@@ -29,9 +25,16 @@ from ._stages._positional import Enumerate, Skip, Take
 from ._stages._prefetch import Prefetch
 from ._stages._source import IterableSource
 from ._stages._then import Then
-from ._stats import Statistics
 from ._sync import PipelineIterator
 from ._workers._options import WorkerOptions
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
+    from contextlib import AbstractAsyncContextManager
+
+    from ._receiver import PipelineReceiver
+    from ._stages._base import Spec
+    from ._stats import Statistics
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -235,7 +238,7 @@ class Pipeline(Generic[T]):
         /,
         *,
         errors: Literal["raise", "skip"] = "raise",
-        max_failures: int | float | None = None,
+        max_failures: float | None = None,
         retries: int = 0,
     ) -> Pipeline[U]:
         """``await fn(x)`` for each item, one at a time, in order.
@@ -266,7 +269,7 @@ class Pipeline(Generic[T]):
         concurrency: int = 16,
         ordered: bool = True,
         errors: Literal["raise", "skip"] = "raise",
-        max_failures: int | float | None = None,
+        max_failures: float | None = None,
         timeout: float | None = None,
         retries: int = 0,
     ) -> Pipeline[U]:
@@ -305,7 +308,7 @@ class Pipeline(Generic[T]):
         executor: Literal["process", "thread"] = "process",
         workers: WorkerOptions | None = None,
         errors: Literal["raise", "skip"] = "raise",
-        max_failures: int | float | None = None,
+        max_failures: float | None = None,
         timeout: float | None = None,
         retries: int = 0,
     ) -> Pipeline[U]:

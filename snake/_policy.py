@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import trio
@@ -23,6 +22,9 @@ import trio
 from . import _validate as check
 from ._exceptions import timed_out
 from ._retry import retry_delay, tried
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
 
 logger = logging.getLogger("snake")
 
@@ -47,7 +49,7 @@ class ErrorPolicy:
     max_failures: int | float | None = attrs.field(default=None)
 
     @max_failures.validator
-    def _limit(self, attribute: attrs.Attribute[Any], value: int | float | None) -> None:
+    def _limit(self, attribute: attrs.Attribute[Any], value: float | None) -> None:
         check.check_max_failures(value, self.errors)
 
     @property

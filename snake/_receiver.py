@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import collections
 import itertools
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from operator import length_hint
 from time import perf_counter
-from types import AsyncGeneratorType
-from typing import TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import trio
 
 from ._chunking import LATENCY_BUDGET, Pacer
-from ._stats import Statistics
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+    from types import AsyncGeneratorType
+
+    from ._stats import Statistics
 
 T = TypeVar("T")
 

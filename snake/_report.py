@@ -12,14 +12,17 @@ and printed once per report otherwise.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 
 from . import _validate as check
-from ._stats import Statistics
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ._stats import Statistics
 
 
 @attrs.frozen

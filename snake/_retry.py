@@ -11,8 +11,10 @@ the standard library: worker processes use it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 #: Seconds before the first retry; each later one waits twice as long.
 RETRY_DELAY = 0.1
@@ -38,7 +40,7 @@ def retrying(fn: Callable[[Any], Any], retries: int) -> Callable[[Any], Any]:
         for attempt in range(retries):
             try:
                 return fn(x)
-            except Exception:  # noqa: BLE001 - tried again
+            except Exception:  # tried again
                 time.sleep(retry_delay(attempt))
         try:
             return fn(x)

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import cloudpickle
@@ -31,7 +30,11 @@ from ._stages._inline import FusedSteps
 from ._stats import Figures, StageClock, Statistics
 from ._stats import take as take_statistics
 from ._workers._executors import Executors, cpu_count, open_executors
-from ._workers._options import WorkerOptions
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+    from ._workers._options import WorkerOptions
 
 #: Whether stages measure their waits and latencies. Always on: the
 #: benchmark of stage boundaries turns it off to measure what it costs.
@@ -92,7 +95,7 @@ def into_workers(p: StagePlan) -> StagePlan:
         return p
     moved = 0
     for _, spec in p.fused:
-        if spec.in_workers is InWorkers.NO or where == "process" and not _picklable(spec):
+        if spec.in_workers is InWorkers.NO or (where == "process" and not _picklable(spec)):
             break
         moved += 1
         if spec.in_workers is InWorkers.LAST:

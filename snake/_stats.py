@@ -12,10 +12,13 @@ those after it wait for input.
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 #: Latency samples a stage keeps (the most recent ones) for its percentiles.
 SAMPLES = 2048
@@ -150,16 +153,17 @@ class Statistics:
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = [
             "  ".join(
-                c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
             )
             for r in rows
         ]
         lines.insert(1, "  ".join("-" * w for w in widths))
-        for w in self.workers:
-            lines.append(
-                f"worker lane {w.lane} (pid {w.pid}, {w.started} started): {w.jobs:,} jobs, "
-                f"{w.items:,} items, busy {self.share(w.busy):.0%}"
-            )
+        lines.extend(
+            f"worker lane {w.lane} (pid {w.pid}, {w.started} started): {w.jobs:,} jobs, "
+            f"{w.items:,} items, busy {self.share(w.busy):.0%}"
+            for w in self.workers
+        )
         lines.append(f"elapsed {self.elapsed:.3f} s; bottleneck: {self.verdict()}")
         return "\n".join(lines)
 

@@ -13,17 +13,21 @@ the consumer) cancels the run and joins the thread before returning.
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import queue
 import threading
-from collections.abc import Callable, Generator, Iterator
-from contextlib import AbstractAsyncContextManager
-from typing import Any, Generic, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 import trio
 
 from ._nursery import raise_as_is
-from ._receiver import PipelineReceiver
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Generator, Iterator
+    from contextlib import AbstractAsyncContextManager
+
+    from ._receiver import PipelineReceiver
 
 T = TypeVar("T")
 
@@ -111,10 +115,8 @@ class _Bridge(Generic[T]):
     def _call_soon(self, fn: Callable[[], object]) -> None:
         token = self._token
         if token is not None:
-            try:
+            with contextlib.suppress(trio.RunFinishedError):
                 token.run_sync_soon(fn)
-            except trio.RunFinishedError:
-                pass
 
 
 class PipelineIterator(itertools.chain[T], Generic[T]):

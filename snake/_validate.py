@@ -14,10 +14,12 @@ import math
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import attrs
 import cloudpickle
+
+if TYPE_CHECKING:
+    import attrs
 
 T = TypeVar("T")
 
@@ -116,7 +118,7 @@ def is_async_callable(fn: object) -> bool:
     """True for ``async def`` functions, partials of them and async ``__call__``."""
     if inspect.iscoroutinefunction(fn):
         return True
-    call = getattr(type(fn), "__call__", None)
+    call = getattr(type(fn), "__call__", None)  # noqa: B004 - the method, not callable()
     return call is not None and inspect.iscoroutinefunction(call)
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import psutil
 import pytest
 from hypothesis import settings
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 settings.register_profile("ci", deadline=None, max_examples=60, print_blob=True)
 settings.register_profile("slow", deadline=None, max_examples=1000)
@@ -61,10 +65,8 @@ def leftovers(before: set[int]) -> list[str]:
         mine = f"snake-{os.getpid()}-"
         found += [f"shared memory {n}" for n in os.listdir("/dev/shm") if n.startswith(mine)]
     for proc in worker_processes():
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             found.append(f"process {proc.pid} ({proc.status()}): {proc.cmdline()}")
-        except psutil.NoSuchProcess:
-            pass
     return found
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 class FakeTensor:
@@ -28,7 +31,7 @@ class FakeTensor:
 
 
 class FakeTorch:
-    class cuda:  # noqa: N801 - as torch names it
+    class cuda:  # as torch names it
         available = True
 
         @classmethod

@@ -414,7 +414,7 @@ class Draws:
     """What a suite lets the drawn examples vary."""
 
     #: The waits of async functions (``then``, ``par_then``, interleaved files).
-    delays: st.SearchStrategy[list[float]] = st.just([0.0])
+    delays: st.SearchStrategy[list[float]] = attrs.field(factory=lambda: st.just([0.0]))
     #: The function an operator calls on each item; ``None``: the row's own.
     fn: st.SearchStrategy[Fn] | None = None
     #: The examples must keep an infinite stream infinite (and not empty).

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 
 import snake
 from snake._chunking import MAX_CHUNK
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
 
 #: "Within about 100 ms" of the contract, with room for a busy 2-core machine.
 PROMPT = 0.5
@@ -71,7 +75,9 @@ def _short_sleep(x: int) -> int:
 
 async def test_leaving_open_kills_worker_processes_mid_item() -> None:
     began = time.perf_counter()
-    async with snake.from_iterable(range(4)).par_map(sleep_in_worker, concurrency=2).open() as items:
+    async with (
+        snake.from_iterable(range(4)).par_map(sleep_in_worker, concurrency=2).open() as items
+    ):
         with trio.move_on_after(1.0):
             await items.receive()
     # Spawning workers and killing them takes well under the 30 s an item needs;
@@ -126,7 +132,7 @@ async def test_a_generator_source_is_closed_when_the_pipeline_stops_early() -> N
         try:
             for i in itertools.count():
                 yield i
-                await trio.sleep(0)
+                await trio.lowlevel.checkpoint()
         finally:
             closed.append("async")
 

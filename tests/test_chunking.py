@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import pytest
 import trio
@@ -12,6 +12,9 @@ import trio.testing
 import snake
 from snake._chunking import MAX_CHUNK, Pacer
 from snake._receiver import PipelineReceiver
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 
 async def chunk_sizes(pipeline: snake.Pipeline[int]) -> list[int]:

@@ -40,8 +40,10 @@ def test_snake_demo_stats_prints_the_stage_table_and_the_bottleneck() -> None:
     lines = done.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("stage "))
     assert [line.split()[0] for line in lines[header + 2 : header + 5]] == ["#0", "#1", "#3"]
-    assert "#3 par_map(fib)" in lines[header + 4] and lines[header + 4].split()[2:4] == ["12", "12"]
-    assert lines[-1].startswith("elapsed ") and "bottleneck: " in lines[-1]
+    assert "#3 par_map(fib)" in lines[header + 4]
+    assert lines[header + 4].split()[2:4] == ["12", "12"]
+    assert lines[-1].startswith("elapsed ")
+    assert "bottleneck: " in lines[-1]
 
 
 @pytest.mark.parametrize(
@@ -67,7 +69,8 @@ def readme_commands() -> list[str]:
 def test_readme_opens_with_the_demo_and_the_test_command() -> None:
     install, test = readme_commands()
     assert install == "pip install -e . && snake demo"
-    assert test.startswith('pip install -e ".[test]" && ') and "pytest" in test
+    assert test.startswith('pip install -e ".[test]" && ')
+    assert "pytest" in test
 
 
 def test_ci_runs_the_readme_test_command_and_fails_when_no_test_ran() -> None:
@@ -78,4 +81,4 @@ def test_ci_runs_the_readme_test_command_and_fails_when_no_test_ran() -> None:
     )
     assert printed.stdout.strip() == readme_commands()[1]
     text = ci.read_text()
-    assert re.search(r'if \[ "\$status" -eq 5 \]; then.*?exit 1', text, re.S)
+    assert re.search(r'if \[ "\$status" -eq 5 \]; then.*?exit 1', text, re.DOTALL)

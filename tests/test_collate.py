@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import collections
 import sys
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
@@ -14,7 +13,10 @@ from hypothesis import strategies as st
 import snake
 from snake._collate import default_collate
 
-Point = collections.namedtuple("Point", ["x", "y"])
+
+class Point(NamedTuple):
+    x: Any
+    y: Any
 
 
 def sample(i: int) -> dict[str, Any]:
@@ -28,13 +30,15 @@ def sample(i: int) -> dict[str, Any]:
 
 async def test_default_collate_stacks_arrays_and_numbers_field_by_field() -> None:
     [batch] = await snake.from_iterable(map(sample, range(3))).batch(3, collate="default").collect()
-    assert batch["image"].shape == (3, 2, 3) and batch["image"].dtype == np.float32
+    assert batch["image"].shape == (3, 2, 3)
+    assert batch["image"].dtype == np.float32
     assert (batch["image"][:, 0, 0] == [0, 1, 2]).all()
     assert batch["label"].tolist() == [0, 1, 2]
     names, pairs = batch["meta"]
     assert names == ["name0", "name1", "name2"]  # strings stay a list
     assert [p.tolist() for p in pairs] == [[0, 1, 2], [0, -1, -2]]
-    assert isinstance(batch["point"], Point) and batch["point"].y.tolist() == [0.0, 2.5, 5.0]
+    assert isinstance(batch["point"], Point)
+    assert batch["point"].y.tolist() == [0.0, 2.5, 5.0]
 
 
 @given(st.lists(st.integers(-(2**31), 2**31), min_size=1, max_size=50))
@@ -90,9 +94,11 @@ class FakeTorch:
 def test_torch_collate_makes_tensors(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "torch", FakeTorch)
     [batch] = list(snake.from_iterable(map(sample, range(2))).batch(2, collate="torch"))
-    assert isinstance(batch["image"], FakeTorch.Tensor) and len(batch["image"]) == 2
+    assert isinstance(batch["image"], FakeTorch.Tensor)
+    assert len(batch["image"]) == 2
     assert batch["image"][1] == np.full((2, 3), 1).tolist()
-    assert isinstance(batch["label"], FakeTorch.Tensor) and batch["label"] == [0, 1]
+    assert isinstance(batch["label"], FakeTorch.Tensor)
+    assert batch["label"] == [0, 1]
     assert batch["meta"][0] == ["name0", "name1"]
 
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import trio
@@ -15,6 +14,9 @@ from operators import interleaved
 
 import snake
 from snake._chunking import MAX_CHUNK
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 lists = st.lists(st.lists(st.integers(), max_size=60), max_size=4)
 delays = st.lists(st.sampled_from([0.0, 0.0, 0.001, 0.3]), min_size=1, max_size=3)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import collections
 import sys
-from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import fake_torch
 import pytest
@@ -13,7 +11,13 @@ from fake_torch import FakeTensor, FakeTorch
 
 import snake
 
-Pair = collections.namedtuple("Pair", ["a", "b"])
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+class Pair(NamedTuple):
+    a: Any
+    b: Any
 
 
 @pytest.fixture
@@ -29,9 +33,12 @@ def test_every_tensor_of_a_batch_is_pinned_and_moved_in_a_thread(torch: Any) -> 
     assert [b["x"].value for b in got] == [0, 1, 2, 3]  # in order
     for b in got:
         for tensor in (b["x"], b["y"][0], b["p"].a):
-            assert tensor.device == "cuda:1" and tensor.pinned
+            assert tensor.device == "cuda:1"
+            assert tensor.pinned
             assert tensor.thread != "MainThread"  # moved in a worker thread
-        assert b["y"][1] == "label" and isinstance(b["p"], Pair) and b["p"].b == [1]
+        assert b["y"][1] == "label"
+        assert isinstance(b["p"], Pair)
+        assert b["p"].b == [1]
 
 
 def test_without_cuda_it_says_so_when_built(torch: Any) -> None:
@@ -43,7 +50,8 @@ def test_without_cuda_it_says_so_when_built(torch: Any) -> None:
     with pytest.raises(ValueError, match="pinned memory only helps copies to a CUDA device"):
         snake.from_iterable([1]).to_device("cpu")
     assert (
-        list(snake.from_iterable([FakeTensor(5)]).to_device("cpu", pin_memory=False))[0].value == 5
+        next(iter(snake.from_iterable([FakeTensor(5)]).to_device("cpu", pin_memory=False))).value
+        == 5
     )
 
 

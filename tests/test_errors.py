@@ -5,8 +5,7 @@ from __future__ import annotations
 import inspect
 import time
 import traceback
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import trio
@@ -16,6 +15,9 @@ from hypothesis import strategies as st
 from operators import OPERATORS, Boom, afails_at_3, fails_at
 
 import snake
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
 
 
 def fails_in_worker(x: int) -> int:
@@ -66,7 +68,8 @@ async def test_a_worker_process_error_keeps_its_type_note_and_remote_traceback()
         "snake: in stage #1 par_map(fails_in_worker), at item 7 of its input"
     ]
     text = "".join(traceback.format_exception(info.value))
-    assert "fails_in_worker" in text and 'raise Boom("from a worker")' in text
+    assert "fails_in_worker" in text
+    assert 'raise Boom("from a worker")' in text
 
 
 async def test_a_sync_source_error_names_the_item_it_was_producing() -> None:
@@ -239,7 +242,8 @@ def test_an_ordered_par_then_raises_the_error_a_sequential_loop_would(
     assert notes(error)[0] == (
         f"snake: in stage #1 par_then(slow_or_failing), at item {first} of its input"
     )
-    assert got == list(range(len(got))) and len(got) <= first
+    assert got == list(range(len(got)))
+    assert len(got) <= first
 
 
 @pytest.mark.parametrize("ordered", [True, False])
@@ -325,7 +329,8 @@ async def test_a_dead_worker_process_is_reported_with_its_stage_and_items() -> N
     assert isinstance(info.value, snake.WorkerDiedError)
     assert str(info.value).startswith("in stage #1 par_map(dies), worker process ")
     assert "exited with code 3 while running item 0 of its input" in str(info.value)
-    assert info.value.exitcode == 3 and info.value.signal is None
+    assert info.value.exitcode == 3
+    assert info.value.signal is None
 
 
 @pytest.mark.parametrize("fused_take", [False, True])

@@ -15,8 +15,7 @@ second test does the same with worker processes, on the real clock.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -26,6 +25,9 @@ from hypothesis import strategies as st
 from operators import OPERATORS, Draws, Example, Fn, Operator, examples
 
 import snake
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
 
 
 class Injected(Exception):
@@ -229,7 +231,8 @@ def test_random_faults_in_worker_processes(
         for x in outcome.got:
             remaining.remove(x)
         if outcome.error is None and not outcome.stopped and not outcome.cancelled:
-            assert sorted(outcome.got) == sorted(full) and expected_error is None
+            assert sorted(outcome.got) == sorted(full)
+            assert expected_error is None
         if outcome.error is not None:
             assert all(
                 isinstance(e, (Injected, snake.WorkerDiedError)) for e in leaves(outcome.error)

@@ -64,7 +64,8 @@ async def test_a_dead_worker_gives_a_bare_worker_died_error_naming_everything(
             await snake.from_iterable(range(200)).par_map(fn).collect()  # type: ignore[arg-type]
     assert time.perf_counter() - began < SURFACES_WITHIN
     error = info.value
-    assert error.exitcode == exitcode and error.pid is not None
+    assert error.exitcode == exitcode
+    assert error.pid is not None
     assert f"worker process {error.pid} " in str(error)
     assert str(error).startswith("in stage #1 par_map(")
     first, last = running_span(str(error))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -14,14 +14,21 @@ from hypothesis import strategies as st
 
 from snake._apps import _images
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
 
 @given(st.integers(1, 2000), st.integers(1, 2000), st.integers(0, 2**32))
 def test_random_resized_crops_lie_inside_the_image(width: int, height: int, seed: int) -> None:
     import random
 
     left, top, w, h = _images._crop_box(random.Random(seed), width, height)
-    assert 0 <= left and 0 <= top and w > 0 and h > 0
-    assert left + w <= width and top + h <= height
+    assert left >= 0
+    assert top >= 0
+    assert w > 0
+    assert h > 0
+    assert left + w <= width
+    assert top + h <= height
 
 
 def test_decode_gives_normalized_chw_float32_the_same_for_a_seed(tmp_path: Path) -> None:
@@ -31,7 +38,8 @@ def test_decode_gives_normalized_chw_float32_the_same_for_a_seed(tmp_path: Path)
     Image.new("RGB", (320, 240), (255, 0, 128)).save(path)
     data = path.read_bytes()
     a = _images.decode((3, data), seed=1)
-    assert a.shape == (3, 224, 224) and a.dtype == np.float32
+    assert a.shape == (3, 224, 224)
+    assert a.dtype == np.float32
     assert np.allclose(a[0], (1 - 0.485) / 0.229, atol=0.05)  # red channel at 255, normalized
     assert np.array_equal(a, _images.decode((3, data), seed=1))
     assert a.shape == _images.decode((3, data), seed=1, draft=True).shape
@@ -62,7 +70,8 @@ def test_snake_images_makes_a_synthetic_set_and_prints_images_per_second(tmp_pat
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("12 images of (3, 224, 224) float32 from ")
-    assert lines[1].endswith("decoding in threads)") and "images/s" in lines[1]
+    assert lines[1].endswith("decoding in threads)")
+    assert "images/s" in lines[1]
     assert any("par_map(partial(load_batch))" in line for line in lines)
     assert lines[-1].startswith("elapsed ")
     assert len(list((tmp_path / "snake-images-12-500x375").glob("*.jpg"))) == 12
@@ -88,7 +97,8 @@ def test_draft_decodes_at_the_smallest_scale_that_keeps_the_crop_full_size(
     assert scale == 1 or min(w, h) >= 224 - 1e-9  # the crop keeps its full resolution
     assert scale == 8 or min(box[2], box[3]) / (2 * scale) < 225  # and no smaller scale would
     image.load()
-    assert left + w <= image.size[0] + 1e-9 and top + h <= image.size[1] + 1e-9
+    assert left + w <= image.size[0] + 1e-9
+    assert top + h <= image.size[1] + 1e-9
 
 
 _JPEGS: dict[tuple[int, int], bytes] = {}

@@ -7,10 +7,13 @@ import io
 import subprocess
 import sys
 import tokenize
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import snake
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 PACKAGE = Path(snake.__file__).parent
 #: Lines of code (docstrings, comments and blank lines aside) a module and a
@@ -68,7 +71,7 @@ def imports(name: str, path: Path) -> set[str]:
     for node in _runtime_nodes(ast.parse(path.read_text()).body):
         if isinstance(node, ast.ImportFrom):
             base = package.split(".")[: len(package.split(".")) - node.level + 1]
-            target = ".".join(base + [node.module] if node.module else base)
+            target = ".".join([*base, node.module] if node.module else base)
             if not node.level:
                 target = node.module or ""
             for alias in node.names:
@@ -115,7 +118,8 @@ def test_a_worker_process_loads_the_worker_side_only() -> None:
     loaded = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.split()
-    assert "trio" not in loaded and "trio_parallel" not in loaded
+    assert "trio" not in loaded
+    assert "trio_parallel" not in loaded
     engine = {"snake._pipeline", "snake._runner", "snake._chunking", "snake._stages._parallel"}
     assert engine.isdisjoint(loaded)
     assert "snake._workers._worker" in loaded

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import psutil
 import trio
@@ -11,6 +11,9 @@ import trio.testing
 
 import snake
 from snake._chunking import CHANNEL_CHUNKS, MAX_CHUNK
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 async def echo(x: bytes) -> bytes:

@@ -263,8 +263,9 @@ async def test_worker_processes_start_together_before_the_first_item() -> None:
 
     async with snake.from_iterable(late_source()).par_map(abs).open() as items:
         with trio.fail_after(20):
-            while len(worker_processes()) < cpu_count():
-                await trio.sleep(0.01)  # no item has reached the map yet
+            # Polls the processes: no item has reached the map yet.
+            while len(worker_processes()) < cpu_count():  # noqa: ASYNC110
+                await trio.sleep(0.01)
         arrive.set()
         assert [x async for x in items] == [1]
 
@@ -370,7 +371,7 @@ async def test_a_map_that_cannot_be_pickled_stays_in_the_main_process() -> None:
             lambda p: p.map(abs).filter(fails_at_7),
             "snake: in stage #3 filter(fails_at_7), at item 7 of its input",
         ),
-    ],  # fmt: skip
+    ],
 )
 async def test_an_error_in_a_step_run_in_the_worker_names_its_own_stage(
     build: Any, note: str

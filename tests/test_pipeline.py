@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import inspect
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 from conftest import worker_processes
 from operators import OPERATORS, Boom, Endless, Naturals, Operator
 
 import snake
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
 T = TypeVar("T")
 
@@ -57,7 +60,7 @@ def test_repr_spells_the_chain() -> None:
 async def test_sources_sync_and_async() -> None:
     async def agen() -> AsyncIterator[int]:
         for i in range(4):
-            await trio.sleep(0)
+            await trio.lowlevel.checkpoint()
             yield i
 
     def gen() -> Any:
@@ -92,7 +95,7 @@ async def test_an_empty_source_gives_nothing_through_every_operator() -> None:
 
 
 async def _echo(x: Any) -> Any:
-    await trio.sleep(0)
+    await trio.lowlevel.checkpoint()
     return x
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -24,7 +25,7 @@ async def test_concurrency_one_keeps_one_worker_busy_with_the_stage_at_a_time() 
     # with concurrency=1 still runs on one worker at a time.
     got = await snake.from_iterable(range(120)).par_map(interval, concurrency=1).collect()
     spans = sorted((began, end) for _, began, end in got)
-    assert all(end <= next_began for (_, end), (next_began, _) in zip(spans, spans[1:]))
+    assert all(end <= next_began for (_, end), (next_began, _) in itertools.pairwise(spans))
 
 
 async def test_two_stages_share_the_workers_and_both_finish() -> None:
@@ -77,7 +78,8 @@ async def test_an_error_that_cannot_be_pickled_arrives_as_a_remote_error() -> No
         "Unpicklable: item 0 is bad (raised in a worker process; "
         "the exception could not be pickled, so it arrives as this RemoteError)"
     )
-    assert info.value.type_name == "Unpicklable" and info.value.message == "item 0 is bad"
+    assert info.value.type_name == "Unpicklable"
+    assert info.value.message == "item 0 is bad"
     assert "raises_unpicklable" in info.value.traceback  # the worker's frames
     # (Items 1 and 2, failing in the other worker at the same time, may add a note.)
     assert info.value.__notes__[0] == (

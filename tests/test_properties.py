@@ -9,7 +9,7 @@ clock, so an example costs milliseconds.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import trio
 import trio.testing
@@ -27,6 +27,9 @@ from operators import (
 )
 
 import snake
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 #: The rows drawn here, run on the autojump clock. Process maps are left out:
 #: a starting worker has 10 real seconds to greet, which the autojump clock

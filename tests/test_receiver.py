@@ -7,6 +7,7 @@ import warnings
 
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 
 import snake
@@ -71,7 +72,7 @@ async def test_several_tasks_reading_at_once_get_each_item_exactly_once() -> Non
     async def slow_source():  # type: ignore[no-untyped-def]
         for i in range(N):
             if i % 97 == 0:
-                await trio.sleep(0)
+                await trio.lowlevel.checkpoint()
             yield i
 
     seen: list[list[int]] = [[], [], []]
@@ -80,7 +81,7 @@ async def test_several_tasks_reading_at_once_get_each_item_exactly_once() -> Non
         async for x in items:
             out.append(x)
             if x % 5 == 0:
-                await trio.sleep(0)
+                await trio.lowlevel.checkpoint()
 
     async def by_receive(out: list[int]) -> None:
         while True:
@@ -133,7 +134,7 @@ async def test_a_consumer_that_never_blocks_gives_other_tasks_a_turn() -> None:
         nonlocal ticks
         while True:
             ticks += 1
-            await trio.sleep(0)
+            await trio.lowlevel.checkpoint()
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(ticker)

@@ -31,18 +31,23 @@ def large(i: int) -> tuple[bytes, bytearray, memoryview, bytes]:
 async def test_large_bytes_bytearray_and_memoryview_come_back_through_shared_memory() -> None:
     got = await snake.from_iterable(range(12)).par_map(large).collect()
     for i, (data, array, view, small) in enumerate(got):
-        assert data == bytes([i % 251]) * MiB and type(data) is bytes
-        assert array == data and type(array) is bytearray
-        assert view == data and type(view) is memoryview  # a view of the segment
+        assert data == bytes([i % 251]) * MiB
+        assert type(data) is bytes
+        assert array == data
+        assert type(array) is bytearray
+        assert view == data
+        assert type(view) is memoryview
         assert small == b"small"
     assert segments() == []  # unlinked as soon as they were mapped
 
 
 def test_pack_keeps_small_results_in_the_pickle_and_large_ones_out() -> None:
     small = _packing.pack([1, b"x" * 100], "snake-test-")
-    assert small.name is None and _packing.unpack(small) == [1, b"x" * 100]
+    assert small.name is None
+    assert _packing.unpack(small) == [1, b"x" * 100]
     packed = _packing.pack([b"y" * MiB, 2], f"snake-{os.getpid()}-unit-")
-    assert packed.name is not None and len(packed.data) < 1000
+    assert packed.name is not None
+    assert len(packed.data) < 1000
     assert _packing.unpack(packed) == [b"y" * MiB, 2]
     assert segments() == []
 
@@ -154,9 +159,11 @@ def test_a_slot_goes_back_when_the_last_view_of_it_goes() -> None:
     assert slots.take() is None  # not sized before results were seen
     slots.fit(MiB + 1)
     slot = slots.take()
-    assert slot is not None and slot[1] == 2 * MiB  # rounded up to whole MiB
+    assert slot is not None
+    assert slot[1] == 2 * MiB
     packed = _packing.pack([memoryview(bytearray(b"a") * MiB)], "snake-unused-", slot)
-    assert packed.reused and packed.name == slot[0]
+    assert packed.reused
+    assert packed.name == slot[0]
     [view] = _packing.unpack(packed, slots)
     assert slots.take() != slot  # still in use: another slot is made
     del view
@@ -169,12 +176,14 @@ def test_a_worker_unmaps_slots_the_main_process_removed() -> None:
     slots = _slots.Slots(f"snake-{os.getpid()}-unit-", keep=4)
     slots.fit(MiB)
     first, second = slots.take(), slots.take()
-    assert first is not None and second is not None
+    assert first is not None
+    assert second is not None
     _packing.pack([bytes(MiB)], "snake-unused-", first)
     assert first[0] in _packing._slot_mappings
     slots.drop(first)
     _packing.pack([bytes(MiB)], "snake-unused-", second)
-    assert first[0] not in _packing._slot_mappings and second[0] in _packing._slot_mappings
+    assert first[0] not in _packing._slot_mappings
+    assert second[0] in _packing._slot_mappings
     slots.close()
     assert _packing._slot_mapping(second[0], MiB) is None  # gone: the job gets a segment of its own
     assert second[0] not in _packing._slot_mappings
@@ -225,7 +234,8 @@ def test_a_worker_reports_a_borrowed_slot_once_its_items_are_gone() -> None:
     packed = _packing.pack([memoryview(bytearray(b"q") * MiB)], "snake-unused-", slot)
     borrowed = _packing.Borrowed()
     [view] = _packing.unpack(packed, borrowed)
-    assert view[0] == ord("q") and borrowed.take_released() == []
+    assert view[0] == ord("q")
+    assert borrowed.take_released() == []
     del view
     assert borrowed.take_released() == [slot[0]]
     slots.close()
@@ -276,7 +286,9 @@ def test_cpu_tensors_travel_out_of_band_and_come_back_as_tensors(
     packed = _packing.pack(tensors, f"snake-{os.getpid()}-unit-")
     [(how, back), *kept] = _packing.unpack(packed)  # first: it removes the segment
     assert packed.sizes == [array.nbytes]  # only the plain tensor went out of band
-    assert how == "from_numpy" and np.array_equal(back, array) and back.flags.writeable
+    assert how == "from_numpy"
+    assert np.array_equal(back, array)
+    assert back.flags.writeable
     assert [(type(t), t.requires_grad, t.sparse) for t in kept] == [
         (Tensor, True, False),
         (Tensor, False, True),
@@ -299,7 +311,10 @@ def test_torch_tensors_from_worker_processes() -> None:
     got = list(snake.from_iterable(range(4)).par_map(filled))
     for i, (full, sparse, half, strided) in enumerate(got):
         expected = torch.full((256, 1024), float(i))
-        assert type(full) is torch.Tensor and torch.equal(full, expected)
-        assert sparse.is_sparse and torch.equal(sparse.to_dense(), expected)
-        assert half.dtype == torch.bfloat16 and torch.equal(half.float(), expected)
+        assert type(full) is torch.Tensor
+        assert torch.equal(full, expected)
+        assert sparse.is_sparse
+        assert torch.equal(sparse.to_dense(), expected)
+        assert half.dtype == torch.bfloat16
+        assert torch.equal(half.float(), expected)
         assert torch.equal(strided, expected[:, ::2])

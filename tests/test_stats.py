@@ -48,9 +48,11 @@ async def test_the_counts_add_up_stage_to_stage(autojump_clock: trio.testing.Moc
     assert [s.label for s in stats.stages] == [
         "#0 from_iterable(range)", "#2 then(fails_on_sevens)", "#3 par_then(fast)",
     ]  # fmt: skip
-    assert source.fused == ("filter(<lambda>)",) and par_then.fused == ("batch(10)",)
+    assert source.fused == ("filter(<lambda>)",)
+    assert par_then.fused == ("batch(10)",)
     assert (source.items_in, source.items_out) == (1000, 500)
-    assert then.items_in == source.items_out and then.skipped == 71  # odd multiples of 7
+    assert then.items_in == source.items_out
+    assert then.skipped == 71
     assert par_then.items_in == then.items_out == 500 - 71
     assert par_then.items_out == len(got) == 43  # batches of 10
     assert stats.elapsed >= max(s.seconds for s in stats.stages)
@@ -70,7 +72,8 @@ async def test_the_verdict_names_the_slow_stage(autojump_clock: trio.testing.Moc
     assert stats.share(stats.stages[3].waiting_for_input) > 0.9
     verdict = stats.verdict()
     assert verdict.startswith("#2 then(slow): busy ")
-    assert "upstream blocked on it" in verdict and "par_then" in verdict
+    assert "upstream blocked on it" in verdict
+    assert "par_then" in verdict
 
 
 async def test_a_slow_consumer_is_the_bottleneck(autojump_clock: trio.testing.MockClock) -> None:
@@ -126,7 +129,8 @@ async def test_latency_percentiles_and_calls_in_flight(
         for _ in range(100):
             await items.receive()
         during = items.statistics().stages[1]
-        assert during.concurrency == 8 and during.in_flight is not None
+        assert during.concurrency == 8
+        assert during.in_flight is not None
         assert 0 < during.in_flight <= 8
         rest = [x async for x in items]
     assert len(rest) == 400
@@ -134,7 +138,8 @@ async def test_latency_percentiles_and_calls_in_flight(
     assert stage.in_flight is None  # it has ended
     assert stage.latency is not None
     p50, p90, p99 = stage.latency
-    assert p50 == pytest.approx(0.01) and p99 == pytest.approx(0.1)  # virtual seconds
+    assert p50 == pytest.approx(0.01)
+    assert p99 == pytest.approx(0.1)
     assert p50 <= p90 <= p99
 
 
@@ -147,7 +152,8 @@ async def test_a_report_callback_gets_the_figures_periodically_and_at_the_end(
     assert len(got) == 100
     assert 4 <= len(reports) <= 6  # every quarter of a second, and once at the end
     outs = [r.stages[-1].items_out for r in reports]
-    assert outs == sorted(outs) and outs[-1] == 100
+    assert outs == sorted(outs)
+    assert outs[-1] == 100
     assert reports[-1].bottleneck() is reports[-1].stages[1]
 
 
@@ -158,14 +164,16 @@ async def test_progress_prints_items_rate_and_bottleneck(
     lines = capsys.readouterr().err.splitlines()  # not a terminal: a line per report
     assert len(lines) >= 2
     assert lines[-1].startswith("snake: 100 items, ")
-    assert "items/s" in lines[-1] and "bottleneck #1 then(slow)" in lines[-1]
+    assert "items/s" in lines[-1]
+    assert "bottleneck #1 then(slow)" in lines[-1]
 
 
 def test_synchronous_iteration_reports_too() -> None:
     reports: list[snake.Statistics] = []
     items = list(snake.from_iterable(range(50)).iterate(report=reports.append, report_every=10))
     assert items == list(range(50))
-    assert len(reports) == 1 and reports[0].stages[0].items_out == 50  # the final report
+    assert len(reports) == 1
+    assert reports[0].stages[0].items_out == 50
 
 
 @pytest.mark.parametrize(

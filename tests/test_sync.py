@@ -11,7 +11,7 @@ import sys
 import textwrap
 import threading
 import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 import pytest
@@ -19,6 +19,9 @@ import trio
 from conftest import worker_processes
 
 import snake
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def pipeline_threads() -> list[threading.Thread]:
@@ -31,7 +34,12 @@ async def echo(x: int) -> int:
 
 
 def test_list_gives_what_collect_gives() -> None:
-    p = snake.from_iterable(range(3000)).par_then(echo, concurrency=50).map(lambda x: x * 2).batch(7)
+    p = (
+        snake.from_iterable(range(3000))
+        .par_then(echo, concurrency=50)
+        .map(lambda x: x * 2)
+        .batch(7)
+    )
     assert list(p) == trio.run(p.collect)
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import functools
 import re
 import threading
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import snake
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
 
 SRC = snake.from_iterable(range(3))
 
@@ -26,22 +28,62 @@ def work(x: int) -> int:
 @pytest.mark.parametrize(
     ("build", "error", "message"),
     [
-        (lambda: SRC.par_then(fetch, concurrency=0), ValueError, "`concurrency` must be >= 1, got 0"),
-        (lambda: SRC.par_map(work, concurrency=-2), ValueError, "`concurrency` must be >= 1, got -2"),
-        (lambda: SRC.par_then(fetch, concurrency=2.5), TypeError, "`concurrency` must be an int, got float 2.5"),
-        (lambda: SRC.par_then(fetch, concurrency=True), TypeError, "`concurrency` must be an int, got bool True"),
-        (lambda: SRC.par_map(work, ordered="yes"), TypeError, "`ordered` must be True or False, got str 'yes'"),
-        (lambda: SRC.par_map(work, executor="gpu"), ValueError, "`executor` must be 'process' or 'thread', got 'gpu'"),
+        (
+            lambda: SRC.par_then(fetch, concurrency=0),
+            ValueError,
+            "`concurrency` must be >= 1, got 0",
+        ),
+        (
+            lambda: SRC.par_map(work, concurrency=-2),
+            ValueError,
+            "`concurrency` must be >= 1, got -2",
+        ),
+        (
+            lambda: SRC.par_then(fetch, concurrency=2.5),
+            TypeError,
+            "`concurrency` must be an int, got float 2.5",
+        ),
+        (
+            lambda: SRC.par_then(fetch, concurrency=True),
+            TypeError,
+            "`concurrency` must be an int, got bool True",
+        ),
+        (
+            lambda: SRC.par_map(work, ordered="yes"),
+            TypeError,
+            "`ordered` must be True or False, got str 'yes'",
+        ),
+        (
+            lambda: SRC.par_map(work, executor="gpu"),
+            ValueError,
+            "`executor` must be 'process' or 'thread', got 'gpu'",
+        ),
         (lambda: SRC.batch(0), ValueError, "`size` must be >= 1, got 0"),
-        (lambda: SRC.batch(2, drop_last=1), TypeError, "`drop_last` must be True or False, got int 1"),
-        (lambda: SRC.batch(2, collate=5), TypeError, "batch() needs a callable `collate`, got int 5"),
+        (
+            lambda: SRC.batch(2, drop_last=1),
+            TypeError,
+            "`drop_last` must be True or False, got int 1",
+        ),
+        (
+            lambda: SRC.batch(2, collate=5),
+            TypeError,
+            "batch() needs a callable `collate`, got int 5",
+        ),
         (lambda: SRC.take(-1), ValueError, "`n` must be >= 0, got -1"),
         (lambda: SRC.skip("3"), TypeError, "`n` must be an int, got str '3'"),
         (lambda: SRC.prefetch(0), ValueError, "`n` must be >= 1, got 0"),
         (lambda: SRC.enumerate(start=1.0), TypeError, "`start` must be an int, got float 1.0"),
         (lambda: SRC.map(3), TypeError, "map() needs a callable `fn`, got int 3"),
-        (lambda: SRC.filter(None), TypeError, "filter() needs a callable `pred`, got NoneType None"),
-        (lambda: snake.from_iterable(5), TypeError, "from_iterable() needs an iterable or an async iterable, got int 5"),
+        (
+            lambda: SRC.filter(None),
+            TypeError,
+            "filter() needs a callable `pred`, got NoneType None",
+        ),
+        (
+            lambda: snake.from_iterable(5),
+            TypeError,
+            "from_iterable() needs an iterable or an async iterable, got int 5",
+        ),
     ],
 )
 def test_bad_arguments_are_refused_at_build_time(build: Any, error: type, message: str) -> None:
@@ -61,7 +103,10 @@ def test_an_async_function_where_a_sync_one_is_called_names_then_and_par_then(me
 
 @pytest.mark.parametrize("method", ["then", "par_then"])
 def test_a_sync_function_where_an_async_one_is_awaited_names_par_map_and_map(method: str) -> None:
-    with pytest.raises(TypeError, match=r"work is a regular \(sync\) function: use \.par_map\(work\) .* \.map\(work\)"):
+    with pytest.raises(
+        TypeError,
+        match=r"work is a regular \(sync\) function: use \.par_map\(work\) .* \.map\(work\)",
+    ):
         getattr(SRC, method)(work)
     with pytest.raises(TypeError, match=r"abs is a regular"):
         getattr(SRC, method)(abs)
@@ -78,7 +123,10 @@ def test_a_function_that_cannot_be_pickled_is_refused_for_processes_only() -> No
         with lock:
             return x
 
-    with pytest.raises(TypeError, match=r"par_map\(\) cannot send holds_a_lock to worker processes .* use executor=\"thread\""):
+    with pytest.raises(
+        TypeError,
+        match=r"par_map\(\) cannot send holds_a_lock to worker processes .* use executor=\"thread\"",
+    ):
         SRC.par_map(holds_a_lock)
     SRC.par_map(holds_a_lock, executor="thread")  # threads share memory: fine
 
@@ -98,9 +146,13 @@ def test_an_uncalled_generator_function_is_refused_with_the_fix() -> None:
 
 @pytest.mark.parametrize("method", ["then", "par_then"])
 async def test_a_non_awaitable_from_then_fails_with_a_clear_type_error(method: str) -> None:
-    with pytest.raises(TypeError, match=r"expected an awaitable, got int: .* use \.map\(\)") as info:
+    with pytest.raises(
+        TypeError, match=r"expected an awaitable, got int: .* use \.map\(\)"
+    ) as info:
         await getattr(SRC, method)(lambda x: x + 1).collect()
-    assert info.value.__notes__[0] == f"snake: in stage #1 {method}(<lambda>), at item 0 of its input"
+    assert (
+        info.value.__notes__[0] == f"snake: in stage #1 {method}(<lambda>), at item 0 of its input"
+    )
 
 
 def test_the_function_is_positional_only_and_knobs_keyword_only() -> None:
@@ -115,19 +167,34 @@ def test_the_function_is_positional_only_and_knobs_keyword_only() -> None:
 @pytest.mark.parametrize(
     ("build", "error", "message"),
     [
-        (lambda: snake.WorkerOptions(start_method="fork"), ValueError,
-         "`start_method` must be 'spawn' or 'forkserver', got 'fork'"),
+        (
+            lambda: snake.WorkerOptions(start_method="fork"),
+            ValueError,
+            "`start_method` must be 'spawn' or 'forkserver', got 'fork'",
+        ),
         (lambda: snake.WorkerOptions(max_items=0), ValueError, "`max_items` must be >= 1, got 0"),
-        (lambda: snake.WorkerOptions(init=5), TypeError,
-         "WorkerOptions() needs a callable `init`, got int 5"),
-        (lambda: snake.WorkerOptions(init=fetch), TypeError,
-         "WorkerOptions() calls `init` synchronously, but fetch is an async function"),
+        (
+            lambda: snake.WorkerOptions(init=5),
+            TypeError,
+            "WorkerOptions() needs a callable `init`, got int 5",
+        ),
+        (
+            lambda: snake.WorkerOptions(init=fetch),
+            TypeError,
+            "WorkerOptions() calls `init` synchronously, but fetch is an async function",
+        ),
         (lambda: snake.WorkerOptions("spawn"), TypeError, "positional"),
-        (lambda: SRC.par_map(work, workers="spawn"), TypeError,
-         "`workers` must be a snake.WorkerOptions, got str 'spawn'"),
-        (lambda: SRC.par_map(work, executor="thread", workers=snake.WorkerOptions()), ValueError,
-         '`workers` applies to executor="process" only'),
-    ],  # fmt: skip
+        (
+            lambda: SRC.par_map(work, workers="spawn"),
+            TypeError,
+            "`workers` must be a snake.WorkerOptions, got str 'spawn'",
+        ),
+        (
+            lambda: SRC.par_map(work, executor="thread", workers=snake.WorkerOptions()),
+            ValueError,
+            '`workers` applies to executor="process" only',
+        ),
+    ],
 )
 def test_worker_options_are_checked_when_made(build: Any, error: type, message: str) -> None:
     with pytest.raises(error, match=re.escape(message)):

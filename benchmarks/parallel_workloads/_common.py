@@ -11,14 +11,16 @@ from __future__ import annotations
 import functools
 import gc
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import _harness
 
 import snake
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import ModuleType
 
 #: Worker processes (or slots) every parallel contender gets.
 WORKERS = 2

@@ -7,10 +7,8 @@ import dataclasses
 import functools
 import multiprocessing
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import _harness
 import trio
@@ -29,6 +27,10 @@ from ._common import (
     snake_start_method,
     stop_nodes,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from types import ModuleType
 
 #: float32 values per array (4 MiB), and what a MB is.
 ARRAY_FLOATS = 2**20

@@ -9,9 +9,8 @@ import functools
 import math
 import multiprocessing
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from types import ModuleType
+from typing import TYPE_CHECKING
 
 import _harness
 import trio
@@ -28,6 +27,10 @@ from ._common import (
     server_note,
     stop_nodes,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from types import ModuleType
 
 #: Pure-Python work per item, in seconds (calibrated).
 WORK_SECONDS = 0.001

@@ -6,9 +6,8 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from types import ModuleType
+from typing import TYPE_CHECKING
 
 import _harness
 import trio
@@ -26,6 +25,10 @@ from ._common import (
     stop_nodes,
 )
 from .cpu import spin
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from types import ModuleType
 
 #: Seconds of quiet before each run, once the workers of the run before have
 #: exited: a start measured while another loader's workers still shut down

@@ -7,7 +7,7 @@ import dataclasses
 import functools
 import time
 from dataclasses import dataclass, field
-from types import ModuleType
+from typing import TYPE_CHECKING
 
 import trio
 import trio_parallel
@@ -23,6 +23,9 @@ from ._common import (
     server_note,
     stop_nodes,
 )
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 SEED_ITEMS = 100
 SEED_UNIT = 0.05

@@ -6,14 +6,17 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from types import ModuleType
+from typing import TYPE_CHECKING
 
 from _harness import Metric, Table, check_items, versus
 from _snake_runs import then_collect
 
 from ._common import Contender, PeersWorkload, frees_nodes
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from types import ModuleType
 
 #: Stages in every chain.
 STAGES = 5

@@ -5,15 +5,19 @@ from __future__ import annotations
 import argparse
 import textwrap
 import time
-from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import trio
 
-from .. import Statistics
 from . import _demo
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
-def _non_negative(kind: type[float] | type[int]) -> Callable[[str], float]:
+    from .. import Statistics
+
+
+def _non_negative(kind: type[float | int]) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
             value = kind(text)

@@ -168,7 +168,7 @@ def load_batch(
     """
     np, _ = needs()
     batch = np.empty((len(items), 3, size, size), np.float32)
-    for row, item in zip(batch, items):
+    for row, item in zip(batch, items, strict=True):
         try:
             load(item, size, seed, draft, out=row)
         except Exception as exc:  # the batch is the stage's item: name the file

@@ -9,8 +9,7 @@ its jobs then hold whole batches.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -18,6 +17,9 @@ from .._errors import failed_at, item_error
 from .._validate import func_name
 from ._base import InlineSpec, InWorkers, Step
 from ._inline import ItemStep
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 
 @attrs.define(eq=False)

@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import contextlib
 import random
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import trio
 
 from .._chunking import MAX_CHUNK, Inbox, Outbox
 from .._nursery import open_nursery
-from .._policy import Failures
-from .._receiver import PipelineReceiver
 from .._runner import forward, open_pipeline, pump
 from ._base import Context, Spec, Stage, StageSpec
+
+if TYPE_CHECKING:
+    from .._policy import Failures
+    from .._receiver import PipelineReceiver
 
 Pipelines = tuple[tuple[Spec, ...], ...]
 

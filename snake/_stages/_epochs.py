@@ -12,14 +12,17 @@ from __future__ import annotations
 import contextvars
 import itertools
 import random
-from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from .._policy import Failures
 from .._runner import pump
 from ._base import Context, InlineSpec, Spec, Stage, StageSpec, Step
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .._policy import Failures
 
 #: The epoch a run of a pipeline belongs to, set by ``repeat`` for the runs it makes.
 _epoch: contextvars.ContextVar[int] = contextvars.ContextVar("snake_epoch", default=0)

@@ -13,14 +13,16 @@ partial batch. On cancel or error, whatever a step holds is dropped.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from .._errors import failed_at, item_error
 from .._validate import func_name
 from ._base import InlineSpec, InWorkers, Step
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
 
 
 @attrs.define(eq=False)

@@ -10,19 +10,22 @@ pipeline. On cancel or error, every open pipeline is stopped.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 
-from .._chunking import Outbox
 from .._nursery import open_nursery
-from .._policy import Failures
 from .._runner import forward
 from .._validate import func_name
 from ._base import Context, Spec, Stage, StageSpec
 from ._source import IterableSource
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .._chunking import Outbox
+    from .._policy import Failures
 
 
 @attrs.frozen

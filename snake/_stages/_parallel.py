@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import trio
@@ -33,13 +33,15 @@ from .._nursery import open_nursery
 from .._ordering import Reorderer
 from .._policy import ErrorPolicy, Failures, retrying_async
 from .._retry import retry_delay, tried
-from .._stats import StageClock
 from .._validate import func_name
 from .._workers._deaths import WorkerDiedError
 from .._workers._executors import Executor, cpu_count
 from .._workers._options import WorkerOptions
 from .._workers._work import ChunkResult, Work
 from ._base import Context, Stage, StageSpec
+
+if TYPE_CHECKING:
+    from .._stats import StageClock
 
 #: Seconds of work a ``par_map`` job aims for. Each job costs the main process
 #: a round trip and a fraction of a millisecond of CPU taken from the workers;

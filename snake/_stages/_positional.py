@@ -23,7 +23,7 @@ class _EnumerateStep:
     def process(self, items: list[Any]) -> list[Any]:
         start = self.next
         self.next += len(items)
-        return list(zip(range(start, self.next), items))
+        return list(zip(range(start, self.next), items, strict=True))
 
     def finish(self) -> list[Any]:
         return []

@@ -8,15 +8,17 @@ the buffered items are dropped.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 
 from .._chunking import DownstreamClosed, Inbox, Outbox
 from .._nursery import open_nursery
-from .._policy import Failures
 from ._base import Context, Stage, StageSpec
+
+if TYPE_CHECKING:
+    from .._policy import Failures
 
 
 @attrs.frozen

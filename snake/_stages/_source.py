@@ -12,16 +12,18 @@ import contextlib
 import inspect
 import itertools
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from .._chunking import CHECK_EVERY, LATENCY_BUDGET, MAX_CHUNK, Inbox, Outbox, Pacer
 from .._errors import add_stage_note
 from .._flushing import watching
-from .._policy import Failures
 from .._validate import func_name
 from ._base import Context, Stage, StageSpec
+
+if TYPE_CHECKING:
+    from .._policy import Failures
 
 
 @attrs.frozen

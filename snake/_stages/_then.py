@@ -8,9 +8,8 @@ On cancel or error, the call in flight is cancelled with the stage.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -21,6 +20,9 @@ from .._flushing import watching
 from .._policy import ErrorPolicy, Failures, retrying_async
 from .._validate import func_name
 from ._base import Context, Stage, StageSpec
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
 
 
 @attrs.frozen

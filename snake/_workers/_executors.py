@@ -12,9 +12,8 @@ import contextlib
 import itertools
 import math
 import os
-from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cloudpickle
 import trio
@@ -22,12 +21,16 @@ import trio_parallel
 
 from .._exceptions import timed_out
 from .._nursery import open_nursery
-from .._stats import WorkerStatistics
 from ._forkserver import preload_forkserver
-from ._options import WorkerOptions
 from ._pool import ProcessExecutor
 from ._work import ChunkResult, Work, apply_chunk
 from ._worker import should_retire, start
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from .._stats import WorkerStatistics
+    from ._options import WorkerOptions
 
 #: Seconds a worker process may take to exit once its pipeline is done.
 SHUTDOWN_GRACE = 10.0
@@ -58,7 +61,7 @@ class Executor(Protocol):
         items: list[Any],
         base: int,
         limiter: trio.CapacityLimiter,
-        timeout: float | None = None,
+        time_limit: float | None = None,
     ) -> ChunkResult:
         """``work`` over ``items``: the results, the seconds it took where it
         ran, the bytes of large buffers its items and results moved (0 where
@@ -68,7 +71,8 @@ class Executor(Protocol):
         stage note (``base`` is the stage-input position of ``items[0]``).
         ``limiter`` is the stage's: one token per worker busy with it. On
         cancel, the work is abandoned (and worker processes killed when
-        their pipeline stops). Past ``timeout`` seconds of running, it is
+        their pipeline stops). Past ``time_limit`` seconds of running (a
+        stage's per-item ``timeout``: its jobs then hold one item), it is
         stopped (a worker process killed, a thread abandoned) and
         ``ItemTimeoutError`` raised.
         """
@@ -90,15 +94,15 @@ class ThreadExecutor:
         items: list[Any],
         base: int,
         limiter: trio.CapacityLimiter,
-        timeout: float | None = None,
+        time_limit: float | None = None,
     ) -> ChunkResult:
         async with limiter:  # the clock starts once a thread is free
-            with trio.move_on_after(math.inf if timeout is None else timeout):
+            with trio.move_on_after(math.inf if time_limit is None else time_limit):
                 return await trio.to_thread.run_sync(
                     apply_chunk, work, items, base, limiter=self._unlimited, abandon_on_cancel=True
                 )
-        assert timeout is not None
-        raise timed_out(timeout)  # its thread runs on, abandoned
+        assert time_limit is not None
+        raise timed_out(time_limit)  # its thread runs on, abandoned
 
 
 class WorkerStart:

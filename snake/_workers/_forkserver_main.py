@@ -30,7 +30,7 @@ if _mine and _path and getattr(sys.modules.get("__main__"), "__file__", None) !=
     process.current_process()._inheriting = True  # type: ignore[attr-defined]
     try:
         spawn.import_main_path(_path)
-    except BaseException:  # noqa: BLE001 - the script failed here: workers will load it themselves
+    except BaseException:  # the script failed here: workers will load it themselves
         sys.modules["__main__"] = _server_main
         sys.modules.pop("__mp_main__", None)
     finally:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
 import cloudpickle
@@ -36,9 +36,11 @@ from . import _wire as wire
 from ._deaths import died
 from ._messages import JobMessage, Reply, Result
 from ._packing import unpack
-from ._shm import Packed
-from ._work import Work
 from ._worker import serve
+
+if TYPE_CHECKING:
+    from ._shm import Packed
+    from ._work import Work
 
 #: Jobs in a worker's lane at once: the running one and the next.
 DEPTH = 2
@@ -300,7 +302,7 @@ class Lane:
         self.room.release()
         try:
             reply: Reply = cloudpickle.loads(message)
-        except Exception as exc:  # noqa: BLE001 - e.g. an error type the main process lacks
+        except Exception as exc:  # e.g. an error type the main process lacks
             reply = Reply(exc, False, [])
         if reply.released:
             self.feed.released(reply.released)

@@ -5,12 +5,13 @@ Each is pickled into one message on the worker's socket (``_wire``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._shm import Packed
-from ._work import Skipped
+if TYPE_CHECKING:
+    from ._shm import Packed
+    from ._work import Skipped
 
 
 @attrs.frozen

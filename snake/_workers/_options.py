@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import attrs
 
 from .. import _validate as check
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 StartMethod = Literal["spawn", "forkserver"]
 

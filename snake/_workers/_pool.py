@@ -12,20 +12,19 @@ fails kills its workers (``kill_on_cancel``).
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import itertools
 import math
 import os
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 import trio
-import trio_parallel
 
 from .._exceptions import timed_out
 from .._nursery import open_nursery
-from .._stats import WorkerStatistics
 from . import _shm
 from . import _wire as wire
 from ._deaths import died
@@ -33,6 +32,11 @@ from ._lane import Job, Lane, drain
 from ._messages import Result
 from ._slots import Lending
 from ._work import ChunkResult, Work
+
+if TYPE_CHECKING:
+    import trio_parallel
+
+    from .._stats import WorkerStatistics
 
 #: Seconds a new connection has to say which lane it serves.
 GREETING_SECONDS = 10.0
@@ -127,7 +131,7 @@ class ProcessExecutor:
         items: list[Any],
         base: int,
         limiter: trio.CapacityLimiter,
-        timeout: float | None = None,
+        time_limit: float | None = None,
     ) -> ChunkResult:
         if self._broken is not None:
             raise died(self._broken, work.label, len(items), base, running=False)
@@ -136,16 +140,16 @@ class ProcessExecutor:
         job = Job(work, key, loan.items, len(items), base, loan.slot, (limiter, self._budget))
         self._queue_send.send_nowait(job)
         try:
-            if timeout is None:
+            if time_limit is None:
                 await job.done.wait()
             else:
                 await job.started.wait()  # the clock starts when it runs
-                with trio.move_on_after(timeout):
+                with trio.move_on_after(time_limit):
                     await job.done.wait()
                 if not job.done.is_set():
                     assert job.lane is not None
                     job.lane.worker.cancel()  # kill its worker; the lane starts another
-                    raise timed_out(timeout)
+                    raise timed_out(time_limit)
         except BaseException:
             job.abandoned = True  # left in the queue, or its result is dropped
             loan.drop()  # its worker may be using them
@@ -215,10 +219,8 @@ class ProcessExecutor:
         hello = b""
         try:
             with trio.move_on_after(GREETING_SECONDS):
-                try:
+                with contextlib.suppress(EOFError, trio.BrokenResourceError):
                     hello = await wire.receive_exactly(stream, size)
-                except (EOFError, trio.BrokenResourceError):
-                    pass
         finally:
             lane = self._lane_of(hello) if len(hello) == size else None
             if lane is not None:

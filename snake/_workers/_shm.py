@@ -17,6 +17,7 @@ everything is pickled into the worker's socket.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import mmap
 import os
@@ -95,7 +96,5 @@ def sweep(prefix: str) -> None:
         return
     for name in os.listdir(SHM_DIR):
         if name.startswith(prefix):
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(path(name))
-            except FileNotFoundError:
-                pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import mmap
 import os
@@ -110,10 +111,8 @@ class Slots:
         if kept is None:
             return
         os.close(kept[0])
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(path(name))
-        except FileNotFoundError:
-            pass
 
 
 class Lending:

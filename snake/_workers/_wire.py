@@ -9,13 +9,14 @@ between two messages means the other side is done.
 from __future__ import annotations
 
 import os
-import socket
 import struct
 import sys
 import tempfile
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import socket
+
     import trio
 
 HEADER = struct.Struct("<Q")

@@ -10,8 +10,7 @@ inline.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -19,6 +18,9 @@ from .._errors import add_stage_note
 from .._retry import retrying
 from .._stages._base import InlineSpec, InWorkers, Step
 from .._stages._inline import FusedSteps, ItemStep, Map
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 #: Items a job skipped (``errors="skip"``), as ``(position, exception)``.
 Skipped = list[tuple[int, Exception]]

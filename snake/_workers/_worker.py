@@ -9,8 +9,7 @@ import pickle
 import socket
 import time
 import traceback
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import cloudpickle
@@ -22,6 +21,9 @@ from ._messages import JobMessage, Reply, Result
 from ._packing import Borrowed, pack, unpack
 from ._shm import Packed
 from ._work import Work, apply_chunk
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 #: Work this worker process has received, by the key of its stage.
 _work: dict[str, Work] = {}
@@ -104,7 +106,7 @@ def _unsendable(work: Work, results: list[Any], base: int) -> str:
     for k, result in enumerate(results):
         try:
             cloudpickle.dumps(result)
-        except Exception:  # noqa: BLE001 - this is the one
+        except Exception:  # this is the one
             if work.one_to_one:
                 return f"the result of item {base + k} of its input cannot be sent back (pickled)"
             return (
@@ -136,13 +138,13 @@ def _run_job(message: bytes) -> bytes:
     try:
         job = pickle.loads(message)
         outcome: Result | BaseException = apply_shipped(job)
-    except BaseException as exc:  # noqa: BLE001 - it belongs to the job: the main process raises it
+    except BaseException as exc:  # it belongs to the job: the main process raises it
         outcome = _picklable_error(exc)
     del job  # its items, so that their slots count as released
     reply = Reply(outcome, should_retire(), _borrowed.take_released())
     try:
         return cloudpickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
-    except Exception:  # noqa: BLE001 - results are pickled already: the error cannot be
+    except Exception:  # results are pickled already: the error cannot be
         unpicklable = attrs.evolve(reply, outcome=_remote(outcome))  # type: ignore[arg-type]
         return cloudpickle.dumps(unpicklable)  # type: ignore[no-any-return]
 
@@ -152,7 +154,7 @@ def _sendable(exc: Exception) -> Exception:
     _picklable_error(exc)
     try:
         cloudpickle.dumps(exc)
-    except Exception:  # noqa: BLE001 - any reason not to pickle
+    except Exception:  # any reason not to pickle
         return _remote(exc)
     return exc
 
