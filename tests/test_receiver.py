@@ -35,6 +35,32 @@ async def test_async_for_resumed_after_break_and_receive_share_one_stream() -> N
     assert got == list(range(N))
 
 
+async def test_receive_chunk_mixed_with_the_other_ways_gives_each_item_once_in_order() -> None:
+    got: list[int] = []
+    chunks = 0
+    async with snake.from_iterable(range(N)).open() as items:
+        got.append(await items.receive())
+        rest = await items.receive_chunk()  # the rest of the first chunk
+        assert rest[:1] == [1]
+        got += rest
+        async for x in items:
+            got.append(x)
+            if x == 2500:
+                break
+        while True:
+            try:
+                chunk = await items.receive_chunk()
+            except trio.EndOfChannel:
+                break
+            assert 0 < len(chunk) <= 1024
+            chunks += 1
+            got += chunk
+        with pytest.raises(trio.EndOfChannel):
+            await items.receive_chunk()
+    assert got == list(range(N))
+    assert chunks >= (N - 2501) // 1024
+
+
 async def test_receive_raises_end_of_channel_at_the_end_and_after() -> None:
     async with snake.from_iterable(range(3)).open() as items:
         assert [await items.receive() for _ in range(3)] == [0, 1, 2]
