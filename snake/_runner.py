@@ -1,14 +1,13 @@
 """The one place that runs a pipeline: specs to stages, channels and tasks.
 
-Stages made of other pipelines (``concat``, ``repeat``, ...) run them
-nested, through ``pump`` and ``forward``, each with its own stages.
-
 Every stage is a task in the nursery ``open_pipeline`` owns, inside a cancel
 scope of its own; neighbours are joined by bounded memory channels carrying
 chunks. A stage that needs no more input (a satisfied ``take``, or nobody
 reading its output) cancels the stages upstream of it; leaving ``open`` or
 closing the receiver cancels them all. How errors leave is decided once, in
-``_errors.open_nursery``, which every nursery of snake uses.
+``_nursery.open_nursery``, which every nursery of snake uses. Stages made
+of other pipelines (``concat``, ``repeat``, ...) run them nested, through
+``pump`` and ``forward``, each with its own stages.
 """
 
 from __future__ import annotations

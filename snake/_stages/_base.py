@@ -48,8 +48,10 @@ class Spec(ABC):
 
     __slots__ = ()
 
-    #: What to try when this operator's stage is the pipeline's bottleneck.
-    advice: ClassVar[str] = "make it faster, or split its work into a par_map"
+    @property
+    def advice(self) -> str:
+        """What to try when this operator's stage is the pipeline's bottleneck."""
+        return "make it faster, or split its work into a par_map"
 
     @abstractmethod
     def describe(self) -> str:

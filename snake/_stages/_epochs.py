@@ -153,7 +153,7 @@ class Repeat(StageSpec):
         return f"{inner}.repeat({'' if self.times is None else self.times})"
 
     @property
-    def advice(self) -> str:  # type: ignore[override]
+    def advice(self) -> str:
         return self.specs[0].advice  # a source's, as a rule
 
     def build(self, context: Context) -> Stage:

@@ -51,7 +51,7 @@ JOB_SECONDS = 0.02
 #: Most items in one ``par_map`` job.
 JOB_ITEMS = 64
 #: Jobs in flight per job running at once: the running one, the next one
-#: waiting in its worker (see ``_process``), and one done early, waiting to
+#: waiting in its worker (see ``_workers._lane``), and one done early, waiting to
 #: leave after an earlier one.
 JOB_WINDOW = 3
 
@@ -81,10 +81,10 @@ class ParThen(StageSpec):
     ordered: bool
     policy: ErrorPolicy = ErrorPolicy()
 
+    advice = "raise its `concurrency`, or make its function faster"
+
     def describe(self) -> str:
         return f"par_then({func_name(self.fn)})"
-
-    advice = "raise its `concurrency`, or make its function faster"
 
     def build(self, context: Context) -> Stage:
         label = context.label

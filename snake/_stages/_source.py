@@ -30,12 +30,12 @@ if TYPE_CHECKING:
 class IterableSource(StageSpec):
     obj: object
 
+    advice = "the source is the limit: read faster, or prefetch"
+
     def describe(self) -> str:
         obj = self.obj
         generator = inspect.isgenerator(obj) or inspect.isasyncgen(obj)
         return f"from_iterable({func_name(obj) if generator else type(obj).__name__})"
-
-    advice = "the source is the limit: read faster, or prefetch"
 
     def build(self, context: Context) -> Stage:
         if hasattr(self.obj, "__aiter__"):

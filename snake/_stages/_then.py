@@ -30,10 +30,10 @@ class Then(StageSpec):
     fn: Callable[[Any], Awaitable[Any]]
     policy: ErrorPolicy = ErrorPolicy()
 
+    advice = "use par_then(...) to run calls concurrently"
+
     def describe(self) -> str:
         return f"then({func_name(self.fn)})"
-
-    advice = "use par_then(...) to run calls concurrently"
 
     def build(self, context: Context) -> Stage:
         label = context.label

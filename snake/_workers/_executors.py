@@ -3,7 +3,7 @@
 Every executor offers the same small protocol: run a function over a chunk
 of items (killing or abandoning the work if cancelled). Stages see only
 that, so other engines can plug in without touching them. Worker processes
-are in ``_process``; this module opens their ``trio_parallel`` contexts.
+are in ``_pool``; this module opens their ``trio_parallel`` contexts.
 """
 
 from __future__ import annotations

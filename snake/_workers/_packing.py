@@ -4,7 +4,7 @@ Objects are pickled with protocol 5: numpy arrays, CPU torch tensors and
 ``memoryview`` objects anywhere in them, and ``bytes`` and ``bytearray``
 objects that are one of the objects or sit directly in its tuple, list or
 dict, of at least ``THRESHOLD`` bytes each, go out of band; the rest stays in
-the pickle. ``pack`` writes those buffers into a slot the other side lent
+the pickle. ``pack`` writes those buffers into a slot the main process lent
 (a worker keeps its mappings of the main process's slots, ``_slot_mapping``)
 or into a segment of their own; ``unpack`` reads them where they lie. The
 main process packs items for its workers and unpacks results; a worker
@@ -25,7 +25,7 @@ from typing import Any
 
 import cloudpickle
 
-from ._shm import MAP_FLAGS, THRESHOLD, Lender, Packed, create, forget_removed, path
+from ._shm import MAP_FLAGS, THRESHOLD, Mapper, Packed, create, forget_removed, path
 
 _jobs = itertools.count()
 
@@ -214,20 +214,20 @@ class Borrowed:
         return released
 
 
-def unpack(packed: Packed, lender: Lender | None = None) -> list[Any]:
+def unpack(packed: Packed, mapper: Mapper | None = None) -> list[Any]:
     """The objects ``pack`` made.
 
-    A segment of their own is unlinked here; a slot is mapped by the
-    ``lender`` that lent it, and is free again once the last object using
-    its memory is gone.
+    A segment of their own is unlinked here; a slot is mapped by
+    ``mapper``, this side's view of the main process's slots, and is free
+    again once the last object using its memory is gone.
     """
     if packed.name is None:
         objects: list[Any] = pickle.loads(packed.data)
         return objects
     size = sum(packed.sizes)
     if packed.reused:
-        assert lender is not None
-        segment = lender.map(packed.name, size)
+        assert mapper is not None
+        segment = mapper.map(packed.name, size)
     else:
         fd = os.open(path(packed.name), os.O_RDWR)
         try:

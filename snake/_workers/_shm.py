@@ -5,10 +5,11 @@ into shared memory and mapped by the main process, it arrives several times
 faster, and the main process reads it where it lies. So large buffers in a
 job's items and results travel out of band (``_packing``): pickled items or
 results and where their buffers lie are a :class:`Packed`. The buffers go
-into a *slot*, a segment the receiving side lent and maps again
-(:class:`Lender`: ``_slots.Slots`` in the main process, ``_packing.Borrowed``
-in a worker), or, before slots are sized or when they do not fit, into a
-segment of their own, which the receiving side maps and unlinks at once.
+into a *slot*, a segment the main process lends for the trip and reuses
+(``_slots``), which the reading side maps (a :class:`Mapper`: the main
+process's ``_slots.Slots`` for results, a worker's ``_packing.Borrowed``
+for items); or, before slots are sized or when they do not fit, into a
+segment of their own, which the reading side maps and unlinks at once.
 Names of segments and slots start with their executor's prefix, and
 ``sweep`` removes whatever is left when the pipeline's workers are shut
 down (a cancelled job's segment). Linux only (``/dev/shm``); elsewhere
@@ -43,12 +44,12 @@ class Packed:
     name: str | None
     #: The size of each large buffer, in the order they lie in the segment.
     sizes: list[int]
-    #: ``name`` is a slot the receiving side lent, not a segment of its own.
+    #: ``name`` is a slot the main process lent, not a segment of its own.
     reused: bool = False
 
 
-class Lender(Protocol):
-    """The side that lends slots: it maps a slot it lent, to read what was written there."""
+class Mapper(Protocol):
+    """The reading side of a slot: it maps the slot, to read what was written there."""
 
     def map(self, name: str, size: int) -> mmap.mmap:
         """A mapping of slot ``name`` (of ``size`` bytes); the slot is free

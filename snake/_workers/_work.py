@@ -73,7 +73,7 @@ def apply_chunk(work: Work, items: list[Any], base: int) -> ChunkResult:
     began = time.perf_counter()
     fn = retrying(work.fn, work.retries) if work.retries else work.fn
     skipping = _SkippingStep(work.label, base, fn) if work.skip else None
-    first = skipping or Map(fn).step(work.label, base)
+    first = Map(fn).step(work.label, base) if skipping is None else skipping
     steps: list[Step] = [first, *(op.step(label, base) for label, op in work.after)]
     fused = FusedSteps(steps)
     results = fused.process(items)

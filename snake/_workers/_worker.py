@@ -120,7 +120,7 @@ def serve(address: str | bytes, hello: bytes, shipments: list[tuple[str, bytes]]
 
     The main process keeps a next job waiting in the socket while this one
     runs, so a worker goes from job to job without waiting for a round trip
-    (see ``_process``). ``hello`` tells the main process that this is its
+    (see ``_lane``). ``hello`` tells the main process that this is its
     worker, and which of its lanes it serves.
     """
     in_worker_process()
