@@ -108,7 +108,9 @@ def mix(
     proportional to its weight, with ``random.Random(seed)``, so the same
     seed gives the same mix (of the same items). ``stop="first_exhausted"``
     ends when a drawn pipeline has no more items; ``"all_exhausted"`` goes
-    on with the others until every one is used up. The pipelines run at
+    on with the others until every one is used up. A pipeline of weight 0
+    is drawn only once every other is used up (with ``"all_exhausted"``),
+    the pipelines of weight 0 then with equal chances. The pipelines run at
     once, each with its own stages.
     """
     specs = check.check_pipelines(pipelines, "mix")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import trio
 import trio.testing
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from operators import interleaved
 
@@ -94,20 +94,44 @@ def test_only_pipelines_are_combined() -> None:
         snake.zip(snake.from_iterable([1]), [1])  # type: ignore[arg-type]
 
 
-@given(lists, st.lists(st.floats(0.1, 10), min_size=4, max_size=4), st.integers(0, 2**32))
+#: Mix weights: some may be 0 (the test assumes that not all of those it uses are).
+weights_of = st.lists(st.just(0.0) | st.floats(0.1, 10), min_size=4, max_size=4)
+
+
+@given(lists, weights_of, st.integers(0, 2**32))
 def test_mix_uses_every_item_in_order_and_first_exhausted_is_a_prefix(
     data: list[list[int]], weights: list[float], seed: int
 ) -> None:
     tagged = [[(k, x) for x in d] for k, d in enumerate(data)]
     sources = [snake.from_iterable(t) for t in tagged]
     ws = weights[: len(sources)]
+    assume(not ws or any(ws))
     every = run(snake.mix(sources, ws, seed=seed, stop="all_exhausted"))
     for k, own in enumerate(tagged):
         assert [item for item in every if item[0] == k] == own
     assert len(every) == sum(map(len, tagged))
+    # A pipeline of weight 0 gives its items after the others are used up.
+    zero = {k for k, w in enumerate(ws) if w == 0}
+    kinds = [item[0] in zero for item in every]
+    assert kinds == sorted(kinds)
     assert every == run(snake.mix(sources, ws, seed=seed, stop="all_exhausted"))  # repeatable
     first = run(snake.mix(sources, ws, seed=seed))
     assert first == every[: len(first)]
+    assert not any(item[0] in zero for item in first)  # never drawn while others have items
+
+
+@pytest.mark.parametrize(
+    ("weights", "sizes"),
+    [([1, 0], [2, 1]), ([0, 1], [1, 2]), ([0, 1], [0, 0]), ([0, 0, 1], [2, 2, 1])],
+)
+async def test_mix_of_all_exhausted_gives_the_items_of_weight_0_pipelines_last(
+    weights: list[float], sizes: list[int]
+) -> None:
+    sources = [snake.from_iterable([(k, i) for i in range(n)]) for k, n in enumerate(sizes)]
+    got = await snake.mix(sources, weights, seed=0, stop="all_exhausted").collect()
+    assert sorted(got) == sorted((k, i) for k, n in enumerate(sizes) for i in range(n))
+    first_zero = next((at for at, (k, _) in enumerate(got) if weights[k] == 0), len(got))
+    assert all(weights[k] == 0 for k, _ in got[first_zero:])
 
 
 @pytest.mark.parametrize("weights", [[1, 1], [3, 1], [1, 4, 5]])

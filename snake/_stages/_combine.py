@@ -153,7 +153,7 @@ class _MixStage(_Combined):
             streams = await _open_all(stack, self.pipelines)
             held: list[list[Any]] = [[] for _ in streams]
             active = list(range(len(streams)))
-            weights = list(spec.weights)
+            weights: list[float] | None = list(spec.weights)
             out: list[Any] = []
             while active and not outbox.done:
                 k = draw(active, weights)[0]
@@ -167,7 +167,13 @@ class _MixStage(_Combined):
                         if spec.stop == "first_exhausted":
                             break
                         at = active.index(k)
-                        del active[at], weights[at]
+                        del active[at]
+                        if weights is not None:
+                            del weights[at]
+                            if not any(weights):
+                                # Only pipelines of weight 0 are left: their
+                                # items come last, each of them equally likely.
+                                weights = None
                         continue
                 out.append(held[k].pop())
                 if len(out) >= MAX_CHUNK:
