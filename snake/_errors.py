@@ -31,23 +31,62 @@ def add_stage_note(exc: BaseException, label: str, position: int, *, source: boo
         exc.add_note(f"snake: in stage {label}, {where}")
 
 
-def item_error(exc: BaseException, label: str, position: int) -> BaseException:
-    """What a user function's ``exc`` on an item of a step's input is raised as.
+def item_error(
+    exc: BaseException, label: str, position: int, *, source: bool = False
+) -> BaseException:
+    """What a user function's ``exc`` on an item of a stage is raised as.
 
-    ``exc`` itself, with its stage note; but in a worker process a
-    ``KeyboardInterrupt`` or ``SystemExit`` would end the worker, not the
-    program, so it becomes a ``WorkerError`` with the note, which the caller
-    raises from ``exc``. In threads and in the main process they stay
-    themselves.
+    ``exc`` itself, with its stage note, when it can travel as itself;
+    otherwise what the caller raises instead, from ``exc``: a user's
+    exception group, carried (see :class:`Carried`); in a worker process,
+    a ``KeyboardInterrupt`` or ``SystemExit``, which would end the worker,
+    not the program, as a ``WorkerError`` with the note. In threads and in
+    the main process those two stay themselves.
     """
     if _in_worker_process and not isinstance(exc, Exception):
         error = WorkerError(
             f"{type(exc).__name__}({', '.join(map(repr, exc.args))}) raised in a worker "
             "process by a user function; it stops the pipeline instead"
         )
-        add_stage_note(error, label, position)
+        add_stage_note(error, label, position, source=source)
         return error
-    add_stage_note(exc, label, position)
+    add_stage_note(exc, label, position, source=source)
+    return carried(exc)
+
+
+class Carried(Exception):
+    """A user's exception group on its way through a pipeline.
+
+    trio's cancel scopes split every exception group that leaves a
+    cancelled scope, and on CPython 3.11 to 3.13 a split rebuilds the group
+    as a plain ``ExceptionGroup``: a subclass loses its type, and every
+    group its identity. Inside a pipeline a user's group travels in this,
+    which is no group, so it arrives as the object the user raised; where it
+    leaves snake (``uncarried``), it is taken out, with any note added to
+    the carrier on its way.
+    """
+
+    def __init__(self, group: ExceptionGroup[Exception]) -> None:
+        super().__init__(group)
+        self.group = group
+
+
+def carried(exc: BaseException) -> BaseException:
+    """``exc`` as snake raises it inside a pipeline: a user's exception group carried."""
+    return Carried(exc) if isinstance(exc, ExceptionGroup) else exc
+
+
+def uncarried(exc: BaseException) -> BaseException:
+    """``exc`` as it leaves snake: each carried group taken out, also inside
+    the group snake raises for several errors at once."""
+    if isinstance(exc, Carried):
+        for note in getattr(exc, "__notes__", ()):
+            exc.group.add_note(note)
+        return exc.group
+    if isinstance(exc, BaseExceptionGroup) and any(isinstance(e, Carried) for e in exc.exceptions):
+        several = exc.derive([uncarried(e) for e in exc.exceptions])
+        several.__traceback__ = exc.__traceback__
+        return several
     return exc
 
 

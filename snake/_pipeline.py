@@ -14,7 +14,7 @@ from ._collate import COLLATES
 from ._device import check_device, mover
 from ._policy import ErrorPolicy
 from ._report import Reporting
-from ._runner import describe, open_pipeline
+from ._runner import describe, open_inner, open_pipeline
 from ._stages._batch import Batch, Unbatch
 from ._stages._combine import Concat, Merge, Mix, Zip
 from ._stages._epochs import Repeat, Shard, Shuffle
@@ -538,7 +538,8 @@ class Pipeline(Generic[T]):
         """``iter(pipeline)``, with ``progress``, ``report`` and ``report_every`` as
         for ``open``; ``report`` is called in the pipeline's thread."""
         reporting = Reporting(report, report_every, progress)
-        return PipelineIterator(functools.partial(open_pipeline, self._specs, reporting=reporting))
+        # The bridge takes a user's carried exception groups out itself.
+        return PipelineIterator(functools.partial(open_inner, self._specs, reporting=reporting))
 
     def __aiter__(self) -> NoReturn:
         raise TypeError(

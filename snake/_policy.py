@@ -20,6 +20,7 @@ import attrs
 import trio
 
 from . import _validate as check
+from ._errors import carried
 from ._exceptions import timed_out
 from ._retry import retry_delay, tried
 
@@ -120,7 +121,7 @@ class Failures:
                     f"snake: stage {self._label} skipped {self.skipped} failing items of the "
                     f"{self.seen} it has seen, more than max_failures={limit!r} allows"
                 )
-                raise exc
+                raise carried(exc)
         kind = type(exc)
         if kind not in self._logged:
             self._logged.add(kind)

@@ -18,6 +18,7 @@ import attrs
 import trio
 
 from . import _validate as check
+from ._errors import carried
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -60,7 +61,10 @@ async def watch(reporting: Reporting, statistics: Callable[[], Statistics]) -> N
 
 def _report(reporting: Reporting, stats: Statistics, display: _Display | None) -> None:
     if reporting.report is not None:
-        reporting.report(stats)
+        try:
+            reporting.report(stats)
+        except ExceptionGroup as group:  # the user's own, kept as raised
+            raise carried(group) from group
     if display is not None:
         display.show(stats)
 

@@ -21,7 +21,8 @@ import cloudpickle
 import trio
 
 from ._chunking import CHANNEL_CHUNKS, DownstreamClosed, Inbox, Outbox
-from ._nursery import open_nursery
+from ._errors import carried, uncarried
+from ._nursery import open_nursery, raise_as_is
 from ._receiver import PipelineReceiver
 from ._report import Reporting, watch
 from ._stages._base import Context, InlineSpec, InWorkers, Spec, Stage, StageSpec
@@ -148,8 +149,30 @@ async def open_pipeline(
     """Run a pipeline for the duration of the block; see ``Pipeline.open``.
 
     ``output_chunks`` is the buffer of the last channel, the one ``items``
-    reads from; ``reporting``, what to report while it runs.
+    reads from; ``reporting``, what to report while it runs. Here errors
+    leave snake: a user's exception group, carried inside the pipeline,
+    leaves as the object the user raised (see ``_errors.Carried``).
     """
+    try:
+        async with open_inner(specs, output_chunks=output_chunks, reporting=reporting) as items:
+            yield items
+    except BaseException as exc:
+        error = uncarried(exc)
+        if error is exc:
+            raise
+        raise_as_is(error)
+
+
+@contextlib.asynccontextmanager
+async def open_inner(
+    specs: Sequence[Spec],
+    *,
+    output_chunks: int = CHANNEL_CHUNKS,
+    reporting: Reporting = Reporting(),
+) -> AsyncIterator[PipelineReceiver[Any]]:
+    """``open_pipeline`` with a user's exception groups still carried: for a
+    pipeline run inside another one, or by the synchronous bridge, whose own
+    boundary takes them out."""
     tokens, workers = process_workers(specs)
     async with _open(plan(specs), tokens, workers, output_chunks, reporting) as items:
         yield items
@@ -162,7 +185,7 @@ async def pump(
 ) -> None:
     """Run the pipeline ``specs``, nested in this task, each chunk to ``deliver``,
     until it ends or ``done()``: how a stage made of other pipelines runs them."""
-    async with open_pipeline(specs) as items:
+    async with open_inner(specs) as items:
         while not done():
             try:
                 chunk = await items.receive_chunk()
@@ -225,6 +248,8 @@ async def _open(
             items = PipelineReceiver(recv, stop, statistics)
             try:
                 yield items
+            except ExceptionGroup as group:  # the body's own: it leaves as raised
+                raise carried(group) from group
             finally:
                 stop()
                 await items._close_iterator()

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 import trio
 
+from ._errors import uncarried
 from ._nursery import raise_as_is
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ class _Bridge(Generic[T]):
         if got is _END:
             return None
         if isinstance(got, _Failed):
-            raise_as_is(got.exc)
+            raise_as_is(uncarried(got.exc))
         self._call_soon(self._room.release)
         chunks: list[list[T]] = got
         return chunks

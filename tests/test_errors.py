@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
@@ -17,7 +18,7 @@ from operators import OPERATORS, Boom, afails_at_3, fails_at
 import snake
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 
 def fails_in_worker(x: int) -> int:
@@ -208,25 +209,28 @@ async def test_items_in_flight_failing_at_once_give_the_earliest_items_error() -
         lambda n: st.tuples(
             st.sets(st.integers(0, n - 1), min_size=1),
             st.lists(st.sampled_from([0.0, 0.001, 0.01, 0.5, 3.0]), min_size=n, max_size=n),
+            st.sets(st.integers(0, n - 1)),
         )
     ),
     st.integers(1, 8),
 )
 def test_an_ordered_par_then_raises_the_error_a_sequential_loop_would(
-    case: tuple[set[int], list[float]], concurrency: int
+    case: tuple[set[int], list[float], set[int]], concurrency: int
 ) -> None:
-    failing, delays = case
+    failing, delays, grouped = case
     first = min(failing)
+    made: dict[int, Exception] = {}  # what each failing item raised: a group of its own, or not
 
     async def slow_or_failing(x: int) -> int:
         await trio.sleep(delays[x])
         if x in failing:
-            raise Boom(f"item {x}")
+            made[x] = MyGroup(f"item {x}", [Boom(x)]) if x in grouped else Boom(f"item {x}")
+            raise made[x]
         return x
 
-    async def main() -> tuple[list[int], Boom]:
+    async def main() -> tuple[list[int], Exception]:
         got: list[int] = []
-        with pytest.raises(Boom) as info:
+        with pytest.raises((Boom, MyGroup)) as info:
             pipeline = snake.from_iterable(range(len(delays))).par_then(
                 slow_or_failing, concurrency=concurrency
             )
@@ -236,9 +240,9 @@ def test_an_ordered_par_then_raises_the_error_a_sequential_loop_would(
         return got, info.value
 
     got, error = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
-    # Whatever finished first, the earliest failing item's error arrives,
-    # after none but earlier items.
-    assert str(error) == f"item {first}"
+    # Whatever finished first, the earliest failing item's error arrives, as
+    # raised, after none but earlier items.
+    assert error is made[first]
     assert notes(error)[0] == (
         f"snake: in stage #1 par_then(slow_or_failing), at item {first} of its input"
     )
@@ -313,6 +317,126 @@ async def test_a_users_own_exception_group_arrives_intact() -> None:
         async with snake.from_iterable(range(3)).open():
             raise ExceptionGroup("mine", [KeyError(1)])
     assert str(info.value) == "mine (1 sub-exception)"
+
+
+class MyGroup(ExceptionGroup):
+    """A user's own exception group type."""
+
+
+#: The groups the functions below raised, to check that the same object arrives.
+raised: list[BaseException] = []
+
+
+def group_at(bad: int) -> Callable[[Any], Any]:
+    def fn(x: Any) -> Any:
+        if x == bad:
+            group = MyGroup("mine", [ValueError(x)])
+            raised.append(group)
+            raise group
+        return x
+
+    return fn
+
+
+def agroup_at(bad: int) -> Callable[[Any], Awaitable[Any]]:
+    check = group_at(bad)
+
+    async def fn(x: Any) -> Any:
+        await trio.lowlevel.checkpoint()
+        return check(x)
+
+    return fn
+
+
+def grouping_items() -> Iterator[int]:
+    """Items 0 and 1, then a group."""
+    yield from range(2)
+    group_at(2)(2)
+
+
+async def grouping_aitems() -> AsyncIterator[int]:
+    for x in grouping_items():
+        await trio.lowlevel.checkpoint()
+        yield x
+
+
+def src(n: int = 10) -> snake.Pipeline[int]:
+    return snake.from_iterable(range(n))
+
+
+#: Every way a user's exception group can come out of a pipeline's stages.
+GROUP_PATHS = {
+    "map": lambda: src().map(group_at(4)),
+    "batch collate": lambda: src().batch(3, collate=group_at([3, 4, 5])),
+    "then": lambda: src().then(agroup_at(4)),
+    "par_then": lambda: src().par_then(agroup_at(4), concurrency=3),
+    "par_then unordered": lambda: src().par_then(agroup_at(4), ordered=False),
+    "par_map thread": lambda: src().par_map(group_at(4), executor="thread"),
+    "map in a thread par_map's workers": lambda: (
+        src().par_map(abs, executor="thread").map(group_at(4))
+    ),
+    "then, skip over the budget": lambda: src().then(agroup_at(4), errors="skip", max_failures=0),
+    "par_map thread, skip over the budget": lambda: src().par_map(
+        group_at(4), executor="thread", errors="skip", max_failures=0
+    ),
+    "sync source": lambda: snake.from_iterable(grouping_items()),
+    "async source": lambda: snake.from_iterable(grouping_aitems()),
+    "concat": lambda: snake.concat(src(2), src().map(group_at(4))),
+    "zip": lambda: snake.zip(src(), src().map(group_at(4))),
+    "interleave's function": lambda: src().interleave(lambda x: [group_at(4)(x)], cycle_length=2),
+}
+
+
+@pytest.mark.parametrize("path", GROUP_PATHS)
+async def test_a_users_exception_group_arrives_as_the_object_raised(path: str) -> None:
+    raised.clear()
+    with pytest.raises(MyGroup) as info:
+        await GROUP_PATHS[path]().collect()
+    assert info.value is raised[-1]
+    with pytest.raises(MyGroup) as info:  # and through open()
+        async with GROUP_PATHS[path]().open() as items:
+            async for _ in items:
+                pass
+    assert info.value is raised[-1]
+
+
+def test_a_users_exception_group_arrives_as_the_object_raised_in_sync_iteration() -> None:
+    raised.clear()
+    with pytest.raises(MyGroup) as info:
+        list(src().map(group_at(4)))
+    assert info.value is raised[-1]
+    assert notes(info.value) == ["snake: in stage #1 map(fn), at item 4 of its input"]
+    group = MyGroup("body", [KeyError(1)])
+    with pytest.raises(MyGroup) as info:
+        for _ in src():
+            raise group
+    assert info.value is group
+
+
+async def test_a_users_exception_group_raised_in_the_body_or_a_report_arrives_as_raised() -> None:
+    group = MyGroup("body", [KeyError(1)])
+    with pytest.raises(MyGroup) as info:
+        async with src().open() as items:
+            async for _ in items:
+                raise group
+    assert info.value is group
+
+    def report(stats: snake.Statistics) -> None:
+        raise group
+
+    with pytest.raises(MyGroup) as info:
+        await snake.from_iterable(range(3)).collect(report=report)
+    assert info.value is group
+
+
+async def test_a_users_exception_group_from_a_worker_process_keeps_its_type() -> None:
+    # A process boundary copies every object: the type, message, leaves and
+    # note arrive, not the object itself.
+    with pytest.raises(MyGroup) as info:
+        await src().par_map(group_at(4)).collect()
+    assert str(info.value) == "mine (1 sub-exception)"
+    assert [repr(e) for e in info.value.exceptions] == ["ValueError(4)"]
+    assert notes(info.value) == ["snake: in stage #1 par_map(fn), at item 4 of its input"]
 
 
 def dies(x: int) -> int:

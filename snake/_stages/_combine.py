@@ -19,7 +19,7 @@ import trio
 
 from .._chunking import MAX_CHUNK, Inbox, Outbox
 from .._nursery import open_nursery
-from .._runner import forward, open_pipeline, pump
+from .._runner import forward, open_inner, pump
 from ._base import Context, Spec, Stage, StageSpec
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ async def _open_all(
     stack: contextlib.AsyncExitStack, pipelines: Pipelines
 ) -> list[PipelineReceiver[Any]]:
     """Every pipeline running, on ``stack``."""
-    return [await stack.enter_async_context(open_pipeline(specs)) for specs in pipelines]
+    return [await stack.enter_async_context(open_inner(specs)) for specs in pipelines]
 
 
 class _Combined:

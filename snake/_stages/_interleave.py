@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
+from .._errors import carried
 from .._nursery import open_nursery
 from .._runner import forward
 from .._validate import func_name
@@ -77,7 +78,11 @@ class _InterleaveStage:
                 more, item = await next_item()
                 if not more:
                     return None
-                return _Slot(nursery, _specs_of(spec.fn(item), spec.fn))
+                try:
+                    value = spec.fn(item)
+                except ExceptionGroup as group:  # the user's own, kept as raised
+                    raise carried(group) from group
+                return _Slot(nursery, _specs_of(value, spec.fn))
 
             slots: list[_Slot | None] = []
             for _ in range(spec.cycle):

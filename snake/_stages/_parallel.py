@@ -27,7 +27,7 @@ import trio
 
 from .. import _validate as check
 from .._chunking import DownstreamClosed, Inbox, Outbox, Pacer
-from .._errors import add_stage_note
+from .._errors import add_stage_note, carried
 from .._exceptions import ItemTimeoutError
 from .._nursery import open_nursery
 from .._ordering import Reorderer
@@ -69,7 +69,7 @@ def _skip_or_raise(exc: Exception, label: str, base: int, failures: Failures | N
     """A failed one-item job: ``exc`` with its stage note, raised, or its item skipped."""
     add_stage_note(exc, label, base)
     if failures is None:
-        raise exc
+        raise carried(exc)
     failures.skip(exc, base)
     return ChunkResult([], 0.0, 0, [])  # a fresh list: the outbox takes it
 
@@ -234,7 +234,7 @@ class _ParallelStage:
                     f"snake: {also} later item(s) of this stage failed "
                     "at the same time; their errors are not shown"
                 )
-            raise exc
+            raise carried(exc)
         if closed:
             raise DownstreamClosed
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._chunking import CHECK_EVERY, LATENCY_BUDGET, MAX_CHUNK, Inbox, Outbox, Pacer
-from .._errors import add_stage_note
+from .._errors import item_error
 from .._flushing import watching
 from .._validate import func_name
 from ._base import Context, Stage, StageSpec
@@ -69,8 +69,10 @@ class _SyncSource:
                 # On an error, extend() keeps the items it got: they count.
                 items.extend(itertools.islice(it, size))
             except Exception as exc:
-                add_stage_note(exc, self._label, produced + len(items), source=True)
-                raise
+                error = item_error(exc, self._label, produced + len(items), source=True)
+                if error is exc:
+                    raise
+                raise error from exc
             pacer.record(len(items), time.perf_counter() - began)
             produced += len(items)
             await outbox.emit(items)
@@ -107,8 +109,10 @@ class _AsyncSource:
                 except StopAsyncIteration:
                     break
                 except Exception as exc:
-                    add_stage_note(exc, self._label, produced, source=True)
-                    raise
+                    error = item_error(exc, self._label, produced, source=True)
+                    if error is exc:
+                        raise
+                    raise error from exc
                 produced += 1
                 if each:
                     outbox.settle()

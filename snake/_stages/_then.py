@@ -15,7 +15,7 @@ import attrs
 
 from .. import _validate as check
 from .._chunking import CHECK_EVERY, LATENCY_BUDGET, Inbox, Outbox
-from .._errors import add_stage_note, failed_at
+from .._errors import add_stage_note, carried, failed_at
 from .._flushing import watching
 from .._policy import ErrorPolicy, Failures, retrying_async
 from .._validate import func_name
@@ -130,7 +130,7 @@ class _ThenStage:
         if error is not exc:
             raise error from None
         if self.failures is None or isinstance(exc, check.NotAwaitable):
-            raise exc
+            raise carried(exc)
         self.failures.skip(exc, position)
 
     def _annotated(self, exc: Exception, position: int) -> Exception:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import cloudpickle
 
-from .._errors import in_worker_process
+from .._errors import carried, in_worker_process
 from .._exceptions import RemoteError
 from . import _wire as wire
 from ._messages import JobMessage, Reply, Result
@@ -81,7 +81,7 @@ def apply_shipped(job: JobMessage) -> Result:
     """
     global _items_done
     if _init_error is not None:
-        raise _init_error
+        raise carried(_init_error)
     work = _work.get(job.key)
     if work is None:
         assert job.work is not None, "the main process sends work with a worker's first job of it"
