@@ -213,12 +213,14 @@ async def test_items_in_flight_failing_at_once_give_the_earliest_items_error() -
         )
     ),
     st.integers(1, 8),
+    st.none() | st.integers(0, 3),
 )
 def test_an_ordered_par_then_raises_the_error_a_sequential_loop_would(
-    case: tuple[set[int], list[float], set[int]], concurrency: int
+    case: tuple[set[int], list[float], set[int]], concurrency: int, budget: int | None
 ) -> None:
+    # With a failure budget (errors="skip", max_failures=budget), the item
+    # that goes over it is the one a sequential loop would stop at.
     failing, delays, grouped = case
-    first = min(failing)
     made: dict[int, Exception] = {}  # what each failing item raised: a group of its own, or not
 
     async def slow_or_failing(x: int) -> int:
@@ -228,26 +230,40 @@ def test_an_ordered_par_then_raises_the_error_a_sequential_loop_would(
             raise made[x]
         return x
 
-    async def main() -> tuple[list[int], Exception]:
+    policy: dict[str, Any] = {} if budget is None else {"errors": "skip", "max_failures": budget}
+    stop = sorted(failing)[budget or 0] if budget is None or budget < len(failing) else None
+
+    async def main() -> tuple[list[int], Exception | None]:
         got: list[int] = []
-        with pytest.raises((Boom, MyGroup)) as info:
-            pipeline = snake.from_iterable(range(len(delays))).par_then(
-                slow_or_failing, concurrency=concurrency
-            )
+        pipeline = snake.from_iterable(range(len(delays))).par_then(
+            slow_or_failing, concurrency=concurrency, **policy
+        )
+        try:
             async with pipeline.open() as items:
                 async for x in items:
                     got.append(x)
-        return got, info.value
+        except (Boom, MyGroup) as exc:
+            return got, exc
+        return got, None
 
     got, error = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
-    # Whatever finished first, the earliest failing item's error arrives, as
-    # raised, after none but earlier items.
-    assert error is made[first]
+    # Whatever finished first, that item's error arrives, as raised, after
+    # none but earlier items (those that did not fail, if skipped).
+    before = [x for x in range(len(delays) if stop is None else stop) if x not in failing]
+    if stop is None:
+        assert error is None
+        assert got == before
+        return
+    assert error is made[stop]
     assert notes(error)[0] == (
-        f"snake: in stage #1 par_then(slow_or_failing), at item {first} of its input"
+        f"snake: in stage #1 par_then(slow_or_failing), at item {stop} of its input"
     )
-    assert got == list(range(len(got)))
-    assert len(got) <= first
+    if budget is not None:
+        assert notes(error)[1] == (
+            f"snake: stage #1 par_then(slow_or_failing) skipped {budget + 1} failing items of "
+            f"the {stop + 1} it has seen, more than max_failures={budget} allows"
+        )
+    assert got == before[: len(got)]
 
 
 @pytest.mark.parametrize("ordered", [True, False])

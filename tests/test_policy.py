@@ -355,3 +355,32 @@ async def test_a_call_that_raises_before_giving_its_awaitable_is_tried_again_too
     ).collect()
     assert got == [0, 1, 2]
     assert sorted(calls) == [0, 0, 1, 1, 2, 2]
+
+
+def slow_3_fails_and_7_fails(x: int) -> int:
+    if x == 3:
+        time.sleep(0.3)  # item 7 fails first, by far
+    if x in (3, 7):
+        raise Bad(f"bad {x}")
+    return x
+
+
+@pytest.mark.parametrize("executor", ["thread", "process"])
+async def test_an_ordered_par_map_counts_skipped_items_in_order_as_a_loop_would(
+    executor: str,
+) -> None:
+    # A sequential loop skips item 3, its one allowed failure, and stops at
+    # item 7, whichever of the two failed first.
+    pipeline = snake.from_iterable(range(10)).par_map(
+        slow_3_fails_and_7_fails,
+        executor=executor,
+        errors="skip",
+        max_failures=1,  # type: ignore[arg-type]
+    )
+    got: list[int] = []
+    with trio.fail_after(30), pytest.raises(Bad, match="bad 7") as info:
+        async with pipeline.open() as items:
+            async for x in items:
+                got.append(x)
+    assert "skipped 2 failing items of the 8 it has seen" in info.value.__notes__[-1]
+    assert got == [0, 1, 2, 4, 5, 6][: len(got)]

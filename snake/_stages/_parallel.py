@@ -65,13 +65,16 @@ JOB_BYTES = 4 * 2**20
 Call = Callable[[list[Any], int], Awaitable[ChunkResult]]
 
 
-def _skip_or_raise(exc: Exception, label: str, base: int, failures: Failures | None) -> ChunkResult:
-    """A failed one-item job: ``exc`` with its stage note, raised, or its item skipped."""
+def _skipped_or_raise(exc: Exception, label: str, base: int, skips: bool) -> ChunkResult:
+    """A failed one-item job: ``exc`` with its stage note, raised, or its item skipped.
+
+    A skipped item counts against the stage's failure budget when its place
+    in the output comes (see ``_ParallelStage._release``).
+    """
     add_stage_note(exc, label, base)
-    if failures is None:
+    if not skips:
         raise carried(exc)
-    failures.skip(exc, base)
-    return ChunkResult([], 0.0, 0, [])  # a fresh list: the outbox takes it
+    return ChunkResult([], 0.0, 0, [(base, exc)])
 
 
 @attrs.frozen
@@ -88,7 +91,7 @@ class ParThen(StageSpec):
 
     def build(self, context: Context) -> Stage:
         label = context.label
-        failures = self.policy.failures(label)
+        skips = self.policy.skips
         attempt = retrying_async(self.fn, self.policy.retries, self.policy.timeout)
 
         async def call(items: list[Any], base: int) -> ChunkResult:
@@ -98,8 +101,9 @@ class ParThen(StageSpec):
                 add_stage_note(exc, label, base)
                 raise
             except Exception as exc:
-                return _skip_or_raise(exc, label, base, failures)
+                return _skipped_or_raise(exc, label, base, skips)
 
+        failures = self.policy.failures(label)
         return _ParallelStage(
             call, self.concurrency, self.ordered, Pacer(maximum=1), failures=failures
         )
@@ -133,7 +137,7 @@ class ParMap(StageSpec):
         retries = self.policy.retries
         work = Work(label, self.fn, context.in_workers, self.policy.skips, retries)
         executor.prepare(work)
-        failures = self.policy.failures(label)
+        skips = self.policy.skips
         timeout = self.policy.timeout
 
         # Without a concurrency of its own, a stage runs one job per CPU at
@@ -142,25 +146,21 @@ class ParMap(StageSpec):
         running = trio.CapacityLimiter(concurrency)
 
         async def call(items: list[Any], base: int) -> ChunkResult:
-            for attempt in range(retries + 1):
+            attempt = 0
+            while True:
                 # The function's own errors are retried in the worker; here,
                 # a worker's death or a timeout (on a fresh worker).
                 try:
-                    done = await executor.run_chunk(work, items, base, running, timeout)
-                    break
+                    return await executor.run_chunk(work, items, base, running, timeout)
                 except (ItemTimeoutError, WorkerDiedError) as failure:
                     if attempt < retries:
                         await trio.sleep(retry_delay(attempt))
+                        attempt += 1
                         continue
                     tried(failure, retries)
                     if isinstance(failure, WorkerDiedError):
                         raise
-                    return _skip_or_raise(failure, label, base, failures)
-            if failures is not None:
-                failures.seen = max(failures.seen, base + len(items))
-                for position, exc in done.skipped:
-                    failures.skip(exc, position)
-            return done
+                    return _skipped_or_raise(failure, label, base, skips)
 
         # More jobs than run at once may be in flight, so that a worker has
         # its next job at hand, and one done early starts another while an
@@ -170,6 +170,7 @@ class ParMap(StageSpec):
         sizer = Pacer(JOB_SECONDS, JOB_ITEMS if timeout is None else 1, JOB_BYTES)
         # Jobs hold whole batches of a batch that runs in the workers.
         unit = math.lcm(*(spec.unit for _, spec in context.in_workers))
+        failures = self.policy.failures(label)
         return _ParallelStage(call, window, self.ordered, sizer, unit, failures)
 
 
@@ -181,8 +182,17 @@ class _Failed:
     exc: Exception
 
 
-#: What a job gives the collector: its number, and its results or its failure.
-Finished = tuple[int, "list[Any] | _Failed"]
+@attrs.frozen
+class _Ran:
+    """A finished job's place in the output: its first item, its size, what it gave."""
+
+    base: int
+    count: int
+    result: ChunkResult
+
+
+#: What a job gives the collector: its number, and what it gave or its failure.
+Finished = tuple[int, "_Ran | _Failed"]
 
 
 class _ParallelStage:
@@ -229,7 +239,7 @@ class _ParallelStage:
                 nursery.cancel_scope.cancel()
         if self._failed is not None:
             exc = self._failed[1]
-            if also := self._failed_jobs - 1:
+            if (also := self._failed_jobs - 1) > 0:
                 exc.add_note(
                     f"snake: {also} later item(s) of this stage failed "
                     "at the same time; their errors are not shown"
@@ -296,7 +306,7 @@ class _ParallelStage:
             if self._clock is not None:
                 self._clock.latencies.append((trio.current_time() - began) / len(items))
             self._sizer.record(len(items), done.seconds, done.nbytes)
-            done_send.send_nowait((seq, done.results))
+            done_send.send_nowait((seq, _Ran(base, len(items), done)))
 
     def _fail(self, base: int, exc: Exception) -> None:
         # Keep the earliest item's error and stop the stage; the run method
@@ -311,22 +321,49 @@ class _ParallelStage:
         slots: trio.Semaphore,
         outbox: Outbox,
     ) -> None:
-        reorder: Reorderer[list[Any] | _Failed] | None = Reorderer() if self._ordered else None
+        reorder: Reorderer[_Ran | _Failed] | None = Reorderer() if self._ordered else None
         while not outbox.done:
             try:
-                seq, results = done_recv.receive_nowait()
+                seq, finished = done_recv.receive_nowait()
             except trio.WouldBlock:
                 await outbox.flush()
                 try:
-                    seq, results = await done_recv.receive()
+                    seq, finished = await done_recv.receive()
                 except trio.EndOfChannel:
                     return
             except trio.EndOfChannel:
                 return
-            for ready in [results] if reorder is None else reorder.push(seq, results):
+            for ready in [finished] if reorder is None else reorder.push(seq, finished):
                 if isinstance(ready, _Failed):  # its turn: every earlier job has left
                     if not outbox.done:  # else a fused take ended the stage first
                         self._fail(ready.base, ready.exc)
                     return
-                await outbox.emit(ready)
+                if not await self._release(ready, outbox):
+                    return
                 slots.release()
+
+    async def _release(self, ran: _Ran, outbox: Outbox) -> bool:
+        """Hand a finished job's results over; whether the stage goes on.
+
+        The items it skipped count against the failure budget here, as its
+        results leave (in order, for an ordered stage), so the same input
+        always stops at the item a sequential loop would stop at. Past the
+        budget, the results before that item leave, then its error stops
+        the stage.
+        """
+        results = ran.result.results
+        failures = self.failures
+        if failures is not None:
+            for k, (position, exc) in enumerate(ran.result.skipped):
+                try:
+                    failures.skip(exc, position)
+                except Exception as over:
+                    before = position - ran.base - k  # results of the items before it
+                    if before:
+                        await outbox.emit(results[:before])
+                    if not outbox.done:  # else a fused take ended the stage first
+                        self._fail(position, over)
+                    return False
+            failures.seen = max(failures.seen, ran.base + ran.count)
+        await outbox.emit(results)
+        return True
