@@ -25,7 +25,7 @@ from ._errors import carried, uncarried
 from ._nursery import open_nursery, raise_as_is
 from ._receiver import PipelineReceiver
 from ._report import Reporting, watch
-from ._stages._base import Context, InlineSpec, InWorkers, Spec, Stage, StageSpec
+from ._stages._base import Context, InlineSpec, InWorkers, Moved, Spec, Stage, StageSpec
 from ._stages._inline import FusedSteps
 from ._stats import Figures, StageClock, Statistics
 from ._stats import take as take_statistics
@@ -57,7 +57,7 @@ class StagePlan:
 
     index: int
     spec: StageSpec
-    in_workers: tuple[tuple[int, InlineSpec], ...] = ()
+    in_workers: tuple[Moved, ...] = ()
     fused: tuple[tuple[int, InlineSpec], ...] = ()
 
 
@@ -93,22 +93,25 @@ def into_workers(p: StagePlan) -> StagePlan:
     where = p.spec.workers()
     if where is None:
         return p
-    moved = 0
-    for _, spec in p.fused:
-        if spec.in_workers is InWorkers.NO or (where == "process" and not _picklable(spec)):
+    moved: list[Moved] = []
+    for index, spec in p.fused:
+        if spec.in_workers is InWorkers.NO:
             break
-        moved += 1
+        pickled = _pickled(spec) if where == "process" else None
+        if where == "process" and pickled is None:
+            break
+        moved.append(Moved(label(index, spec), spec, pickled))
         if spec.in_workers is InWorkers.LAST:
             break
-    return attrs.evolve(p, in_workers=p.fused[:moved], fused=p.fused[moved:])
+    return attrs.evolve(p, in_workers=tuple(moved), fused=p.fused[len(moved) :])
 
 
-def _picklable(spec: InlineSpec) -> bool:
+def _pickled(spec: InlineSpec) -> bytes | None:
+    """``spec`` pickled, to go to worker processes; ``None`` if it cannot be."""
     try:
-        cloudpickle.dumps(spec)
+        return cloudpickle.dumps(spec)  # type: ignore[no-any-return]
     except Exception:
-        return False
-    return True
+        return None
 
 
 def describe(specs: Sequence[Spec]) -> str:
@@ -117,7 +120,7 @@ def describe(specs: Sequence[Spec]) -> str:
     for p in plan(specs):
         line = label(p.index, p.spec)
         if p.in_workers:
-            line += "; in its workers: " + ", ".join(label(i, spec) for i, spec in p.in_workers)
+            line += "; in its workers: " + ", ".join(m.label for m in p.in_workers)
         if p.fused:
             line += "; then fused: " + ", ".join(label(i, spec) for i, spec in p.fused)
         lines.append(line)
@@ -223,8 +226,7 @@ async def _open(
             buffer = output_chunks if last else CHANNEL_CHUNKS
             send, next_recv = trio.open_memory_channel[list[Any]](buffer)
             name = label(p.index, p.spec)
-            in_workers = tuple((label(i, spec), spec) for i, spec in p.in_workers)
-            stage = p.spec.build(Context(name, executors, in_workers))
+            stage = p.spec.build(Context(name, executors, p.in_workers))
             steps = [spec.step(label(i, spec)) for i, spec in p.fused]
             clock = StageClock()
             measured = clock if MEASURE else None

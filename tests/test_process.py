@@ -128,3 +128,27 @@ async def test_a_connection_that_is_not_one_of_its_workers_is_refused() -> None:
             assert await trio.to_thread.run_sync(stranger.recv, 1) == b""  # closed on it
         rest = [x async for x in items]
     assert [first, *rest] == list(range(300))
+
+
+class CountsPickling:
+    """The identity, counting how often this process pickles it."""
+
+    pickled = 0
+
+    def __call__(self, x: int) -> int:
+        return x
+
+    def __reduce__(self) -> tuple[type, tuple[()]]:
+        CountsPickling.pickled += 1
+        return (CountsPickling, ())
+
+
+async def test_an_operator_that_moves_into_worker_processes_is_pickled_once_a_run() -> None:
+    # Checking that it can go, and shipping it, use one pickle: a function
+    # holding a large object pays for it once.
+    pipeline = snake.from_iterable(range(10)).par_map(abs).map(CountsPickling())
+    assert "in its workers: #2 map(CountsPickling)" in pipeline.describe()
+    for _ in range(2):
+        CountsPickling.pickled = 0
+        assert await pipeline.collect() == list(range(10))
+        assert CountsPickling.pickled == 1

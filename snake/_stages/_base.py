@@ -31,6 +31,7 @@ back through ``step()`` or :class:`Context` when a run resumes.
 from __future__ import annotations
 
 import enum
+import pickle
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
@@ -74,15 +75,36 @@ class Stage(Protocol):
 
 
 @attrs.frozen
+class Moved:
+    """An inline operator that runs in a stage's workers, right after its function."""
+
+    label: str
+    spec: InlineSpec
+    #: Its pickle, made when the run's plan checked that it can go to worker
+    #: processes (``None`` for threads): pickling this ships that one again,
+    #: instead of pickling what the operator holds a second time.
+    pickled: bytes | None = attrs.field(default=None, repr=False)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self.pickled is None:
+            return (Moved, (self.label, self.spec))
+        return (_unpickled, (self.label, self.pickled))
+
+
+def _unpickled(label: str, pickled: bytes) -> Moved:
+    return Moved(label, pickle.loads(pickled))
+
+
+@attrs.frozen
 class Context:
     """What a stage is built with, for one run of its pipeline."""
 
     #: How notes and statistics name the stage: ``#2 par_map(decode)``.
     label: str
     executors: Executors
-    #: The inline operators that run in its workers after its function,
-    #: each with its label (see ``StageSpec.workers``).
-    in_workers: tuple[tuple[str, InlineSpec], ...] = ()
+    #: The inline operators that run in its workers after its function
+    #: (see ``StageSpec.workers``).
+    in_workers: tuple[Moved, ...] = ()
 
 
 class StageSpec(Spec):

@@ -169,7 +169,7 @@ class ParMap(StageSpec):
         # A timeout is per item: jobs of one item each.
         sizer = Pacer(JOB_SECONDS, JOB_ITEMS if timeout is None else 1, JOB_BYTES)
         # Jobs hold whole batches of a batch that runs in the workers.
-        unit = math.lcm(*(spec.unit for _, spec in context.in_workers))
+        unit = math.lcm(*(moved.spec.unit for moved in context.in_workers))
         failures = self.policy.failures(label)
         return _ParallelStage(call, window, self.ordered, sizer, unit, failures)
 

@@ -16,7 +16,7 @@ import attrs
 
 from .._errors import add_stage_note
 from .._retry import retrying
-from .._stages._base import InlineSpec, InWorkers, Step
+from .._stages._base import InWorkers, Moved, Step
 from .._stages._inline import FusedSteps, ItemStep, Map
 
 if TYPE_CHECKING:
@@ -42,15 +42,15 @@ class ChunkResult:
 class Work:
     """A map's function, and the inline operators that run after it in its workers.
 
-    ``after`` holds each moved operator with its label. Only those whose
-    step keeps positions, and then one last one, move, so every step sees
-    items at the positions they had in the stage's input.
+    Only operators whose step keeps positions, and then one last one, move
+    into the workers, so every step sees items at the positions they had in
+    the stage's input.
     """
 
     #: The map's stage, as notes name it.
     label: str
     fn: Callable[[Any], Any]
-    after: tuple[tuple[str, InlineSpec], ...] = ()
+    after: tuple[Moved, ...] = ()
     #: errors="skip": items the map's function fails on are dropped.
     skip: bool = False
     #: Tries of the map's function after the first.
@@ -60,7 +60,7 @@ class Work:
     def one_to_one(self) -> bool:
         """Whether result ``k`` of a job comes from its item ``k``."""
         keeps = InWorkers.KEEPS_POSITIONS
-        return not self.skip and all(op.in_workers is keeps for _, op in self.after)
+        return not self.skip and all(m.spec.in_workers is keeps for m in self.after)
 
 
 def apply_chunk(work: Work, items: list[Any], base: int) -> ChunkResult:
@@ -74,7 +74,7 @@ def apply_chunk(work: Work, items: list[Any], base: int) -> ChunkResult:
     fn = retrying(work.fn, work.retries) if work.retries else work.fn
     skipping = _SkippingStep(work.label, base, fn) if work.skip else None
     first = Map(fn).step(work.label, base) if skipping is None else skipping
-    steps: list[Step] = [first, *(op.step(label, base) for label, op in work.after)]
+    steps: list[Step] = [first, *(m.spec.step(m.label, base) for m in work.after)]
     fused = FusedSteps(steps)
     results = fused.process(items)
     rest = fused.finish()  # a short last batch
