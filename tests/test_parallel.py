@@ -452,6 +452,8 @@ async def main():
 if __name__ == "__main__":
     for _ in range(3):
         assert trio.run(main) == [2 * x for x in range(20)]
+    # What told the fork server which script to load is not left behind.
+    assert "SNAKE_FORKSERVER_MAIN" not in os.environ
 """
 
 

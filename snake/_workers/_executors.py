@@ -21,7 +21,7 @@ import trio_parallel
 
 from .._exceptions import timed_out
 from .._nursery import open_nursery
-from ._forkserver import preload_forkserver
+from ._forkserver import start_forkserver
 from ._pool import ProcessExecutor
 from ._work import ChunkResult, Work, apply_chunk
 from ._worker import should_retire, start
@@ -170,7 +170,7 @@ async def open_executors(
         async with contextlib.AsyncExitStack() as stack:
             for options, count in workers.items():
                 if options.start_method == "forkserver":
-                    preload_forkserver()
+                    await start_forkserver()
                 context = await stack.enter_async_context(
                     trio_parallel.open_worker_context(
                         init=WorkerStart(options),

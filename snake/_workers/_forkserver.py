@@ -8,32 +8,44 @@ import multiprocessing.forkserver
 import os
 import sys
 
+import trio
+
 from ._worker import serve
 
 _WORKER_MODULE = serve.__module__
 _FORKSERVER_MAIN = __name__.rpartition(".")[0] + "._forkserver_main"
+#: Where ``_forkserver_main`` finds the script to load.
+_MAIN_VARIABLE = "SNAKE_FORKSERVER_MAIN"
 
 
-def preload_forkserver() -> None:
-    """Have the fork server load snake's worker side and the running script once.
+async def start_forkserver() -> None:
+    """Start the fork server, having it load snake's worker side and the running script once.
 
     Each worker forked from it then starts with them loaded, in milliseconds
     instead of fresh imports, and does not run the script again (see
-    ``_forkserver_main``). Whatever the program asked to preload stays; this
-    takes effect only if the server has not started yet.
+    ``_forkserver_main``). Whatever the program asked to preload stays; a
+    server already running stays as it is. The server reads the script's
+    path from this process's environment as it starts; once it runs, that
+    variable is removed, so no other child process inherits it.
     """
+    server = multiprocessing.forkserver._forkserver
+    if getattr(server, "_forkserver_pid", None) is not None:
+        return
     wanted = [_WORKER_MODULE]
     script = _script_path()
     if script is not None:
-        # For the server to read, with the import path the script runs
-        # with; the pid keeps any other process from acting on it.
-        os.environ["SNAKE_FORKSERVER_MAIN"] = json.dumps([os.getpid(), script, sys.path])
+        # With the import path the script runs with; the pid keeps any
+        # other process from acting on it.
+        os.environ[_MAIN_VARIABLE] = json.dumps([os.getpid(), script, sys.path])
         wanted.append(_FORKSERVER_MAIN)
-    server = getattr(multiprocessing.forkserver, "_forkserver", None)
     current = list(getattr(server, "_preload_modules", None) or [])
     if any(m not in current for m in wanted):
         preload = current + [m for m in wanted if m not in current]
         multiprocessing.get_context("forkserver").set_forkserver_preload(preload)
+    try:
+        await trio.to_thread.run_sync(multiprocessing.forkserver.ensure_running)
+    finally:
+        os.environ.pop(_MAIN_VARIABLE, None)
 
 
 def _script_path() -> str | None:
