@@ -337,8 +337,8 @@ class Pipeline(Generic[T]):
             item is skipped). Jobs then hold one item each.
 
         Items travel to workers in chunks sized from their measured cost. On
-        cancel or error, worker processes in flight are killed; threads are
-        abandoned to finish on their own.
+        cancel or error, worker processes in flight are killed; a thread
+        cannot be killed, so it finishes the call it is in, and makes no more.
 
         Raises:
           TypeError: ``fn`` is async (use ``par_then``), or cannot be pickled

@@ -173,3 +173,31 @@ async def test_a_pipeline_can_be_opened_again_after_it_was_cut_short() -> None:
     async with pipeline.open() as items:
         assert await items.receive() == 0
     assert await pipeline.collect() == [x * 2 for x in range(1000)]
+
+
+async def test_a_thread_map_makes_no_call_past_the_one_in_progress_once_stopped() -> None:
+    # A thread cannot be stopped, but a job it runs (of up to 64 items) stops
+    # before its next call once its stage is cancelled.
+    started: list[int] = []
+    finished: list[int] = []
+
+    def slow(x: int) -> int:
+        started.append(x)
+        time.sleep(0.002)
+        finished.append(x)
+        return x
+
+    pipeline = snake.from_iterable(range(10_000)).par_map(slow, executor="thread", concurrency=1)
+    for _ in range(3):  # jobs grow to many items each after the first ones
+        started.clear()
+        finished.clear()
+        async with pipeline.open() as items:
+            async for x in items:
+                if x == 200:
+                    break
+        made = len(started)
+        with trio.fail_after(10):
+            while len(finished) < len(started):  # noqa: ASYNC110 - a thread's progress
+                await trio.sleep(0.01)
+        await trio.sleep(0.1)  # time for calls it must not make
+        assert len(started) <= made + 1

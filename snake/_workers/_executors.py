@@ -79,7 +79,11 @@ class Executor(Protocol):
 
 
 class ThreadExecutor:
-    """``trio.to_thread`` limited by the stage's limiter; cancelled work is abandoned."""
+    """``trio.to_thread`` limited by the stage's limiter.
+
+    A thread cannot be stopped: a job cancelled, or past its time limit, is
+    abandoned, and makes no call after the one it is in.
+    """
 
     def __init__(self) -> None:
         # The stage's limiter is held around each call instead.
@@ -96,13 +100,18 @@ class ThreadExecutor:
         limiter: trio.CapacityLimiter,
         time_limit: float | None = None,
     ) -> ChunkResult:
+        abandoned = [False]
         async with limiter:  # the clock starts once a thread is free
-            with trio.move_on_after(math.inf if time_limit is None else time_limit):
-                return await trio.to_thread.run_sync(
-                    apply_chunk, work, items, base, limiter=self._unlimited, abandon_on_cancel=True
-                )
+            try:
+                with trio.move_on_after(math.inf if time_limit is None else time_limit):
+                    return await trio.to_thread.run_sync(
+                        apply_chunk, work, items, base, abandoned,
+                        limiter=self._unlimited, abandon_on_cancel=True,
+                    )  # fmt: skip
+            finally:
+                abandoned[0] = True  # if it runs on, it stops before its next call
         assert time_limit is not None
-        raise timed_out(time_limit)  # its thread runs on, abandoned
+        raise timed_out(time_limit)
 
 
 class WorkerStart:

@@ -63,15 +63,20 @@ class Work:
         return not self.skip and all(m.spec.in_workers is keeps for m in self.after)
 
 
-def apply_chunk(work: Work, items: list[Any], base: int) -> ChunkResult:
+def apply_chunk(
+    work: Work, items: list[Any], base: int, abandoned: list[bool] | None = None
+) -> ChunkResult:
     """``work`` over ``items``, how long it took, and the items it skipped.
 
     ``base`` is the position of ``items[0]`` in the stage's input. An
     exception gets its stage note here, where the failing item is known,
-    so it crosses the process boundary already annotated.
+    so it crosses the process boundary already annotated. In a thread, once
+    ``abandoned[0]`` is set (its stage stopped waiting for it), the job
+    makes no more calls.
     """
     began = time.perf_counter()
-    fn = retrying(work.fn, work.retries) if work.retries else work.fn
+    fn = work.fn if abandoned is None else _unless(abandoned, work.fn)
+    fn = retrying(fn, work.retries) if work.retries else fn
     skipping = _SkippingStep(work.label, base, fn) if work.skip else None
     first = Map(fn).step(work.label, base) if skipping is None else skipping
     steps: list[Step] = [first, *(m.spec.step(m.label, base) for m in work.after)]
@@ -82,6 +87,22 @@ def apply_chunk(work: Work, items: list[Any], base: int) -> ChunkResult:
         results += rest
     skipped = [] if skipping is None else skipping.skipped
     return ChunkResult(results, time.perf_counter() - began, 0, skipped)
+
+
+class Abandoned(BaseException):
+    """The job's stage stopped waiting for it: its thread makes no more calls.
+
+    Not an ``Exception``: no step skips it, and nobody reads it.
+    """
+
+
+def _unless(abandoned: list[bool], fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def call(x: Any) -> Any:
+        if abandoned[0]:  # a list item: the cheapest flag to read
+            raise Abandoned
+        return fn(x)
+
+    return call
 
 
 @attrs.define(eq=False)
