@@ -201,3 +201,20 @@ async def test_a_thread_map_makes_no_call_past_the_one_in_progress_once_stopped(
                 await trio.sleep(0.01)
         await trio.sleep(0.1)  # time for calls it must not make
         assert len(started) <= made + 1
+
+
+async def test_an_error_at_the_moment_of_an_outer_cancel_arrives_bare_with_worker_processes() -> (
+    None
+):
+    # Every task of the run is cancelled by the outer scope while the error
+    # leaves: none may add a group of its cancellations to the error.
+    with trio.CancelScope() as outer:
+
+        async def fails_and_cancels(x: int) -> int:
+            if x == 3:
+                outer.cancel()
+                raise ValueError("three")
+            return x
+
+        with pytest.raises(ValueError, match="three"):
+            await snake.from_iterable(range(10)).par_map(abs).then(fails_and_cancels).collect()

@@ -136,3 +136,14 @@ def test_the_public_names_are_the_same_for_python_and_for_type_checkers() -> Non
     }
     assert declared == snake._HOMES
     assert set(snake.__all__) <= set(dir(snake))
+
+
+def test_every_nursery_of_snake_lets_errors_out_one_way() -> None:
+    # A plain trio nursery would add a group of its cancellations to an
+    # error that meets an outer cancel: every nursery is _nursery's.
+    plain = [
+        name
+        for name, path in modules()
+        if "trio.open_nursery(" in path.read_text() and name != "snake._nursery"
+    ]
+    assert plain == []

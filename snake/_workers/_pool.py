@@ -208,7 +208,7 @@ class ProcessExecutor:
 
     async def _accept(self, listener: trio.socket.SocketType) -> None:
         """Hand each worker's connection to its lane."""
-        async with trio.open_nursery() as nursery:
+        async with open_nursery() as nursery:
             while True:
                 sock, _ = await listener.accept()
                 nursery.start_soon(self._greet, trio.SocketStream(sock))
