@@ -51,8 +51,8 @@ class StagePlan:
     """One stage: an operator with a task of its own, and the inline ops it hosts.
 
     ``in_workers`` run in its workers, right after its function; ``fused``
-    run in its task, on what it hands over. Each comes with its index in
-    the pipeline.
+    run in its task, on what it hands over, each with its index in the
+    pipeline.
     """
 
     index: int
