@@ -127,16 +127,21 @@ def describe(specs: Sequence[Spec]) -> str:
     return "\n".join(lines)
 
 
+def processes(specs: Sequence[Spec]) -> list[tuple[WorkerOptions, int | None]]:
+    """The worker processes the process maps of ``specs`` run on, those of the
+    pipelines nested in its stages included, as ``StageSpec.processes`` says."""
+    return [wanted for s in specs if isinstance(s, StageSpec) for wanted in s.processes()]
+
+
 def process_workers(specs: Sequence[Spec]) -> tuple[int, dict[WorkerOptions, int]]:
     """The shared CPU budget of the process maps, and the workers each kind uses.
 
     The budget is one token per CPU, or more if a stage explicitly asks for
     more workers; maps with equal ``WorkerOptions`` share their workers.
     """
-    wanted = [s.processes() for s in specs if isinstance(s, StageSpec)]
     workers: dict[WorkerOptions, int] = {}
     tokens = cpu_count()
-    for options, concurrency in filter(None, wanted):
+    for options, concurrency in processes(specs):
         workers[options] = workers.get(options, 0) + (concurrency or cpu_count())
         tokens = max(tokens, concurrency or 0)
     return tokens, workers
@@ -172,23 +177,31 @@ async def open_inner(
     *,
     output_chunks: int = CHANNEL_CHUNKS,
     reporting: Reporting = Reporting(),
+    executors: Executors | None = None,
 ) -> AsyncIterator[PipelineReceiver[Any]]:
-    """``open_pipeline`` with a user's exception groups still carried: for a
-    pipeline run inside another one, or by the synchronous bridge, whose own
-    boundary takes them out."""
+    """``open_pipeline`` with a user's exception groups still carried: for the
+    synchronous bridge, whose own boundary takes them out, and for a pipeline
+    run inside another one, which passes the ``executors`` of the run: its
+    process maps use the run's workers and CPU budget.
+    """
     tokens, workers = process_workers(specs)
-    async with _open(plan(specs), tokens, workers, output_chunks, reporting) as items:
-        yield items
+    async with contextlib.AsyncExitStack() as stack:
+        if executors is None:
+            executors = await stack.enter_async_context(open_executors(tokens))
+        async with _open(plan(specs), executors, workers, output_chunks, reporting) as items:
+            yield items
 
 
 async def pump(
     specs: Sequence[Spec],
+    executors: Executors,
     deliver: Callable[[list[Any]], Awaitable[None]],
     done: Callable[[], bool] = lambda: False,
 ) -> None:
-    """Run the pipeline ``specs``, nested in this task, each chunk to ``deliver``,
-    until it ends or ``done()``: how a stage made of other pipelines runs them."""
-    async with open_inner(specs) as items:
+    """Run the pipeline ``specs``, nested in this task on the run's
+    ``executors``, each chunk to ``deliver``, until it ends or ``done()``: how
+    a stage made of other pipelines runs them."""
+    async with open_inner(specs, executors=executors) as items:
         while not done():
             try:
                 chunk = await items.receive_chunk()
@@ -197,10 +210,12 @@ async def pump(
             await deliver(chunk)
 
 
-async def forward(specs: Sequence[Spec], send: trio.MemorySendChannel[list[Any]]) -> None:
+async def forward(
+    specs: Sequence[Spec], executors: Executors, send: trio.MemorySendChannel[list[Any]]
+) -> None:
     """Run the pipeline ``specs`` into ``send``, and close it at the end."""
     with send:
-        await pump(specs, send.send)
+        await pump(specs, executors, send.send)
 
 
 def _cancel(scopes: Sequence[trio.CancelScope]) -> None:
@@ -211,13 +226,14 @@ def _cancel(scopes: Sequence[trio.CancelScope]) -> None:
 @contextlib.asynccontextmanager
 async def _open(
     plans: list[StagePlan],
-    tokens: int,
+    executors: Executors,
     workers: dict[WorkerOptions, int],
     output_chunks: int,
     reporting: Reporting,
 ) -> AsyncIterator[PipelineReceiver[Any]]:
     began = trio.current_time()
-    async with open_executors(tokens, workers) as executors, open_nursery() as nursery:
+    await executors.provide(workers)
+    async with open_nursery() as nursery:
         scopes = [trio.CancelScope() for _ in plans]
         recv: trio.MemoryReceiveChannel[list[Any]] | None = None
         running: list[_Running] = []

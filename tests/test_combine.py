@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -14,6 +15,7 @@ from operators import interleaved
 
 import snake
 from snake._chunking import MAX_CHUNK
+from snake._workers._executors import cpu_count
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -242,3 +244,34 @@ def test_interleave_needs_pipelines_or_iterables() -> None:
         match=r"interleave\(\) needs <lambda> to return a pipeline or an iterable, got int 5",
     ):
         list(snake.from_iterable([1]).interleave(lambda x: 5, cycle_length=2))
+
+
+def pid_of(x: int) -> tuple[int, int]:
+    return x, os.getpid()
+
+
+def mapped(start: int) -> snake.Pipeline[tuple[int, int]]:
+    return snake.from_iterable(range(start, start + 10)).par_map(pid_of)
+
+
+#: Pipelines nested in another, each with a process map of its own.
+NESTED = {
+    "concat": lambda: snake.concat(*(mapped(10 * k) for k in range(4))),
+    "zip": lambda: snake.zip(*(mapped(10 * k) for k in range(4))).flat_map(list),
+    "merge": lambda: snake.merge(*(mapped(10 * k) for k in range(4))),
+    "mix": lambda: snake.mix([mapped(10 * k) for k in range(4)], [1] * 4, stop="all_exhausted"),
+    "interleave": lambda: snake.from_iterable(range(4)).interleave(
+        lambda k: mapped(10 * k), cycle_length=4
+    ),
+    "repeat": lambda: mapped(0).repeat(4),
+}
+
+
+@pytest.mark.parametrize("how", NESTED)
+async def test_nested_pipelines_share_the_runs_worker_processes_and_cpu_budget(how: str) -> None:
+    # One set of workers for the whole run, within its CPU budget: not one
+    # set per nested pipeline, nor per epoch.
+    got = await NESTED[how]().collect()
+    expected = list(range(10)) * 4 if how == "repeat" else list(range(40))
+    assert sorted(x for x, _ in got) == sorted(expected)
+    assert len({pid for _, pid in got}) <= cpu_count()

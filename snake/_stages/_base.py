@@ -121,10 +121,11 @@ class StageSpec(Spec):
         after it may run there too, right after that function; else ``None``."""
         return None
 
-    def processes(self) -> tuple[WorkerOptions, int | None] | None:
-        """The worker processes its stage runs on: their options and how many
-        at once (``None``: one per CPU); ``None`` if it needs none."""
-        return None
+    def processes(self) -> list[tuple[WorkerOptions, int | None]]:
+        """The worker processes its stage runs on, pipelines nested in it
+        included: their options and how many at once (``None``: one per CPU),
+        so the run can start them before the first item."""
+        return []
 
 
 class Step(Protocol):

@@ -1,11 +1,12 @@
 """``concat``, ``zip``, ``merge`` and ``mix``: sources made of other pipelines.
 
 Each runs its pipelines nested in its own task (``_runner.pump``), so each
-keeps its own stages, buffers and workers, and stopping the combined
-pipeline stops them all. ``concat`` runs them one after another, ``zip``
-together in lockstep (stopping at the shortest, as Python's ``zip``),
-``merge`` together, passing items on as they come (completion order), and
-``mix`` together, drawing each item from one of them at random, by weight.
+keeps its own stages and buffers, on the run's worker processes and CPU
+budget, and stopping the combined pipeline stops them all. ``concat`` runs
+them one after another, ``zip`` together in lockstep (stopping at the
+shortest, as Python's ``zip``), ``merge`` together, passing items on as
+they come (completion order), and ``mix`` together, drawing each item from
+one of them at random, by weight.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ import trio
 
 from .._chunking import MAX_CHUNK, Inbox, Outbox
 from .._nursery import open_nursery
-from .._runner import forward, open_inner, pump
+from .._runner import forward, open_inner, processes, pump
 from ._base import Context, Spec, Stage, StageSpec
 
 if TYPE_CHECKING:
     from .._policy import Failures
     from .._receiver import PipelineReceiver
+    from .._workers._executors import Executors
+    from .._workers._options import WorkerOptions
 
 Pipelines = tuple[tuple[Spec, ...], ...]
 
@@ -33,50 +36,61 @@ def _inner(pipelines: Pipelines) -> str:
     return ", ".join(".".join(spec.describe() for spec in specs) for specs in pipelines)
 
 
-async def _open_all(
-    stack: contextlib.AsyncExitStack, pipelines: Pipelines
-) -> list[PipelineReceiver[Any]]:
-    """Every pipeline running, on ``stack``."""
-    return [await stack.enter_async_context(open_inner(specs)) for specs in pipelines]
+class _Combining(StageSpec):
+    """A source made of other pipelines: their process maps are the run's."""
+
+    __slots__ = ()
+    pipelines: Pipelines
+
+    def processes(self) -> list[tuple[WorkerOptions, int | None]]:
+        return [wanted for specs in self.pipelines for wanted in processes(specs)]
 
 
 class _Combined:
-    """A stage made of other pipelines; it never skips items."""
+    """A stage made of other pipelines, run on the run's executors; it never skips items."""
 
     failures: Failures | None = None
 
-    def __init__(self, pipelines: Pipelines) -> None:
+    def __init__(self, pipelines: Pipelines, executors: Executors) -> None:
         self.pipelines = pipelines
+        self.executors = executors
+
+    async def open_all(self, stack: contextlib.AsyncExitStack) -> list[PipelineReceiver[Any]]:
+        """Every pipeline running, on ``stack``."""
+        return [
+            await stack.enter_async_context(open_inner(specs, executors=self.executors))
+            for specs in self.pipelines
+        ]
 
 
 @attrs.frozen
-class Concat(StageSpec):
+class Concat(_Combining):
     pipelines: Pipelines
 
     def describe(self) -> str:
         return f"concat({_inner(self.pipelines)})"
 
     def build(self, context: Context) -> Stage:
-        return _ConcatStage(self.pipelines)
+        return _ConcatStage(self.pipelines, context.executors)
 
 
 class _ConcatStage(_Combined):
     async def run(self, inbox: Inbox | None, outbox: Outbox) -> None:
         for specs in self.pipelines:
-            await pump(specs, outbox.emit, lambda: outbox.done)
+            await pump(specs, self.executors, outbox.emit, lambda: outbox.done)
             if outbox.done:
                 return
 
 
 @attrs.frozen
-class Zip(StageSpec):
+class Zip(_Combining):
     pipelines: Pipelines
 
     def describe(self) -> str:
         return f"zip({_inner(self.pipelines)})"
 
     def build(self, context: Context) -> Stage:
-        return _ZipStage(self.pipelines)
+        return _ZipStage(self.pipelines, context.executors)
 
 
 class _ZipStage(_Combined):
@@ -84,7 +98,7 @@ class _ZipStage(_Combined):
         if not self.pipelines:
             return
         async with contextlib.AsyncExitStack() as stack:
-            streams = await _open_all(stack, self.pipelines)
+            streams = await self.open_all(stack)
             held: list[list[Any]] = [[] for _ in streams]
             while not outbox.done:
                 for k, items in enumerate(streams):
@@ -99,14 +113,14 @@ class _ZipStage(_Combined):
 
 
 @attrs.frozen
-class Merge(StageSpec):
+class Merge(_Combining):
     pipelines: Pipelines
 
     def describe(self) -> str:
         return f"merge({_inner(self.pipelines)})"
 
     def build(self, context: Context) -> Stage:
-        return _MergeStage(self.pipelines)
+        return _MergeStage(self.pipelines, context.executors)
 
 
 class _MergeStage(_Combined):
@@ -116,7 +130,7 @@ class _MergeStage(_Combined):
         async with open_nursery() as nursery:
             with send:
                 for specs in pipelines:
-                    nursery.start_soon(forward, specs, send.clone())
+                    nursery.start_soon(forward, specs, self.executors, send.clone())
             with receive:
                 async for chunk in receive:
                     await outbox.emit(chunk)
@@ -126,7 +140,7 @@ class _MergeStage(_Combined):
 
 
 @attrs.frozen
-class Mix(StageSpec):
+class Mix(_Combining):
     pipelines: Pipelines
     weights: tuple[float, ...]
     seed: int | None
@@ -136,21 +150,21 @@ class Mix(StageSpec):
         return f"mix([{_inner(self.pipelines)}], {list(self.weights)})"
 
     def build(self, context: Context) -> Stage:
-        return _MixStage(self)
+        return _MixStage(self, context.executors)
 
 
 class _MixStage(_Combined):
     """Each item from a pipeline drawn at random by weight (seeded, so repeatable)."""
 
-    def __init__(self, spec: Mix) -> None:
-        super().__init__(spec.pipelines)
+    def __init__(self, spec: Mix, executors: Executors) -> None:
+        super().__init__(spec.pipelines, executors)
         self.spec = spec
 
     async def run(self, inbox: Inbox | None, outbox: Outbox) -> None:
         spec = self.spec
         draw = random.Random(spec.seed).choices
         async with contextlib.AsyncExitStack() as stack:
-            streams = await _open_all(stack, self.pipelines)
+            streams = await self.open_all(stack)
             held: list[list[Any]] = [[] for _ in streams]
             active = list(range(len(streams)))
             weights: list[float] | None = list(spec.weights)

@@ -16,13 +16,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from .._runner import pump
+from .._runner import processes, pump
 from ._base import Context, InlineSpec, Spec, Stage, StageSpec, Step
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from .._policy import Failures
+    from .._workers._executors import Executors
+    from .._workers._options import WorkerOptions
 
 #: The epoch a run of a pipeline belongs to, set by ``repeat`` for the runs it makes.
 _epoch: contextvars.ContextVar[int] = contextvars.ContextVar("snake_epoch", default=0)
@@ -156,23 +158,27 @@ class Repeat(StageSpec):
     def advice(self) -> str:
         return self.specs[0].advice  # a source's, as a rule
 
+    def processes(self) -> list[tuple[WorkerOptions, int | None]]:
+        return processes(self.specs)
+
     def build(self, context: Context) -> Stage:
-        return _RepeatStage(self.specs, self.times)
+        return _RepeatStage(self.specs, self.times, context.executors)
 
 
 class _RepeatStage:
     failures: Failures | None = None  # never skips
 
-    def __init__(self, specs: Sequence[Spec], times: int | None) -> None:
+    def __init__(self, specs: Sequence[Spec], times: int | None, executors: Executors) -> None:
         self._specs = specs
         self._times = times
+        self._executors = executors  # every epoch runs on the run's workers
 
     async def run(self, inbox: Any, outbox: Any) -> None:
         epochs = itertools.count() if self._times is None else range(self._times)
         for epoch in epochs:
             token = _epoch.set(epoch)
             try:
-                await pump(self._specs, outbox.emit, lambda: outbox.done)
+                await pump(self._specs, self._executors, outbox.emit, lambda: outbox.done)
             finally:
                 _epoch.reset(token)
             if outbox.done:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from .._chunking import Outbox
     from .._policy import Failures
+    from .._workers._executors import Executors
 
 
 @attrs.frozen
@@ -42,7 +43,7 @@ class Interleave(StageSpec):
         return f"interleave({func_name(self.fn)})"
 
     def build(self, context: Context) -> Stage:
-        return _InterleaveStage(self)
+        return _InterleaveStage(self, context.executors)
 
 
 class _InterleaveStage:
@@ -56,8 +57,9 @@ class _InterleaveStage:
 
     failures: Failures | None = None  # never skips
 
-    def __init__(self, spec: Interleave) -> None:
+    def __init__(self, spec: Interleave, executors: Executors) -> None:
         self._spec = spec
+        self._executors = executors  # the sub-pipelines run on the run's workers
 
     async def run(self, inbox: Any, outbox: Outbox) -> None:
         assert inbox is not None
@@ -82,7 +84,7 @@ class _InterleaveStage:
                     value = spec.fn(item)
                 except ExceptionGroup as group:  # the user's own, kept as raised
                     raise carried(group) from group
-                return _Slot(nursery, _specs_of(value, spec.fn))
+                return _Slot(nursery, _specs_of(value, spec.fn), self._executors)
 
             slots: list[_Slot | None] = []
             for _ in range(spec.cycle):
@@ -134,12 +136,14 @@ class _InterleaveStage:
 class _Slot:
     """One sub-pipeline, run by a task of its own, its chunks in a channel."""
 
-    def __init__(self, nursery: trio.Nursery, specs: tuple[Spec, ...]) -> None:
+    def __init__(
+        self, nursery: trio.Nursery, specs: tuple[Spec, ...], executors: Executors
+    ) -> None:
         self._send, self._recv = trio.open_memory_channel[list[Any]](1)
         self._held: list[Any] = []
         self._ended = False
         self._nursery = nursery
-        nursery.start_soon(forward, specs, self._send)
+        nursery.start_soon(forward, specs, executors, self._send)
 
     async def take(self, n: int) -> list[Any]:
         """Up to ``n`` items; fewer once the sub-pipeline has ended."""

@@ -128,8 +128,8 @@ class ParMap(StageSpec):
         # positions than the stage's input gave them: they stay here.
         return None if self.policy.skips else self.executor
 
-    def processes(self) -> tuple[WorkerOptions, int | None] | None:
-        return (self.options, self.concurrency) if self.executor == "process" else None
+    def processes(self) -> list[tuple[WorkerOptions, int | None]]:
+        return [(self.options, self.concurrency)] if self.executor == "process" else []
 
     def build(self, context: Context) -> Stage:
         label = context.label

@@ -8,11 +8,10 @@ are in ``_pool``; this module opens their ``trio_parallel`` contexts.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
 import os
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
 import cloudpickle
@@ -134,22 +133,55 @@ class WorkerStart:
 
 
 class Executors:
-    """The executors of one run of a pipeline."""
+    """The executors of one run of a pipeline, pipelines nested in it included.
+
+    Worker processes are one set per distinct ``WorkerOptions`` for the whole
+    run: a nested pipeline (under ``concat``, ``interleave``, ``repeat``, ...)
+    uses the run's workers and its CPU budget, and asks for a set the run
+    has not started yet (``provide``) as it opens.
+    """
 
     def __init__(
-        self, processes: dict[WorkerOptions, ProcessExecutor], nursery: trio.Nursery
+        self, budget: trio.CapacityLimiter, nursery: trio.Nursery, contexts: AsyncExitStack
     ) -> None:
-        self._processes = processes
+        self._budget = budget
         self._nursery = nursery
+        self._contexts = contexts
+        self._processes: dict[WorkerOptions, ProcessExecutor] = {}
+        self._started: set[WorkerOptions] = set()
+
+    async def provide(self, wanted: dict[WorkerOptions, int]) -> None:
+        """Worker processes for each of ``wanted``'s options, as many as it
+        says the stages use at most (within the budget), unless the run has
+        them already."""
+        tokens = int(self._budget.total_tokens)
+        for options, count in wanted.items():
+            if options in self._processes:
+                continue
+            if options.start_method == "forkserver":
+                await start_forkserver()
+            context = await self._contexts.enter_async_context(
+                trio_parallel.open_worker_context(
+                    init=WorkerStart(options),
+                    retire=should_retire,
+                    grace_period=SHUTDOWN_GRACE,
+                    worker_type=_WORKER_TYPES[options.start_method],
+                )
+            )
+            workers = min(count, tokens)
+            self._processes[options] = ProcessExecutor(context, self._budget, workers)
 
     def start(self) -> None:
-        """Start the worker processes, all at once, before the first chunk needs them.
+        """Start the worker processes not started yet, all at once, before the
+        first chunk needs them.
 
         Called once the stages are built: each worker receives their work as
         it starts, so first jobs carry only items.
         """
-        for executor in self._processes.values():
-            self._nursery.start_soon(executor.run)
+        for options, executor in self._processes.items():
+            if options not in self._started:
+                self._started.add(options)
+                self._nursery.start_soon(executor.run)
 
     def worker_statistics(self) -> list[WorkerStatistics]:
         """What the worker processes have done so far, a line per lane."""
@@ -160,49 +192,41 @@ class Executors:
             return ThreadExecutor()
         return self._processes[options]
 
+    def close(self) -> None:
+        for executor in self._processes.values():
+            executor.close()
+
+    def remove_shared_memory(self) -> None:
+        for executor in self._processes.values():
+            executor.remove_shared_memory()
+
 
 @asynccontextmanager
-async def open_executors(
-    tokens: int, workers: dict[WorkerOptions, int]
-) -> AsyncIterator[Executors]:
-    """Executors for one run: a worker context for each distinct ``WorkerOptions``.
+async def open_executors(tokens: int) -> AsyncIterator[Executors]:
+    """Executors for one run: worker processes draw on one budget of ``tokens``.
 
-    ``workers`` says how many workers the stages with those options use at
-    most; all contexts draw from one budget of ``tokens``. The contexts are
-    closed on exit, so no worker process outlives the run: idle workers
-    return from their calls, and on an error or cancel, or where jobs were
-    abandoned, workers are killed.
+    Worker contexts are opened as the run's pipelines ask for them
+    (``Executors.provide``), and closed on exit, so no worker process
+    outlives the run: idle workers return from their calls, and on an error
+    or cancel, or where jobs were abandoned, workers are killed.
     """
-    budget = trio.CapacityLimiter(tokens)
-    processes: dict[WorkerOptions, ProcessExecutor] = {}
+    executors = None
     try:
-        async with contextlib.AsyncExitStack() as stack:
-            for options, count in workers.items():
-                if options.start_method == "forkserver":
-                    await start_forkserver()
-                context = await stack.enter_async_context(
-                    trio_parallel.open_worker_context(
-                        init=WorkerStart(options),
-                        retire=should_retire,
-                        grace_period=SHUTDOWN_GRACE,
-                        worker_type=_WORKER_TYPES[options.start_method],
-                    )
-                )
-                processes[options] = ProcessExecutor(context, budget, min(count, tokens))
+        async with AsyncExitStack() as contexts:
             # Closed before the contexts: the workers' calls end first.
-            nursery = await stack.enter_async_context(open_nursery())
-            try:
-                yield Executors(processes, nursery)
-            except BaseException:
-                nursery.cancel_scope.cancel()
-                raise
-            for executor in processes.values():
-                executor.close()
+            async with open_nursery() as nursery:
+                executors = Executors(trio.CapacityLimiter(tokens), nursery, contexts)
+                try:
+                    yield executors
+                except BaseException:
+                    nursery.cancel_scope.cancel()
+                    raise
+                executors.close()
     finally:
         # Once the workers are gone: segments of results never read, whose
         # jobs were cancelled, go too.
-        for executor in processes.values():
-            executor.remove_shared_memory()
+        if executors is not None:
+            executors.remove_shared_memory()
 
 
 _WORKER_TYPES = {
