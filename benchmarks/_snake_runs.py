@@ -9,6 +9,7 @@ so that a module of snake that moves needs one line changed, here.
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -115,3 +116,10 @@ class Ideal:
             f"ideal = longest read + fib CPU time / {cpu_count()} cores "
             f"(fib alone: {cpu:.3f} s; sequential run: {sequential:.3f} s)"
         )
+
+
+def snake_segments(shm_dir: str) -> list[str]:
+    """The shared-memory segments and slots of this process's process maps, by path:
+    snake names them ``snake-<pid>-`` and more (``snake._workers._pool``)."""
+    mine = f"snake-{os.getpid()}-"
+    return [os.path.join(shm_dir, n) for n in os.listdir(shm_dir) if n.startswith(mine)]

@@ -117,9 +117,12 @@ class Dataset:
         return self.item(i)
 
 
-def data_loader(torch: ModuleType, n: int, item: Callable[[int], Any]) -> Any:
-    """torch's DataLoader over ``Dataset(n, item)``, one item at a time, from the workers."""
-    return torch.utils.data.DataLoader(Dataset(n, item), batch_size=None, num_workers=WORKERS)
+def data_loader(torch: ModuleType, n: int, item: Callable[[int], Any], **options: Any) -> Any:
+    """torch's DataLoader over ``Dataset(n, item)``, one item at a time, from the workers;
+    ``options`` go to the DataLoader too."""
+    return torch.utils.data.DataLoader(
+        Dataset(n, item), batch_size=None, num_workers=WORKERS, **options
+    )
 
 
 def stop_nodes(root: Any) -> None:
