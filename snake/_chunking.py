@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
+from ._weight import CHUNK_BYTES, nbytes
+
 if TYPE_CHECKING:
     from ._stages._base import Step
     from ._stats import StageClock
@@ -82,7 +84,7 @@ class Outbox:
     _scope: trio.CancelScope | None = None
     #: Where the time spent waiting for room downstream is added up.
     clock: StageClock | None = None
-    _pacer: Pacer = attrs.field(init=False, factory=Pacer)
+    _pacer: Pacer = attrs.field(init=False, factory=lambda: Pacer(max_bytes=CHUNK_BYTES))
     _yield_at: float = attrs.field(init=False, factory=lambda: perf_counter() + LATENCY_BUDGET)
     #: The stage's own output, not yet through the hosted ops: a stage
     #: that awaits user code appends here (see ``_flushing``).
@@ -94,6 +96,11 @@ class Outbox:
     #: An error of the hosted ops met while settling from outside the
     #: stage's code; it ends the stage through ``scope``.
     failed: BaseException | None = attrs.field(init=False, default=None)
+    #: Items in a chunk at most: ``MAX_CHUNK``, fewer for items holding
+    #: large buffers (``_weight``), weighed once a unit of output.
+    chunk: int = attrs.field(init=False, default=MAX_CHUNK)
+    #: Bytes of buffers in the last item weighed.
+    item_bytes: int = attrs.field(init=False, default=0)
 
     @property
     def done(self) -> bool:
@@ -153,10 +160,17 @@ class Outbox:
 
     def _split(self) -> tuple[list[Any], list[Any]]:
         # The next chunk to send, and what stays pending after it.
-        pending = self.pending
-        if len(pending) <= MAX_CHUNK:
+        pending, chunk = self.pending, self.chunk
+        if len(pending) <= chunk:
             return pending, []
-        return pending[:MAX_CHUNK], pending[MAX_CHUNK:]
+        return pending[:chunk], pending[chunk:]
+
+    def _weigh(self, items: list[Any]) -> None:
+        """Size chunks from the first of ``items``: items of ``CHUNK_BYTES`` or
+        more go one per chunk; items holding no buffers, ``MAX_CHUNK``."""
+        if items:
+            size = self.item_bytes = nbytes(items[0])
+            self.chunk = min(MAX_CHUNK, CHUNK_BYTES // size or 1) if size else MAX_CHUNK
 
     def on_block(self) -> None:
         """The stage's task has just blocked: settle its output, hand over what fits.
@@ -198,6 +212,7 @@ class Outbox:
         self.accepted += len(items)
         if self._chain is not None and not self._chain.done:
             items = self._chain.process(items)
+        self._weigh(items)
         if self.pending:
             self.pending += items
         else:
@@ -221,7 +236,10 @@ class Outbox:
             start += size
             began = perf_counter()
             out = chain.process(part)
-            pacer.record(len(part), perf_counter() - began)
+            elapsed = perf_counter() - began
+            self._weigh(out)
+            # Units of large items are sized by bytes too.
+            pacer.record(len(part), elapsed, self.item_bytes * len(out))
             await self._add(out)
 
     async def finish(self) -> None:
@@ -232,11 +250,12 @@ class Outbox:
         await self.flush()
 
     async def _add(self, items: list[Any]) -> None:
+        self._weigh(items)
         if self.pending:
             self.pending += items
         else:
             self.pending = items
-        while len(self.pending) >= MAX_CHUNK:
+        while len(self.pending) >= self.chunk:
             await self._send_chunk()
         if perf_counter() >= self._yield_at:
             # Busy for a whole budget: hand over what there is, let others run.

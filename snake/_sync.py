@@ -5,7 +5,7 @@ they have piled up (waking a thread costs far more than an item); a semaphore
 on the trio side keeps at most ``HANDOFFS`` handoffs there, so a slow consumer
 holds the pipeline back instead of filling memory: it waits on at most
 ``HANDOFFS * (HANDOFF_ITEMS + MAX_CHUNK)`` items beyond what the pipeline's
-own channels hold. Stopping (``break``, ``close()``,
+own channels hold, and ``HANDOFFS`` items of a MiB or more. Stopping (``break``, ``close()``,
 garbage collection, an exception such as Ctrl-C's ``KeyboardInterrupt`` in
 the consumer) cancels the run and joins the thread before returning.
 """
@@ -23,6 +23,7 @@ import trio
 
 from ._errors import uncarried
 from ._nursery import raise_as_is
+from ._weight import CHUNK_BYTES, nbytes
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterator
@@ -39,6 +40,13 @@ HANDOFFS = 2
 HANDOFF_ITEMS = 4096
 #: Buffer of the pipeline's last channel, in chunks, where they pile up.
 OUTPUT_CHUNKS = 2
+
+
+def _handoff_items(chunk: list[Any]) -> int:
+    """Items one handoff takes at most: ``HANDOFF_ITEMS``, fewer for items
+    holding large buffers (a chunk's worth: one item of a MiB or more)."""
+    size = nbytes(chunk[0]) if chunk else 0
+    return min(HANDOFF_ITEMS, CHUNK_BYTES // size or 1) if size else HANDOFF_ITEMS
 
 
 class Opener(Protocol[T]):
@@ -93,7 +101,7 @@ class _Bridge(Generic[T]):
                         return
                     await self._room.acquire()
                     handoff = [chunk]
-                    items._receive_chunks_nowait(handoff, HANDOFF_ITEMS - len(chunk))
+                    items._receive_chunks_nowait(handoff, _handoff_items(chunk) - len(chunk))
                     self._queue.put(handoff)
 
     def get(self) -> list[list[T]] | None:

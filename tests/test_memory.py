@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
+import os
+import time
 from typing import TYPE_CHECKING
 
 import psutil
+import pytest
 import trio
 import trio.testing
 
@@ -14,6 +18,7 @@ from snake._chunking import CHANNEL_CHUNKS, MAX_CHUNK
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
 
 async def echo(x: bytes) -> bytes:
@@ -54,3 +59,86 @@ async def test_a_slow_consumer_bounds_what_is_in_flight_and_rss_stays_flat(
     assert most <= bound, (most, bound)
     assert most >= MAX_CHUNK  # the stages did run ahead, to their buffers
     assert rss_late - rss_early < 16 * 2**20  # 40,000 more items moved; memory did not grow
+
+
+MiB = 2**20
+#: The most large items a pipeline of one map (and a prefetch(n): n more)
+#: may run ahead of its consumer: docs/operators.md gives it stage by stage.
+AHEAD = 12
+
+
+def made_in(path: str) -> int:
+    with open(path, "rb") as marks:
+        return marks.read().count(1)
+
+
+def marking(path: str, i: int) -> bytes:
+    """A MiB, after marking item ``i`` made in the file ``path``, wherever it runs."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.pwrite(fd, b"\1", i)
+    finally:
+        os.close(fd)
+    return bytes([i % 251]) * MiB
+
+
+async def amarking(path: str, i: int) -> bytes:
+    await trio.sleep(0.001 * (i % 3))
+    return marking(path, i)
+
+
+async def passing(x: bytes) -> bytes:
+    return x
+
+
+#: Pipelines of large items, each made (and marked) by a map of some kind.
+LARGE = {
+    "map": lambda mark: snake.from_iterable(range(400)).map(mark),
+    "then": lambda mark: snake.from_iterable(range(400)).map(mark).then(passing),
+    "par_then": lambda mark: snake.from_iterable(range(400)).par_then(
+        functools.partial(amarking, mark.args[0])
+    ),
+    "par_map thread": lambda mark: snake.from_iterable(range(400)).par_map(mark, executor="thread"),
+    "par_map process": lambda mark: snake.from_iterable(range(400)).par_map(mark),
+    "batch": lambda mark: (
+        snake.from_iterable(range(400))
+        .map(lambda i: i)
+        .batch(2, collate=lambda b: b"".join(mark(i)[: MiB // 2] for i in b))
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", LARGE)
+@pytest.mark.parametrize("prefetch", [0, 3])
+async def test_a_pipeline_of_large_items_runs_a_bounded_number_ahead_of_a_slow_consumer(
+    tmp_path: Path, kind: str, prefetch: int
+) -> None:
+    marks = tmp_path / "made"
+    marks.write_bytes(bytes(400))
+    pipeline = LARGE[kind](functools.partial(marking, str(marks)))
+    if prefetch:
+        pipeline = pipeline.prefetch(prefetch)
+    per_item = 2 if kind == "batch" else 1  # items made per item taken
+    async with pipeline.open() as items:
+        for taken in range(1, 13):
+            await items.receive()
+            # Let it run ahead as far as it goes (its calls end in real time):
+            # polls the marks until they stop changing.
+            ahead = -1
+            while ahead != (ahead := made_in(str(marks)) - taken * per_item):  # noqa: ASYNC110
+                await trio.sleep(0.05)
+            assert ahead <= (AHEAD + prefetch) * per_item, (taken, ahead)
+
+
+def test_sync_iteration_of_large_items_runs_a_bounded_number_ahead(tmp_path: Path) -> None:
+    marks = tmp_path / "made"
+    marks.write_bytes(bytes(400))
+    pipeline = LARGE["par_map thread"](functools.partial(marking, str(marks)))
+    iterator = iter(pipeline)
+    for taken in range(1, 13):
+        next(iterator)
+        ahead = -1
+        while ahead != (ahead := made_in(str(marks)) - taken):
+            time.sleep(0.05)
+        assert ahead <= AHEAD, (taken, ahead)
+    iterator.close()

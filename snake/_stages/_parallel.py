@@ -34,6 +34,7 @@ from .._ordering import Reorderer
 from .._policy import ErrorPolicy, Failures, retrying_async
 from .._retry import retry_delay, tried
 from .._validate import func_name
+from .._weight import CHUNK_BYTES, nbytes
 from .._workers._deaths import WorkerDiedError
 from .._workers._executors import Executor, cpu_count
 from .._workers._options import WorkerOptions
@@ -56,10 +57,17 @@ JOB_ITEMS = 64
 JOB_WINDOW = 3
 
 #: Bytes of large buffers (arrays, say) in one ``par_map`` job's results at
-#: most, past its first item: they wait in shared memory until read, so this
-#: bounds what a stage holds. Measured with 4 MiB arrays and 2 workers, jobs
-#: of one array moved 6,500 MB/s, of two 3,700 MB/s, of four 3,500 MB/s.
-JOB_BYTES = 4 * 2**20
+#: most, past its first item: a chunk's worth, so items of a MiB or more go
+#: one per job, and what a stage holds is bounded in items as in bytes.
+#: Measured with 4 MiB arrays and 2 workers, jobs of one array moved
+#: 6,500 MB/s, of two 3,700 MB/s, of four 3,500 MB/s.
+JOB_BYTES = CHUNK_BYTES
+
+#: Calls of a ``par_then`` in flight or waiting to leave at most while its
+#: results are large (a MiB of buffers or more each): with what the channels
+#: after it hold, a pipeline runs at most about 12 such items ahead of its
+#: consumer.
+LARGE_CALLS = 6
 
 #: A job: (items, stage position of the first) -> what it gave.
 Call = Callable[[list[Any], int], Awaitable[ChunkResult]]
@@ -96,7 +104,8 @@ class ParThen(StageSpec):
 
         async def call(items: list[Any], base: int) -> ChunkResult:
             try:
-                return ChunkResult([await attempt(items[0])], 0.0, 0, [])
+                result = await attempt(items[0])
+                return ChunkResult([result], 0.0, nbytes(result), [])
             except check.NotAwaitable as exc:  # a bug, never skipped
                 add_stage_note(exc, label, base)
                 raise
@@ -105,8 +114,9 @@ class ParThen(StageSpec):
 
         failures = self.policy.failures(label)
         return _ParallelStage(
-            call, self.concurrency, self.ordered, Pacer(maximum=1), failures=failures
-        )
+            call, self.concurrency, self.ordered, Pacer(maximum=1), failures=failures,
+            large=LARGE_CALLS,
+        )  # fmt: skip
 
 
 @attrs.frozen
@@ -171,7 +181,9 @@ class ParMap(StageSpec):
         # Jobs hold whole batches of a batch that runs in the workers.
         unit = math.lcm(*(moved.spec.unit for moved in context.in_workers))
         failures = self.policy.failures(label)
-        return _ParallelStage(call, window, self.ordered, sizer, unit, failures)
+        # Large results: the jobs running, and one more to keep a worker busy.
+        large = concurrency + 1
+        return _ParallelStage(call, window, self.ordered, sizer, unit, failures, large)
 
 
 @attrs.frozen
@@ -195,6 +207,40 @@ class _Ran:
 Finished = tuple[int, "_Ran | _Failed"]
 
 
+class _Window:
+    """Jobs in flight or waiting to leave: at most ``limit``, which may change.
+
+    As ``trio.Semaphore``: ``acquire`` is a checkpoint, and waiters are let
+    in first come, first served.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._room = trio.lowlevel.ParkingLot()
+
+    async def acquire(self) -> None:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self.used < self.limit and not self._room:
+            self.used += 1
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return
+        await self._room.park()  # release() lets us in, counted
+
+    def release(self) -> None:
+        self.used -= 1
+        self._admit()
+
+    def resize(self, limit: int) -> None:
+        self.limit = limit
+        self._admit()
+
+    def _admit(self) -> None:
+        while self._room and self.used < self.limit:
+            self.used += 1
+            self._room.unpark()
+
+
 class _ParallelStage:
     def __init__(
         self,
@@ -204,11 +250,16 @@ class _ParallelStage:
         sizer: Pacer,
         unit: int = 1,
         failures: Failures | None = None,
+        large: int | None = None,
     ) -> None:
         self.failures = failures
         self._clock: StageClock | None = None
         self._call = call
         self._concurrency = concurrency
+        # The window while results hold a chunk's worth of buffers each (a
+        # MiB or more): what waits to leave is then counted in large items.
+        self._large = concurrency if large is None else min(large, concurrency)
+        self._window = _Window(concurrency)
         self._ordered = ordered
         self._sizer = sizer
         self._unit = unit  # jobs hold whole multiples of it, but the last
@@ -218,11 +269,11 @@ class _ParallelStage:
     async def run(self, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
         done_send, done_recv = trio.open_memory_channel[Finished](math.inf)
-        slots = trio.Semaphore(self._concurrency)
+        slots = self._window
         self._clock = clock = outbox.clock
         if clock is not None:
             clock.concurrency = self._concurrency
-            clock.in_flight = lambda: self._concurrency - slots.value
+            clock.in_flight = lambda: slots.used
         closed = False
         # Closed only once every job has ended: a job finishing while the
         # stage is being cancelled must not fail on a closed channel.
@@ -253,7 +304,7 @@ class _ParallelStage:
         inbox: Inbox,
         nursery: trio.Nursery,
         done_send: trio.MemorySendChannel[Finished],
-        slots: trio.Semaphore,
+        slots: _Window,
     ) -> None:
         with done_send:
             seq = 0
@@ -306,6 +357,8 @@ class _ParallelStage:
             if self._clock is not None:
                 self._clock.latencies.append((trio.current_time() - began) / len(items))
             self._sizer.record(len(items), done.seconds, done.nbytes)
+            large = done.nbytes >= CHUNK_BYTES * len(done.results) > 0
+            self._window.resize(self._large if large else self._concurrency)
             done_send.send_nowait((seq, _Ran(base, len(items), done)))
 
     def _fail(self, base: int, exc: Exception) -> None:
@@ -318,7 +371,7 @@ class _ParallelStage:
     async def _collect(
         self,
         done_recv: trio.MemoryReceiveChannel[Finished],
-        slots: trio.Semaphore,
+        slots: _Window,
         outbox: Outbox,
     ) -> None:
         reorder: Reorderer[_Ran | _Failed] | None = Reorderer() if self._ordered else None

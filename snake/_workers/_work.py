@@ -18,6 +18,7 @@ from .._errors import add_stage_note
 from .._retry import retrying
 from .._stages._base import InWorkers, Moved, Step
 from .._stages._inline import FusedSteps, ItemStep, Map
+from .._weight import nbytes
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -29,8 +30,9 @@ Skipped = list[tuple[int, Exception]]
 @attrs.frozen
 class ChunkResult:
     """What running a chunk of items gives its stage: the results, the seconds
-    it took where it ran, the bytes of large buffers its items and results
-    moved through shared memory, and the items it skipped."""
+    it took where it ran, the bytes of large buffers in its results (for a
+    process, those its items and results moved through shared memory), and
+    the items it skipped."""
 
     results: list[Any]
     seconds: float
@@ -86,7 +88,8 @@ def apply_chunk(
     if rest:
         results += rest
     skipped = [] if skipping is None else skipping.skipped
-    return ChunkResult(results, time.perf_counter() - began, 0, skipped)
+    held = nbytes(results[0]) * len(results) if results else 0
+    return ChunkResult(results, time.perf_counter() - began, held, skipped)
 
 
 class Abandoned(BaseException):
