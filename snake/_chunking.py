@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from ._weight import CHUNK_BYTES, nbytes
+from ._weight import CHUNK_BYTES, nbytes, per_chunk
 
 if TYPE_CHECKING:
     from ._stages._base import Step
@@ -169,8 +169,8 @@ class Outbox:
         """Size chunks from the first of ``items``: items of ``CHUNK_BYTES`` or
         more go one per chunk; items holding no buffers, ``MAX_CHUNK``."""
         if items:
-            size = self.item_bytes = nbytes(items[0])
-            self.chunk = min(MAX_CHUNK, CHUNK_BYTES // size or 1) if size else MAX_CHUNK
+            self.item_bytes = nbytes(items[0])
+            self.chunk = per_chunk(self.item_bytes, MAX_CHUNK)
 
     def on_block(self) -> None:
         """The stage's task has just blocked: settle its output, hand over what fits.
@@ -237,10 +237,9 @@ class Outbox:
             began = perf_counter()
             out = chain.process(part)
             elapsed = perf_counter() - began
-            self._weigh(out)
+            await self._add(out)  # weighs ``out``
             # Units of large items are sized by bytes too.
             pacer.record(len(part), elapsed, self.item_bytes * len(out))
-            await self._add(out)
 
     async def finish(self) -> None:
         """End of input: send what the hosted ops still hold, such as a last batch."""

@@ -23,7 +23,7 @@ import trio
 
 from ._errors import uncarried
 from ._nursery import raise_as_is
-from ._weight import CHUNK_BYTES, nbytes
+from ._weight import nbytes, per_chunk
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterator
@@ -45,8 +45,7 @@ OUTPUT_CHUNKS = 2
 def _handoff_items(chunk: list[Any]) -> int:
     """Items one handoff takes at most: ``HANDOFF_ITEMS``, fewer for items
     holding large buffers (a chunk's worth: one item of a MiB or more)."""
-    size = nbytes(chunk[0]) if chunk else 0
-    return min(HANDOFF_ITEMS, CHUNK_BYTES // size or 1) if size else HANDOFF_ITEMS
+    return per_chunk(nbytes(chunk[0]) if chunk else 0, HANDOFF_ITEMS)
 
 
 class Opener(Protocol[T]):

@@ -32,6 +32,12 @@ def nbytes(item: Any) -> int:
     return _buffer(item)
 
 
+def per_chunk(size: int, most: int) -> int:
+    """Items of ``size`` bytes of buffers that travel together: ``most``, fewer
+    for large ones, one for items of ``CHUNK_BYTES`` or more."""
+    return min(most, CHUNK_BYTES // size or 1) if size else most
+
+
 def _buffer(value: Any) -> int:
     kind = type(value)
     if kind is bytes or kind is bytearray:
