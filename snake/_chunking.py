@@ -41,6 +41,10 @@ CHANNEL_CHUNKS = 1
 #: A loop over items checks the clock when ``i & CHECK_EVERY == 0``.
 CHECK_EVERY = 15
 
+#: Wakes a stage that sent a large item once the next stage has taken it;
+#: one per channel, shared by the stage sending and the one receiving.
+Taken = trio.lowlevel.ParkingLot
+
 
 class DownstreamClosed(Exception):
     """The next stage stopped reading: this stage stops quietly."""
@@ -76,7 +80,11 @@ class Pacer:
 class Outbox:
     """The sending side of a stage: hosted inline ops, the pending chunk, the rule.
 
-    Owned by one task. ``sent`` counts the items delivered downstream.
+    Owned by one task. ``sent`` counts the items delivered downstream. A
+    large item (``CHUNK_BYTES`` or more), once sent, waits in the channel
+    until the next stage takes it (``taken`` wakes the stage then): the
+    stage makes no other large item to hold meanwhile, so a channel of any
+    buffer holds one large item, not a buffer's worth and one more.
     """
 
     _send: trio.MemorySendChannel[list[Any]]
@@ -84,6 +92,8 @@ class Outbox:
     _scope: trio.CancelScope | None = None
     #: Where the time spent waiting for room downstream is added up.
     clock: StageClock | None = None
+    #: Set off by the next stage each time it takes a chunk.
+    taken: Taken | None = None
     _pacer: Pacer = attrs.field(init=False, factory=lambda: Pacer(max_bytes=CHUNK_BYTES))
     _yield_at: float = attrs.field(init=False, factory=lambda: perf_counter() + LATENCY_BUDGET)
     #: The stage's own output, not yet through the hosted ops: a stage
@@ -136,12 +146,27 @@ class Outbox:
                     self.clock.waiting_for_output += trio.current_time() - began
             else:
                 await trio.lowlevel.cancel_shielded_checkpoint()
-                return
         except BaseException as exc:
             self.sent -= len(chunk)  # not delivered
             if isinstance(exc, trio.BrokenResourceError):
                 raise DownstreamClosed from None
             raise
+        if self.item_bytes >= CHUNK_BYTES:
+            await self._handed_over()
+
+    async def _handed_over(self) -> None:
+        """Wait until the next stage has taken what waits in the channel.
+
+        Cancelled, the items stay delivered: a stage whose channel is closed
+        early is cancelled by the runner.
+        """
+        taken = self.taken
+        if taken is not None:
+            began = trio.current_time()
+            while self._send.statistics().current_buffer_used:
+                await taken.park()
+            if self.clock is not None:
+                self.clock.waiting_for_output += trio.current_time() - began
 
     def flush_nowait(self) -> None:
         """Hand pending items over as far as there is room downstream right now.
@@ -278,6 +303,8 @@ class Inbox:
     _outbox: Outbox | None
     #: Where the time spent waiting for input is added up.
     clock: StageClock | None = None
+    #: Set off on taking each chunk (see ``Outbox``).
+    taken: Taken | None = None
     received: int = attrs.field(default=0, init=False)
 
     async def next(self, *, flush: bool = True) -> list[Any] | None:
@@ -302,4 +329,6 @@ class Inbox:
         except trio.EndOfChannel:
             return None
         self.received += len(chunk)
+        if self.taken:
+            self.taken.unpark_all()
         return chunk

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, TypeVar, cast
 
 import trio
 
-from ._chunking import LATENCY_BUDGET, Pacer
+from ._chunking import LATENCY_BUDGET, Pacer, Taken
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
@@ -35,7 +35,7 @@ class PipelineReceiver(trio.abc.ReceiveChannel[T]):
 
     __slots__ = (
         "_busy", "_chunks", "_fetched", "_fetching", "_iterator", "_pending", "_statistics",
-        "_stop", "_yield_at",
+        "_stop", "_taken", "_yield_at",
     )  # fmt: skip
 
     def __init__(
@@ -43,8 +43,11 @@ class PipelineReceiver(trio.abc.ReceiveChannel[T]):
         chunks: trio.MemoryReceiveChannel[list[T]],
         stop: Callable[[], None],
         statistics: Callable[[], Statistics],
+        taken: Taken | None = None,
     ) -> None:
         self._chunks = chunks
+        # Set off on taking each chunk: the last stage may wait for it (see Outbox).
+        self._taken = taken
         self._stop = stop
         self._statistics = statistics
         self._pending: Iterator[T] = iter(())
@@ -94,7 +97,9 @@ class PipelineReceiver(trio.abc.ReceiveChannel[T]):
         if rest:
             await trio.lowlevel.checkpoint_if_cancelled()
             return rest
-        return await self._chunks.receive()
+        chunk = await self._chunks.receive()
+        self._took()
+        return chunk
 
     def __aiter__(self) -> AsyncIterator[T]:  # type: ignore[override]
         # `async for` is a pipeline's hot loop: an async generator resumed
@@ -162,7 +167,12 @@ class PipelineReceiver(trio.abc.ReceiveChannel[T]):
                 break
             into.append(chunk)
             added += len(chunk)
+        self._took()
         return added
+
+    def _took(self) -> None:
+        if self._taken:
+            self._taken.unpark_all()
 
     async def _pause(self) -> None:
         await trio.lowlevel.checkpoint()
@@ -181,6 +191,7 @@ class PipelineReceiver(trio.abc.ReceiveChannel[T]):
         try:
             # Only this task installs a chunk, and only once the last is read.
             self._pending = iter(await self._chunks.receive())
+            self._took()
             self._yield_at = perf_counter() + LATENCY_BUDGET
         finally:
             self._fetching = False

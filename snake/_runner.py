@@ -20,7 +20,7 @@ import attrs
 import cloudpickle
 import trio
 
-from ._chunking import CHANNEL_CHUNKS, DownstreamClosed, Inbox, Outbox
+from ._chunking import CHANNEL_CHUNKS, DownstreamClosed, Inbox, Outbox, Taken
 from ._errors import carried, uncarried
 from ._nursery import open_nursery, raise_as_is
 from ._receiver import PipelineReceiver
@@ -236,25 +236,28 @@ async def _open(
     async with open_nursery() as nursery:
         scopes = [trio.CancelScope() for _ in plans]
         recv: trio.MemoryReceiveChannel[list[Any]] | None = None
+        taken: Taken | None = None
         running: list[_Running] = []
         for position, p in enumerate(plans):
             last = position == len(plans) - 1
             buffer = output_chunks if last else CHANNEL_CHUNKS
             send, next_recv = trio.open_memory_channel[list[Any]](buffer)
+            next_taken = Taken()
             name = label(p.index, p.spec)
             stage = p.spec.build(Context(name, executors, p.in_workers))
             steps = [spec.step(label(i, spec)) for i, spec in p.fused]
             clock = StageClock()
             measured = clock if MEASURE else None
-            outbox = Outbox(send, FusedSteps(steps) if steps else None, scopes[position], measured)
-            inbox = Inbox(recv, outbox, measured) if recv is not None else None
+            chain = FusedSteps(steps) if steps else None
+            outbox = Outbox(send, chain, scopes[position], measured, next_taken)
+            inbox = Inbox(recv, outbox, measured, taken) if recv is not None else None
             fused = tuple(spec.describe() for _, spec in p.fused)
             running.append(_Running(name, fused, p.spec.advice, stage, clock, inbox, outbox, send))
             stop_upstream = functools.partial(_cancel, scopes[:position])
             nursery.start_soon(
                 _run_stage, stage, inbox, recv, outbox, send, scopes[position], stop_upstream
             )
-            recv = next_recv
+            recv, taken = next_recv, next_taken
         assert recv is not None
         executors.start()
         statistics = functools.partial(_statistics, began, running, executors)
@@ -263,7 +266,7 @@ async def _open(
             nursery.start_soon(_watch, scopes[-1], reporting, statistics)
         stop = functools.partial(_cancel, scopes)
         with recv:
-            items = PipelineReceiver(recv, stop, statistics)
+            items = PipelineReceiver(recv, stop, statistics, taken)
             try:
                 yield items
             except ExceptionGroup as group:  # the body's own: it leaves as raised

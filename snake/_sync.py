@@ -1,11 +1,13 @@
 """Synchronous iteration: the pipeline runs under trio in a background thread.
 
 Chunks cross to the consuming thread through a queue, several at a time when
-they have piled up (waking a thread costs far more than an item); a semaphore
-on the trio side keeps at most ``HANDOFFS`` handoffs there, so a slow consumer
-holds the pipeline back instead of filling memory: it waits on at most
+they have piled up (waking a thread costs far more than an item); the trio
+side keeps at most ``HANDOFFS`` handoffs there, so a slow consumer holds the
+pipeline back instead of filling memory: it waits on at most
 ``HANDOFFS * (HANDOFF_ITEMS + MAX_CHUNK)`` items beyond what the pipeline's
-own channels hold, and ``HANDOFFS`` items of a MiB or more. Stopping (``break``, ``close()``,
+own channels hold. Items of a MiB or more cross one per handoff, at most
+``LARGE_HANDOFFS`` of them waiting, and the next is taken from the pipeline
+only once there is room for it. Stopping (``break``, ``close()``,
 garbage collection, an exception such as Ctrl-C's ``KeyboardInterrupt`` in
 the consumer) cancels the run and joins the thread before returning.
 """
@@ -23,7 +25,7 @@ import trio
 
 from ._errors import uncarried
 from ._nursery import raise_as_is
-from ._weight import nbytes, per_chunk
+from ._weight import CHUNK_BYTES, nbytes, per_chunk
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterator
@@ -35,6 +37,9 @@ T = TypeVar("T")
 
 #: Handoffs that may wait for the consuming thread.
 HANDOFFS = 2
+#: Handoffs of items of a MiB or more that may wait: one, so that the
+#: consumer's next item is at hand when it is done with one, and no more.
+LARGE_HANDOFFS = 1
 #: Most items in one handoff: waking the other thread costs tens of
 #: microseconds, so chunks that pile up meanwhile cross together.
 HANDOFF_ITEMS = 4096
@@ -42,10 +47,11 @@ HANDOFF_ITEMS = 4096
 OUTPUT_CHUNKS = 2
 
 
-def _handoff_items(chunk: list[Any]) -> int:
-    """Items one handoff takes at most: ``HANDOFF_ITEMS``, fewer for items
-    holding large buffers (a chunk's worth: one item of a MiB or more)."""
-    return per_chunk(nbytes(chunk[0]) if chunk else 0, HANDOFF_ITEMS)
+def _handoff_items(size: int) -> int:
+    """Items one handoff takes at most, of ``size`` bytes of buffers each:
+    ``HANDOFF_ITEMS``, fewer for items holding large buffers (a chunk's
+    worth: one item of a MiB or more)."""
+    return per_chunk(size, HANDOFF_ITEMS)
 
 
 class Opener(Protocol[T]):
@@ -93,15 +99,35 @@ class _Bridge(Generic[T]):
             if self._stopping:
                 self._scope.cancel()
             async with self._open(output_chunks=OUTPUT_CHUNKS) as items:
-                while True:
-                    try:
-                        chunk = await items.receive_chunk()
-                    except trio.EndOfChannel:
-                        return
-                    await self._room.acquire()
-                    handoff = [chunk]
-                    items._receive_chunks_nowait(handoff, _handoff_items(chunk) - len(chunk))
-                    self._queue.put(handoff)
+                await self._hand_over(items)
+
+    async def _hand_over(self, items: PipelineReceiver[T]) -> None:
+        """Put the pipeline's chunks in the queue, as there is room for them.
+
+        While items are large, room for ``HANDOFFS - LARGE_HANDOFFS`` handoffs
+        is held back, and room for the next is taken before it is received.
+        """
+        room = self._room
+        kept = 0  # room held back
+        while True:
+            if kept:  # room first: a large item does not wait here for it
+                await room.acquire()
+            try:
+                chunk = await items.receive_chunk()
+            except trio.EndOfChannel:
+                return
+            if not kept:
+                await room.acquire()
+            size = nbytes(chunk[0]) if chunk else 0
+            keep = HANDOFFS - LARGE_HANDOFFS if size >= CHUNK_BYTES else 0
+            for _ in range(kept, keep):
+                await room.acquire()
+            for _ in range(keep, kept):
+                room.release()
+            kept = keep
+            handoff = [chunk]
+            items._receive_chunks_nowait(handoff, _handoff_items(size) - len(chunk))
+            self._queue.put(handoff)
 
     def get(self) -> list[list[T]] | None:
         """The next chunks, ``None`` at the end; raises the pipeline's error."""
@@ -161,8 +187,11 @@ def _chunks(open_pipeline: Opener[T]) -> Generator[Iterator[T], None, None]:
     current: Iterator[T] = iter(())
     try:
         while (handoff := bridge.get()) is not None:
-            for chunk in handoff:
-                current = iter(chunk)
+            # Popped, so that nothing here holds a chunk once it is read: its
+            # items are the consumer's alone while the next handoff comes.
+            handoff.reverse()
+            while handoff:
+                current = iter(handoff.pop())
                 yield current
     finally:
         # After close(), the chunk being read must not go on giving items.

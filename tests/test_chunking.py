@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import trio
 import trio.testing
 
 import snake
-from snake._chunking import MAX_CHUNK, Pacer
+from snake._chunking import MAX_CHUNK, Inbox, Outbox, Pacer, Taken
 from snake._receiver import PipelineReceiver
+from snake._weight import CHUNK_BYTES
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -139,3 +140,32 @@ def test_pacer_starts_at_one_item_and_sizes_units_to_the_budget() -> None:
     assert pacer.size == 10
     pacer.record(10, 10 * 0.01)  # slower than the whole target: one at a time
     assert pacer.size == 1
+
+
+@pytest.mark.parametrize("size", [8, CHUNK_BYTES])
+async def test_a_large_item_waits_in_the_channel_alone_small_ones_fill_its_buffer(
+    size: int,
+) -> None:
+    send, recv = trio.open_memory_channel[list[Any]](2)
+    taken = Taken()
+    outbox, inbox = Outbox(send, None, taken=taken), Inbox(recv, None, taken=taken)
+    sent = []
+
+    async def produce() -> None:
+        for i in range(4):
+            await outbox.emit([bytes(size)])
+            await outbox.flush()
+            sent.append(i)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(produce)
+        await trio.testing.wait_all_tasks_blocked()
+        # Small: the buffer's two, and the stage goes on to the next. Large:
+        # one, and the stage waits until it is taken.
+        assert sent == ([0, 1] if size < CHUNK_BYTES else [])
+        assert recv.statistics().current_buffer_used == (2 if size < CHUNK_BYTES else 1)
+        assert await inbox.next() is not None
+        await trio.testing.wait_all_tasks_blocked()
+        assert sent == ([0, 1, 2] if size < CHUNK_BYTES else [0])
+        assert recv.statistics().current_buffer_used == (2 if size < CHUNK_BYTES else 1)
+        nursery.cancel_scope.cancel()

@@ -64,9 +64,9 @@ JOB_WINDOW = 3
 JOB_BYTES = CHUNK_BYTES
 
 #: Calls of a ``par_then`` in flight or waiting to leave at most while its
-#: results are large (a MiB of buffers or more each): with what the channels
-#: after it hold, a pipeline runs at most about 12 such items ahead of its
-#: consumer.
+#: results are large (a MiB of buffers or more each), the one waiting in its
+#: channel to be taken included: a pipeline of it runs that many such items
+#: ahead of its consumer (one more when iterated synchronously).
 LARGE_CALLS = 6
 
 #: A job: (items, stage position of the first) -> what it gave.
@@ -181,9 +181,13 @@ class ParMap(StageSpec):
         # Jobs hold whole batches of a batch that runs in the workers.
         unit = math.lcm(*(moved.spec.unit for moved in context.in_workers))
         failures = self.policy.failures(label)
-        # Large results: the jobs running, and one more to keep a worker busy.
+        # Large results: the jobs running, and one more, waiting in the
+        # channel to be taken while the workers go on. No more than those run
+        # at once: the stage starts there, until its results are weighed.
         large = concurrency + 1
-        return _ParallelStage(call, window, self.ordered, sizer, unit, failures, large)
+        return _ParallelStage(
+            call, window, self.ordered, sizer, unit, failures, large, start_large=True
+        )
 
 
 @attrs.frozen
@@ -251,6 +255,8 @@ class _ParallelStage:
         unit: int = 1,
         failures: Failures | None = None,
         large: int | None = None,
+        *,
+        start_large: bool = False,
     ) -> None:
         self.failures = failures
         self._clock: StageClock | None = None
@@ -258,8 +264,11 @@ class _ParallelStage:
         self._concurrency = concurrency
         # The window while results hold a chunk's worth of buffers each (a
         # MiB or more): what waits to leave is then counted in large items.
+        # With `start_large`, it starts there until the first job's results
+        # are weighed, so a full window of large ones is not under way before
+        # it shrinks: for a stage whose jobs past `large` would only wait.
         self._large = concurrency if large is None else min(large, concurrency)
-        self._window = _Window(concurrency)
+        self._window = _Window(self._large if start_large else concurrency)
         self._ordered = ordered
         self._sizer = sizer
         self._unit = unit  # jobs hold whole multiples of it, but the last

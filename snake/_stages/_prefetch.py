@@ -1,7 +1,9 @@
 """``prefetch(n)``: an explicit buffer of ``n`` items between two stages.
 
 Ordering: input order. Buffering: the upstream runs ahead until ``n`` items
-wait here (a chunk may overshoot by less than one chunk). On cancel or error,
+wait here, the chunk being handed on counted (a chunk may overshoot by less
+than one chunk): it takes a chunk only once there is room, so of large items
+(one per chunk) it adds ``n`` to what a pipeline holds. On cancel or error,
 the buffered items are dropped.
 """
 
@@ -56,14 +58,17 @@ class _PrefetchStage:
 
     async def _read(self, inbox: Inbox, send: trio.MemorySendChannel[list[Any]]) -> None:
         with send:
-            while (chunk := await inbox.next(flush=False)) is not None:
+            while True:
                 while self._free <= 0:
                     await self._room.park()
+                chunk = await inbox.next(flush=False)
+                if chunk is None:
+                    return
                 self._free -= len(chunk)
                 send.send_nowait(chunk)
 
     async def _write(self, buffered: Inbox, outbox: Outbox) -> None:
         while not outbox.done and (chunk := await buffered.next()) is not None:
+            await outbox.emit(chunk)
             self._free += len(chunk)
             self._room.unpark_all()
-            await outbox.emit(chunk)
