@@ -328,10 +328,18 @@ def run_workload(workload: Workload, rounds: int) -> Table:
     return table
 
 
-def run_chosen(workloads: Mapping[str, Workload], args: argparse.Namespace) -> list[Table]:
-    """The workloads that ``--only`` names, in the order of ``workloads``, run and printed."""
+def run_chosen(
+    workloads: Mapping[str, Workload | Sequence[Workload]], args: argparse.Namespace
+) -> list[Table]:
+    """The workloads that ``--only`` names, in the order of ``workloads``, run and printed;
+    a name may stand for several, one table each."""
     rounds = timed_rounds(args)
-    return [run_workload(w, rounds) for name, w in workloads.items() if name in args.only]
+    chosen = [w for name, w in workloads.items() if name in args.only]
+    return [
+        run_workload(w, rounds)
+        for ws in chosen
+        for w in ((ws,) if isinstance(ws, Workload) else ws)
+    ]
 
 
 # --- command line and header ------------------------------------------------------

@@ -1,6 +1,6 @@
 """snake against the loaders people use today, side by side in one run.
 
-Five workloads, each printed as a table:
+Six workloads, each printed as a table (cold: two):
 
 (seed)  the seed workload of ``snake demo``: 100 items; item ``i`` is read by
         an async sleep of ``(i % 3) * 0.05`` s, then ``fib(22 + i % 5)`` runs
@@ -56,6 +56,35 @@ Five workloads, each printed as a table:
         DataLoader and torchdata.nodes, named in the footer. Goal: snake >= 3x
         the reference. numpy is preloaded in snake's fork server, as for a
         script that imports it at its top.
+(cold)  what a script started from nothing waits for: every measurement is a
+        fresh Python process running a script of ``parallel_workloads``
+        (``python _cold_first.py ...``), which times itself and prints its
+        timing as a JSON line; a script that fails, runs past 60 s (it is
+        then killed) or leaves processes running is reported as failed.
+        (cold first item) the script imports torch, then snake, at its top,
+        as a training script does, builds a loader of ``double(i) = i * 2``
+        (a function of the script) over 100 items and takes its first item:
+        timed from just before the loader is built, after the imports, to
+        that item; the loader is then shut down and the script exits.
+        Contenders: snake ``next(iter(from_iterable(range(100)).par_map(
+        double)))``, and the same pipeline read with ``async with p.open()
+        as items: await items.receive()`` in ``trio.run``;
+        ``next(iter(DataLoader(dataset, batch_size=None, num_workers=2)))``
+        over a map-style dataset of the same items (reference); torchdata
+        ``ParallelMapper(method="process", num_workers=2)``, without a goal.
+        The time the script takes to import torch and snake is shown too.
+        Goal: both snake rows <= 2x DataLoader.
+        (cold seed) the seed workload, run once by a script whose top
+        imports the standard library alone: timed from just before the
+        pipeline or pool starts to the end of the run, its workers stopped.
+        Contenders: snake ``collect()`` and asyncio +
+        ``ProcessPoolExecutor(2)``, as in (seed). Reference: the ideal,
+        estimated in a fresh script too. Goal: snake <= 1.1x the ideal.
+        snake's fork server starts inside these timings, as it does in a
+        user's script, and loads the script again, with whatever its top
+        imports (torch, for the first item). One untimed warm-up round runs
+        every script first, so that they run from the operating system's
+        file cache: a fresh interpreter, not a fresh machine.
 
 How it is measured: the machine is shared and noisy (single-core speed
 switches between two modes about 1.7x apart within seconds), so the
@@ -91,6 +120,7 @@ Usage::
     python benchmarks/parallel.py                      # full run, 5 rounds
     python benchmarks/parallel.py --quick              # smaller sizes, 3 rounds
     python benchmarks/parallel.py --only cpu,first --repeat 7
+    python benchmarks/parallel.py --only cold          # each run a fresh script
     python benchmarks/parallel.py --plot parallel.png  # also a bar chart per table
 
 torch, torchdata and matplotlib come with ``pip install -e ".[bench]"``.
@@ -113,6 +143,7 @@ from _harness import (
 )
 from parallel_workloads._common import load_peers, snake_start_method
 from parallel_workloads.arrays import Arrays, preload_numpy
+from parallel_workloads.cold import ColdFirst, ColdSeed
 from parallel_workloads.cpu import WORK_SECONDS, Cpu, StartCost, calibrate
 from parallel_workloads.first import First
 from parallel_workloads.seed import Seed
@@ -133,7 +164,7 @@ if TYPE_CHECKING:
 CPU_ITEMS = Count(full=2_000, quick=1_000)
 STAGE_ITEMS = Count(full=200_000, quick=40_000)
 ARRAY_ITEMS = Count(full=400, quick=100)
-WORKLOADS = ("seed", "cpu", "stage", "first", "arrays")
+WORKLOADS = ("seed", "cpu", "stage", "first", "arrays", "cold")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -180,12 +211,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     loops = calibrate(WORK_SECONDS) if {"cpu", "first"} & set(args.only) else 0
     cpu_items = CPU_ITEMS.pick(args.quick)
-    workloads: dict[str, Workload] = {
+    workloads: dict[str, Workload | tuple[Workload, ...]] = {
         "seed": Seed(peers),
         "cpu": Cpu(peers, n=cpu_items, loops=loops),
         "stage": Stage(peers, n=STAGE_ITEMS.pick(args.quick)),
         "first": First(peers, n=cpu_items, loops=loops),
         "arrays": Arrays(peers, n=ARRAY_ITEMS.pick(args.quick)),
+        "cold": (ColdFirst(peers), ColdSeed()),
     }
     tables = run_chosen(workloads, args)
     if args.plot is not None:

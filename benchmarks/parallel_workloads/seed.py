@@ -47,6 +47,30 @@ def seed_item(i: int) -> int:
     return demo.fib(demo.fib_input(read_blocking(i)))
 
 
+def asyncio_pool(n: int, unit: float) -> tuple[float, list[int]]:
+    """The seed workload with asyncio: ``gather`` of the reads, then ``run_in_executor``
+    on a ``ProcessPoolExecutor(WORKERS)`` per item. The seconds from just before the
+    pool starts to its shutdown, and the items."""
+    import asyncio
+    import concurrent.futures
+
+    async def read(i: int) -> int:
+        await asyncio.sleep((i % 3) * unit)
+        return i
+
+    async def run() -> tuple[float, list[int]]:
+        loop = asyncio.get_running_loop()
+        began = time.perf_counter()
+        with concurrent.futures.ProcessPoolExecutor(WORKERS) as pool:
+            read_items = await asyncio.gather(*(read(i) for i in range(n)))
+            out = await asyncio.gather(
+                *(loop.run_in_executor(pool, demo.fib, demo.fib_input(i)) for i in read_items)
+            )
+        return time.perf_counter() - began, list(out)
+
+    return asyncio.run(run())
+
+
 @dataclass
 class Seed(PeersWorkload):
     """Records the time to the first item of snake's ``open()`` and of DataLoader."""
@@ -139,24 +163,7 @@ class Seed(PeersWorkload):
         return elapsed
 
     def asyncio_pool(self) -> float:
-        import asyncio
-        import concurrent.futures
-
-        async def read(i: int) -> int:
-            await asyncio.sleep((i % 3) * SEED_UNIT)
-            return i
-
-        async def run() -> tuple[float, list[int]]:
-            loop = asyncio.get_running_loop()
-            began = time.perf_counter()
-            with concurrent.futures.ProcessPoolExecutor(WORKERS) as pool:
-                read_items = await asyncio.gather(*(read(i) for i in range(self.n)))
-                out = await asyncio.gather(
-                    *(loop.run_in_executor(pool, demo.fib, demo.fib_input(i)) for i in read_items)
-                )
-            return time.perf_counter() - began, list(out)
-
-        elapsed, out = asyncio.run(run())
+        elapsed, out = asyncio_pool(self.n, SEED_UNIT)
         check_items("asyncio + ProcessPoolExecutor", out, self.expected)
         return elapsed
 
