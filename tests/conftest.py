@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import multiprocessing.forkserver
 import os
 import threading
 import time
@@ -35,7 +36,11 @@ def _helper_process(proc: psutil.Process, root: psutil.Process) -> bool:
     # its command line but are its children, not the root's.
     try:
         cmdline = " ".join(proc.cmdline())
-        server = "multiprocessing.forkserver" in cmdline and proc.ppid() == root.pid
+        # A fork server forked from this process shares its command line.
+        forked = getattr(multiprocessing.forkserver._forkserver, "_forkserver_pid", None)
+        server = proc.ppid() == root.pid and (
+            "multiprocessing.forkserver" in cmdline or proc.pid == forked
+        )
         return "resource_tracker" in cmdline or server
     except psutil.Error:
         return True
