@@ -134,8 +134,8 @@ def _forking_spawn() -> Iterator[None]:
             try:
                 _become_server(args[-1], passfds)
                 code = 0
-            except SystemExit as exit:
-                code = 0 if exit.code is None else 1
+            except SystemExit as stop:
+                code = 0 if stop.code is None else 1
             finally:
                 os._exit(code)  # never the program's exit: its handlers are not ours
         return pid
@@ -162,6 +162,12 @@ def _become_server(command: str, passfds: Sequence[int]) -> None:  # pragma: no 
         vars(run.GLOBAL_RUN_CONTEXT).clear()
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if isinstance(path, str):
+        # Workers compare it with the script's normalized path (``python
+        # ./train.py`` keeps the ``./``): unequal, they would run it again.
+        main.__file__ = os.path.normpath(path)
     exec(command, {"__name__": "__snake_fork_server__"})
 
 
