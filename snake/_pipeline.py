@@ -14,7 +14,7 @@ from ._collate import COLLATES
 from ._device import check_device, mover
 from ._policy import ErrorPolicy
 from ._report import Reporting
-from ._runner import describe, open_inner, open_pipeline
+from ._runner import describe, open_inner, open_pipeline, processes
 from ._stages._batch import Batch, Unbatch
 from ._stages._combine import Concat, Merge, Mix, Zip
 from ._stages._epochs import Repeat, Shard, Shuffle
@@ -538,6 +538,12 @@ class Pipeline(Generic[T]):
         """``iter(pipeline)``, with ``progress``, ``report`` and ``report_every`` as
         for ``open``; ``report`` is called in the pipeline's thread."""
         reporting = Reporting(report, report_every, progress)
+        if any(options.start_method == "forkserver" for options, _ in processes(self._specs)):
+            from ._workers._forkserver import fork_server_here
+
+            # Before the pipeline's thread starts: then the fork server can
+            # be a fork of the program, and workers start in milliseconds.
+            fork_server_here()
         # The bridge takes a user's carried exception groups out itself.
         return PipelineIterator(functools.partial(open_inner, self._specs, reporting=reporting))
 

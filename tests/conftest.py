@@ -35,7 +35,11 @@ def _helper_process(proc: psutil.Process, root: psutil.Process) -> bool:
     # its command line but are its children, not the root's.
     try:
         cmdline = " ".join(proc.cmdline())
-        server = "multiprocessing.forkserver" in cmdline and proc.ppid() == root.pid
+        # A fork server forked from the root has its command line; the
+        # workers it forks are the root's grandchildren.
+        server = proc.ppid() == root.pid and (
+            "multiprocessing.forkserver" in cmdline or proc.cmdline() == root.cmdline()
+        )
         return "resource_tracker" in cmdline or server
     except psutil.Error:
         return True

@@ -119,7 +119,10 @@ async def test_an_unpicklable_result_is_a_type_error_naming_the_item_and_stage()
 
 
 NO_GUARD = """
-import trio, snake
+import threading, time, trio, snake
+
+# Another thread runs: the fork server cannot be a fork of this process.
+threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
 
 def double(x):
     return 2 * x

@@ -5,8 +5,6 @@ from __future__ import annotations
 import functools
 import operator
 import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -428,52 +426,6 @@ async def test_an_error_in_a_collate_run_in_the_worker_names_the_item_completing
     assert info.value.__notes__[0] == (
         "snake: in stage #2 batch(4, collate=collate_fails_on_7), at item 7 of its input"
     )
-
-
-HEAVY = """
-import os
-with open(os.environ["SNAKE_TEST_LOG"], "a") as log:
-    log.write(f"{os.getpid()}\\n")
-"""
-
-SCRIPT = """
-import os, trio, snake
-import heavy  # what a training script imports at its top, say torch
-
-with open(os.environ["SNAKE_TEST_LOG"] + ".script", "a") as log:
-    log.write(f"{os.getpid()}\\n")
-
-def double(x):
-    return 2 * x
-
-async def main():
-    return await snake.from_iterable(range(20)).par_map(double).collect()
-
-if __name__ == "__main__":
-    for _ in range(3):
-        assert trio.run(main) == [2 * x for x in range(20)]
-    # What told the fork server which script to load is not left behind.
-    assert "SNAKE_FORKSERVER_MAIN" not in os.environ
-"""
-
-
-@pytest.mark.parametrize("folder", [".", "scripts"])
-def test_fork_server_workers_find_the_script_and_its_imports_already_loaded(
-    tmp_path: Path, folder: str
-) -> None:
-    # Run from its own folder, or from another (its imports are found
-    # through the script's folder, not the working directory).
-    (tmp_path / folder).mkdir(exist_ok=True)
-    (tmp_path / folder / "heavy.py").write_text(HEAVY)
-    (tmp_path / folder / "train.py").write_text(SCRIPT)
-    log = tmp_path / "imports.log"
-    env = {**os.environ, "SNAKE_TEST_LOG": str(log)}
-    script = os.path.join(folder, "train.py")
-    subprocess.run([sys.executable, script], cwd=tmp_path, env=env, check=True, timeout=120)
-    # Run and imported by the script and once by the fork server: not again
-    # by any of the workers of its three runs.
-    assert len(set(log.read_text().split())) == 2
-    assert len(set((tmp_path / "imports.log.script").read_text().split())) == 2
 
 
 async def test_maps_and_a_batch_after_a_thread_map_run_in_its_threads() -> None:

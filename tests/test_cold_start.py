@@ -1,0 +1,119 @@
+"""A fresh program's first process map: where the fork server comes from, and its safety.
+
+Each test runs a script in a fresh interpreter, as a user runs a training
+script: the fork server is a fork of it where no other Python thread runs,
+a fresh interpreter otherwise, and workers never run its top level again.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+HEAVY = """
+import os
+with open(os.environ["SNAKE_TEST_LOG"], "a") as log:
+    log.write(f"{os.getpid()}\\n")
+"""
+
+SCRIPT = """
+import os, sys, threading, time, trio, snake
+import heavy  # what a training script imports at its top, say torch
+
+with open(os.environ["SNAKE_TEST_LOG"] + ".script", "a") as log:
+    log.write(f"{os.getpid()}\\n")
+
+if os.environ["SNAKE_TEST_THREAD"] == "1":
+    # Another Python thread runs: forking the program is not safe.
+    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+
+def double(x):
+    return 2 * x
+
+async def main():
+    return await snake.from_iterable(range(20)).par_map(double).collect()
+
+if __name__ == "__main__":
+    for _ in range(2):
+        assert trio.run(main) == [2 * x for x in range(20)]
+    assert list(snake.from_iterable(range(20)).par_map(double)) == [2 * x for x in range(20)]
+    # What told a fresh fork server which script to load is not left behind.
+    assert "SNAKE_FORKSERVER_MAIN" not in os.environ
+    import multiprocessing.forkserver, psutil
+    server = psutil.Process(multiprocessing.forkserver._forkserver._forkserver_pid)
+    print("forked" if server.cmdline() == psutil.Process().cmdline() else "fresh")
+"""
+
+
+def run(script: Path, cwd: Path, timeout: float = 120, **env: str) -> str:
+    done = subprocess.run(
+        [sys.executable, os.path.relpath(script, cwd)],
+        cwd=cwd,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.mark.parametrize("thread", [False, True], ids=["alone", "threaded"])
+@pytest.mark.parametrize("folder", [".", "scripts"])
+def test_workers_never_run_the_script_or_its_imports_again(
+    tmp_path: Path, folder: str, thread: bool
+) -> None:
+    # Run from its own folder, or from another (its imports are found
+    # through the script's folder, not the working directory).
+    (tmp_path / folder).mkdir(exist_ok=True)
+    (tmp_path / folder / "heavy.py").write_text(HEAVY)
+    (tmp_path / folder / "train.py").write_text(SCRIPT)
+    log = tmp_path / "imports.log"
+    how = run(
+        tmp_path / folder / "train.py",
+        tmp_path,
+        SNAKE_TEST_LOG=str(log),
+        SNAKE_TEST_THREAD=str(int(thread)),
+    )
+    # Alone, the fork server is a fork of the script: it ran and imported
+    # everything once, and so none of the workers of its three runs does.
+    # With another thread running, the server is a fresh interpreter that
+    # loads the script as a module once (not as ``__main__``).
+    assert how == ("fresh" if thread else "forked")
+    runs = 2 if thread else 1
+    assert len(set(log.read_text().split())) == runs
+    assert len(set((tmp_path / "imports.log.script").read_text().split())) == runs
+
+
+LET_GO = """
+import os, socket, trio, snake
+
+def job(x):
+    # A worker can run trio itself, though its server was forked inside a run.
+    return trio.run(trio.sleep, 0) or x + 1
+
+async def main(write):
+    assert await snake.from_iterable(range(8)).par_map(job).collect() == list(range(1, 9))
+    os.close(write)
+
+read, write = os.pipe()
+trio.run(main, write)
+# The fork server holds no copy of the program's pipe: its reader sees the end.
+assert os.read(read, 1) == b""
+print("ok")
+"""
+
+
+def test_the_forked_server_holds_none_of_the_programs_pipes(tmp_path: Path) -> None:
+    script = tmp_path / "let_go.py"
+    script.write_text(textwrap.dedent(LET_GO))
+    # The read would wait forever (the timeout ends it) were the pipe held open.
+    assert run(script, tmp_path, timeout=30) == "ok"
