@@ -727,8 +727,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             table = run_workload(workload, rounds)
             if isinstance(workload, Slow):
                 workload.print_held(table, rounds)
+    settle()  # the last run's workers, of whichever loader, may still be exiting
     left = leftovers()
     print(f"\nleft behind at the end: {left}")
+    if left != "nothing":
+        for proc in workers():  # whose it is: a peer's forked worker, or snake's
+            print(f"  pid {proc.pid}, parent {proc.ppid()}, threads {proc.num_threads()}")
     return 0 if left == "nothing" else 1
 
 

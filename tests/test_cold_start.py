@@ -53,11 +53,13 @@ if __name__ == "__main__":
 """
 
 
-def run(script: Path, cwd: Path, timeout: float = 120, **env: str) -> str:
+def run(script: str, cwd: Path, timeout: float = 120, stdin: str | None = None, **env: str) -> str:
+    """What ``python script`` run in ``cwd`` prints (``script`` as typed, or ``-``)."""
     done = subprocess.run(
-        [sys.executable, os.path.relpath(script, cwd)],
+        [sys.executable, script],
         cwd=cwd,
         env={**os.environ, **env},
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -78,7 +80,7 @@ def test_workers_never_run_the_script_or_its_imports_again(
     (tmp_path / folder / "train.py").write_text(SCRIPT)
     log = tmp_path / "imports.log"
     how = run(
-        tmp_path / folder / "train.py",
+        os.path.join(folder, "train.py"),  # as typed: ./train.py, scripts/train.py
         tmp_path,
         SNAKE_TEST_LOG=str(log),
         SNAKE_TEST_THREAD=str(int(thread)),
@@ -94,9 +96,11 @@ def test_workers_never_run_the_script_or_its_imports_again(
 
 
 LET_GO = """
-import os, socket, trio, snake
+import gc, os, trio, snake
 
 def job(x):
+    # The program's objects are frozen out of the worker's collections.
+    assert gc.get_freeze_count() > 1000
     # A worker can run trio itself, though its server was forked inside a run.
     return trio.run(trio.sleep, 0) or x + 1
 
@@ -116,4 +120,11 @@ def test_the_forked_server_holds_none_of_the_programs_pipes(tmp_path: Path) -> N
     script = tmp_path / "let_go.py"
     script.write_text(textwrap.dedent(LET_GO))
     # The read would wait forever (the timeout ends it) were the pipe held open.
-    assert run(script, tmp_path, timeout=30) == "ok"
+    assert run(str(script), tmp_path, timeout=30) == "ok"
+
+
+def test_a_script_read_from_stdin_runs_its_process_map(tmp_path: Path) -> None:
+    # Workers compare the script's path with their own __main__'s: for
+    # ``python -`` that is ``<stdin>``, which they must not try to run.
+    script = "import snake\nprint(list(snake.from_iterable(range(5)).par_map(abs)))\n"
+    assert run("-", tmp_path, stdin=script) == "[0, 1, 2, 3, 4]"

@@ -167,6 +167,9 @@ class ColdWorkload(_harness.Workload):
 
 # --- (cold first item) ---------------------------------------------------------------
 
+#: The contender that is a trio program: its script imports trio at its top.
+OPEN_NAME = "snake par_map, open() + receive()"
+
 
 @dataclass
 class ColdFirst(ColdWorkload, PeersWorkload):
@@ -199,7 +202,7 @@ class ColdFirst(ColdWorkload, PeersWorkload):
         )
         self.ours = [
             self.add("snake par_map, next(iter())", first, path, "snake-iter"),
-            self.add("snake par_map, open() + receive()", first, path, "snake-open"),
+            self.add(OPEN_NAME, first, path, "snake-open"),
         ]
         timed = [self.loader, *self.ours]
         if self.offer("torchdata.nodes", "torchdata"):
@@ -220,15 +223,31 @@ class ColdFirst(ColdWorkload, PeersWorkload):
             if results:
                 seconds = [r["imports"][module] for r in results]
                 table.rows.append(times_row(f"{label} (info, every script)", seconds))
+        trio_program = self.scripts.get(OPEN_NAME)
+        if trio_program is not None and trio_program.results:
+            seconds = [r["imports"]["trio"] for r in trio_program.results]
+            table.rows.append(times_row(f"then import trio (info, {OPEN_NAME} only)", seconds))
+        for name, script in self.scripts.items():
+            built = [r["built"] for r in script.results if r.get("built") is not None]
+            if built:
+                label = f"{name}: building the pipeline (info, within its time)"
+                table.rows.append(times_row(label, built))
+        for name, script in self.scripts.items():
+            if script.results:
+                seconds = [r["script"] for r in script.results]
+                table.rows.append(times_row(f"{name}: from the script's first line", seconds))
         if not self.scripts:
             return
         table.notes += [
-            "each run a fresh `python _cold_first.py`, whose top imports torch, then snake; "
-            "timed inside it from just before the loader is built (snake's modules load "
-            "there, on first use) to its first item of 100 (double(i), a function of the "
-            "script); the loader is shut down after the timing and the script exits",
-            f"start methods: snake {snake_start_method()} (started inside the timing, "
-            "where it loads the script, torch with it); the others fork from the script",
+            "each run a fresh `python _cold_first.py`, whose top imports torch, then snake "
+            "(and trio, for the trio program); timed inside it from just before the loader "
+            "is built (snake's engine loads there, on first use: its modules, and trio "
+            "unless the script imported it) to its first item of 100 "
+            "(double(i), a function of the script); 'from the script's first line' adds "
+            "its imports; the loader is shut down after the timing and the script exits",
+            f"start methods: snake {snake_start_method()} (started inside the timing, a "
+            "fork of the script where no other thread runs); the others fork from the "
+            "script",
             self.walls_note(),
         ]
 

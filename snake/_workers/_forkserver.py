@@ -159,7 +159,11 @@ def _become_server(command: str, passfds: Sequence[int]) -> None:  # pragma: no 
     run = sys.modules.get("trio._core._run")
     if run is not None:
         vars(run.GLOBAL_RUN_CONTEXT).clear()
-    gc.collect()  # what only that run held closes its own descriptors now
+    # The program's objects (torch's are millions) are never collected by
+    # the server or its workers: left out of their collections, they are not
+    # walked (a pause each time, 0.1 s with torch's) nor copied page by page
+    # into each worker. Not collected first either, for that pause.
+    gc.freeze()
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -167,8 +171,12 @@ def _become_server(command: str, passfds: Sequence[int]) -> None:  # pragma: no 
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
     if main is not None and isinstance(path, str):
-        # Workers compare it with the script's normalized path (``python
-        # ./train.py`` keeps the ``./``): unequal, they would run it again.
+        # Workers compare it with the path ``multiprocessing`` sends them for
+        # the script (absolute, normalized: ``python ./train.py`` keeps the
+        # ``./``, ``python -`` has ``<stdin>``): unequal, they would run it.
+        start = getattr(multiprocessing.process, "ORIGINAL_DIR", None)
+        if not os.path.isabs(path) and start is not None:
+            path = os.path.join(start, path)
         main.__file__ = os.path.normpath(path)
     exec(command, {"__name__": "__snake_fork_server__"})
 
