@@ -10,23 +10,17 @@ import attrs
 import trio
 
 from . import _validate as check
-from ._collate import COLLATES
-from ._device import check_device, mover
 from ._policy import ErrorPolicy
 from ._report import Reporting
 from ._runner import describe, open_inner, open_pipeline, processes
-from ._stages._batch import Batch, Unbatch
-from ._stages._combine import Concat, Merge, Mix, Zip
-from ._stages._epochs import Repeat, Shard, Shuffle
 from ._stages._inline import Filter, FlatMap, Map
-from ._stages._interleave import Interleave
 from ._stages._parallel import ParMap, ParThen
-from ._stages._positional import Enumerate, Skip, Take
-from ._stages._prefetch import Prefetch
 from ._stages._source import IterableSource
-from ._stages._then import Then
 from ._sync import PipelineIterator
 from ._workers._options import WorkerOptions
+
+# The operators' modules not every pipeline uses are imported by the methods
+# that add them: a fresh program loads only what its pipeline runs.
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
@@ -73,6 +67,8 @@ def from_iterable(obj: Iterable[T] | AsyncIterable[T], /) -> Pipeline[T]:
 
 def concat(*pipelines: Pipeline[T]) -> Pipeline[T]:
     """The items of each pipeline, one pipeline after another (``itertools.chain``)."""
+    from ._stages._combine import Concat
+
     return Pipeline((Concat(check.check_pipelines(pipelines, "concat")),))
 
 
@@ -82,6 +78,8 @@ def zip(*pipelines: Pipeline[Any]) -> Pipeline[tuple[Any, ...]]:  # noqa: A001 -
     The pipelines run at once, each with its own stages; when the shortest
     ends, the others are stopped.
     """
+    from ._stages._combine import Zip
+
     return Pipeline((Zip(check.check_pipelines(pipelines, "zip")),))
 
 
@@ -91,6 +89,8 @@ def merge(*pipelines: Pipeline[T]) -> Pipeline[T]:
     Each pipeline's own items keep their order; between pipelines, whichever
     produces first goes first (completion order).
     """
+    from ._stages._combine import Merge
+
     return Pipeline((Merge(check.check_pipelines(pipelines, "merge")),))
 
 
@@ -118,6 +118,8 @@ def mix(
     check.check_choice(stop, "stop", ("first_exhausted", "all_exhausted"))
     if seed is not None:
         check.check_int(seed, "seed", minimum=-(2**63))
+    from ._stages._combine import Mix
+
     return Pipeline((Mix(specs, weights, seed, stop),))
 
 
@@ -172,6 +174,8 @@ class Pipeline(Generic[T]):
     def enumerate(self, start: int = 0) -> Pipeline[tuple[int, T]]:
         """``(i, x)`` pairs counting from ``start``, as ``enumerate`` does."""
         check.check_int(start, "start", minimum=-(2**63))
+        from ._stages._positional import Enumerate
+
         return self._add(Enumerate(start))
 
     def take(self, n: int) -> Pipeline[T]:
@@ -179,10 +183,14 @@ class Pipeline(Generic[T]):
 
         Works on infinite sources. Items in flight upstream are cancelled.
         """
+        from ._stages._positional import Take
+
         return self._add(Take(check.check_int(n, "n", minimum=0)))
 
     def skip(self, n: int) -> Pipeline[T]:
         """All but the first ``n`` items."""
+        from ._stages._positional import Skip
+
         return self._add(Skip(check.check_int(n, "n", minimum=0)))
 
     @overload
@@ -222,14 +230,20 @@ class Pipeline(Generic[T]):
         check.check_int(size, "size", minimum=1)
         check.check_bool(drop_last, "drop_last")
         if isinstance(collate, str):
+            from ._collate import COLLATES
+
             check.check_choice(collate, "collate", tuple(COLLATES))
             collate = COLLATES[collate]
         elif collate is not None:
             check.check_sync_fn(collate, "batch", "collate")
+        from ._stages._batch import Batch
+
         return self._add(Batch(size, drop_last, collate))
 
     def unbatch(self: Pipeline[Iterable[U]]) -> Pipeline[U]:
         """The items of each item, in order: the inverse of ``batch()``."""
+        from ._stages._batch import Unbatch
+
         return self._add(Unbatch())
 
     # --- stages ------------------------------------------------------------
@@ -259,6 +273,8 @@ class Pipeline(Generic[T]):
             read); the error of the last try carries a note saying so.
         """
         check.check_async_fn(fn, "then")
+        from ._stages._then import Then
+
         return self._add(
             Then(fn, ErrorPolicy(errors=errors, max_failures=max_failures, retries=retries))
         )
@@ -378,6 +394,8 @@ class Pipeline(Generic[T]):
         check.check_int(buffer_size, "buffer_size", minimum=1)
         if seed is not None:
             check.check_int(seed, "seed", minimum=-(2**63))
+        from ._stages._epochs import Shuffle
+
         return self._add(Shuffle(buffer_size, seed))
 
     def shard(
@@ -402,6 +420,8 @@ class Pipeline(Generic[T]):
         index, count = check.check_shard(index, count)
         if equal is not None:
             check.check_choice(equal, "equal", ("drop", "pad"))
+        from ._stages._epochs import Shard
+
         return self._add(Shard(index, count, equal))
 
     def interleave(
@@ -427,6 +447,8 @@ class Pipeline(Generic[T]):
         check.check_int(cycle_length, "cycle_length", minimum=1)
         check.check_int(block_length, "block_length", minimum=1)
         check.check_bool(ordered, "ordered")
+        from ._stages._interleave import Interleave
+
         return self._add(Interleave(fn, cycle_length, block_length, ordered))
 
     def repeat(self, times: int | None = None) -> Pipeline[T]:
@@ -440,6 +462,8 @@ class Pipeline(Generic[T]):
         if times is not None:
             check.check_int(times, "times", minimum=0)
         check.check_reiterable(self._specs[0], "repeat")
+        from ._stages._epochs import Repeat
+
         return Pipeline((Repeat(self._specs, times),))
 
     def to_device(self, device: str = "cuda", /, *, pin_memory: bool = True) -> Pipeline[T]:
@@ -453,6 +477,8 @@ class Pipeline(Generic[T]):
         built, saying so.
         """
         check.check_bool(pin_memory, "pin_memory")
+        from ._device import check_device, mover
+
         name = check_device(device, pin_memory)
         move = mover(name, pin_memory)
         move.__name__ = move.__qualname__ = f"to_device_{name.replace(':', '_')}"
@@ -460,6 +486,8 @@ class Pipeline(Generic[T]):
 
     def prefetch(self, n: int) -> Pipeline[T]:
         """A buffer of ``n`` items: the stages before run ahead of those after."""
+        from ._stages._prefetch import Prefetch
+
         return self._add(Prefetch(check.check_int(n, "n", minimum=1)))
 
     # --- running -----------------------------------------------------------

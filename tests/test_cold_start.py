@@ -11,9 +11,13 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+import types
 from typing import TYPE_CHECKING
 
 import pytest
+
+from snake._workers import _forkserver
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -128,3 +132,22 @@ def test_a_script_read_from_stdin_runs_its_process_map(tmp_path: Path) -> None:
     # ``python -`` that is ``<stdin>``, which they must not try to run.
     script = "import snake\nprint(list(snake.from_iterable(range(5)).par_map(abs)))\n"
     assert run("-", tmp_path, stdin=script) == "[0, 1, 2, 3, 4]"
+
+
+class _Cuda:
+    def __init__(self, initialized: bool) -> None:
+        self.initialized = initialized
+
+    def is_initialized(self) -> bool:
+        return self.initialized
+
+
+def test_a_program_that_started_cuda_is_not_forked(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fork cannot use the CUDA context of its parent: the server must then
+    # be a fresh interpreter, whose workers can start CUDA of their own.
+    torch = types.ModuleType("torch")
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    monkeypatch.setattr(threading, "active_count", lambda: 1)  # pytest's threads aside
+    for initialized in (False, True):
+        torch.cuda = _Cuda(initialized)  # type: ignore[attr-defined]
+        assert _forkserver._may_fork() is (sys.platform == "linux" and not initialized)

@@ -103,12 +103,25 @@ def _set_preload(wanted: list[str]) -> None:
 
 
 def _may_fork() -> bool:
-    """Whether forking this process now is safe: Linux, and no other Python thread."""
+    """Whether forking this process now is safe: Linux, no other Python thread,
+    and no CUDA context, which a fork cannot use (a worker touching CUDA would
+    fail with "Cannot re-initialize CUDA in forked subprocess")."""
     return (
         sys.platform == "linux"
         and threading.current_thread() is threading.main_thread()
         and threading.active_count() == 1
+        and not _cuda_initialized()
     )
+
+
+def _cuda_initialized() -> bool:
+    """Whether torch, if the program imported it, has started CUDA."""
+    torch = sys.modules.get("torch")
+    cuda = getattr(torch, "cuda", None)
+    try:
+        return bool(cuda is not None and cuda.is_initialized())
+    except Exception:  # a torch too broken to say: do not fork
+        return True
 
 
 @contextlib.contextmanager
