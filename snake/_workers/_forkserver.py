@@ -4,7 +4,8 @@ Where it is safe, the fork server is a fork of the program itself, made as its
 first process map starts: workers forked from it find everything the program
 has imported and defined, as DataLoader's forked workers do, and start in
 milliseconds. Where it is not (another Python thread runs, which could hold a
-lock the fork would inherit held), it is a fresh interpreter that loads
+lock the fork would inherit held, or torch has started CUDA, which a fork
+cannot use), it is a fresh interpreter that loads
 snake's worker side and the running script once (``_forkserver_main``).
 Either way workers never run the script's top level again.
 """
@@ -46,9 +47,9 @@ def running() -> bool:
 def fork_server_here() -> bool:
     """Start the fork server as a fork of this process as it is now, if that is safe.
 
-    Safe where no other Python thread runs: one could hold a lock (logging's,
-    a file's buffer's, the program's own) that the fork would inherit held
-    and wait on forever. Native threads of libraries, such as the thread
+    Safe where no other Python thread runs (see ``_may_fork``): one could
+    hold a lock (logging's, a file's buffer's, the program's own) that the
+    fork would inherit held and wait on forever. Native threads of libraries, such as the thread
     pools of torch and OpenBLAS, prepare for a fork themselves, as
     DataLoader's forked workers rely on. Called from the thread that runs
     the pipeline, before it starts threads of its own (``Pipeline.iterate``
