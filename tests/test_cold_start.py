@@ -127,11 +127,21 @@ def test_the_forked_server_holds_none_of_the_programs_pipes(tmp_path: Path) -> N
     assert run(str(script), tmp_path, timeout=30) == "ok"
 
 
-def test_a_script_read_from_stdin_runs_its_process_map(tmp_path: Path) -> None:
+STDIN = """
+import os, threading, time, snake
+if os.environ["SNAKE_TEST_THREAD"] == "1":
+    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+print(list(snake.from_iterable(range(5)).par_map(lambda x: x + 1)))
+"""
+
+
+@pytest.mark.parametrize("thread", [False, True], ids=["alone", "threaded"])
+def test_a_script_read_from_stdin_runs_its_process_map(tmp_path: Path, thread: bool) -> None:
     # Workers compare the script's path with their own __main__'s: for
-    # ``python -`` that is ``<stdin>``, which they must not try to run.
-    script = "import snake\nprint(list(snake.from_iterable(range(5)).par_map(abs)))\n"
-    assert run("-", tmp_path, stdin=script) == "[0, 1, 2, 3, 4]"
+    # ``python -`` that is ``<stdin>``, which they must not try to run,
+    # whether the server is a fork of the program or a fresh interpreter.
+    out = run("-", tmp_path, stdin=STDIN, SNAKE_TEST_THREAD=str(int(thread)))
+    assert out == "[1, 2, 3, 4, 5]"
 
 
 class _Cuda:

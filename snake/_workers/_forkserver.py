@@ -183,15 +183,12 @@ def _become_server(command: str, passfds: Sequence[int]) -> None:  # pragma: no 
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     _let_go(passfds)
     main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
-    if main is not None and isinstance(path, str):
-        # Workers compare it with the path ``multiprocessing`` sends them for
-        # the script (absolute, normalized: ``python ./train.py`` keeps the
-        # ``./``, ``python -`` has ``<stdin>``): unequal, they would run it.
-        start = getattr(multiprocessing.process, "ORIGINAL_DIR", None)
-        if not os.path.isabs(path) and start is not None:
-            path = os.path.join(start, path)
-        main.__file__ = os.path.normpath(path)
+    path = _script_path()
+    if main is not None and path is not None:
+        # Workers compare it with the path ``multiprocessing`` sends them
+        # (``python ./train.py`` keeps the ``./`` in ``__file__``, ``python
+        # -`` has ``<stdin>``): unequal, they would run the script again.
+        main.__file__ = path
     exec(command, {"__name__": "__snake_fork_server__"})
 
 
@@ -223,12 +220,17 @@ def _let_go(passfds: Sequence[int]) -> None:  # pragma: no cover - in the fork
 
 
 def _script_path() -> str | None:
-    """The path workers load ``__main__`` from, as ``multiprocessing`` gives it.
+    """The path ``multiprocessing`` sends workers to load ``__main__`` from.
 
-    ``None`` unless the program is a script run by path (``python train.py``).
+    Absolute and normalized, as ``multiprocessing.spawn`` makes it; ``None``
+    where it sends none (a module run with ``-m``, an interactive session).
+    A worker whose ``__main__`` has this ``__file__`` does not load it.
     """
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
     if getattr(main, "__spec__", None) is not None or not isinstance(path, str):
         return None
-    return os.path.normpath(path) if path.endswith(".py") else None
+    start = getattr(multiprocessing.process, "ORIGINAL_DIR", None)
+    if not os.path.isabs(path) and start is not None:
+        path = os.path.join(start, path)
+    return os.path.normpath(path)

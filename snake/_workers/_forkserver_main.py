@@ -8,6 +8,8 @@ server loads it here, from the path and import path ``_forkserver`` leaves
 in the environment with the pid of the process it serves (any other process
 importing this, which nothing should, is left alone). Workers forked
 afterwards then find the script, and everything it imports, already loaded.
+A script with no file (read from stdin) is not loaded: workers are only told
+not to look for it.
 """
 
 import json
@@ -19,7 +21,11 @@ try:
 except ValueError:
     _parent = _path = _sys_path = None
 _mine = _parent == os.getppid()
-if _mine and _path and getattr(sys.modules.get("__main__"), "__file__", None) != _path:
+if _mine and _path and not os.path.isfile(_path):
+    # No file to run (a script read from stdin: ``<stdin>``): workers are
+    # told not to look for it, their functions arrive pickled by value.
+    sys.modules["__main__"].__file__ = _path
+elif _mine and _path and getattr(sys.modules.get("__main__"), "__file__", None) != _path:
     from multiprocessing import process, spawn
 
     # The script's imports are found where they are found in the program;
