@@ -270,14 +270,19 @@ def family() -> list[Any]:
 
 def workers() -> list[Any]:
     """The processes below this one but multiprocessing's fork server and resource
-    tracker, which live as long as the interpreter."""
+    tracker, which live as long as the interpreter. The fork server is known by
+    its pid: snake's may be a fork of this process, with its command line."""
+    import multiprocessing.forkserver
+
     import psutil
 
+    server = getattr(multiprocessing.forkserver._forkserver, "_forkserver_pid", None)
     found = []
     for p in family()[1:]:
         with contextlib.suppress(psutil.Error):
             command = " ".join(p.cmdline())
-            if "forkserver" not in command and "resource_tracker" not in command:
+            helper = "forkserver" in command or "resource_tracker" in command
+            if p.pid != server and not helper:
                 found.append(p)
     return found
 
@@ -357,7 +362,10 @@ def leftovers() -> str:
     """Worker processes and shared memory of this process, now."""
     give_back()
     procs = workers()
-    segments = shared_memory(family())
+    # The fork server lives as long as the interpreter; when it is a fork of
+    # this process, it keeps the files this process had open then (see
+    # docs/performance.md, "A fresh program"): not left behind by a run.
+    segments = shared_memory([family()[0], *procs])
     parts = [
         f"{len(procs)} worker processes ({', '.join(' '.join(p.cmdline()) for p in procs)})"
         if procs
