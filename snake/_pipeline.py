@@ -17,6 +17,7 @@ from ._stages._inline import Filter, FlatMap, Map
 from ._stages._parallel import ParMap, ParThen
 from ._stages._source import IterableSource
 from ._sync import PipelineIterator
+from ._workers._forkserver import fork_server_here
 from ._workers._options import WorkerOptions
 
 # The operators' modules not every pipeline uses are imported by the methods
@@ -567,8 +568,6 @@ class Pipeline(Generic[T]):
         for ``open``; ``report`` is called in the pipeline's thread."""
         reporting = Reporting(report, report_every, progress)
         if any(options.start_method == "forkserver" for options, _ in processes(self._specs)):
-            from ._workers._forkserver import fork_server_here
-
             # Before the pipeline's thread starts: then the fork server can
             # be a fork of the program, and workers start in milliseconds.
             fork_server_here()

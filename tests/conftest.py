@@ -38,7 +38,7 @@ def _helper_process(proc: psutil.Process, root: psutil.Process) -> bool:
         # A fork server forked from the root has its command line; the
         # workers it forks are the root's grandchildren.
         server = proc.ppid() == root.pid and (
-            "multiprocessing.forkserver" in cmdline or proc.cmdline() == root.cmdline()
+            "multiprocessing.forkserver" in cmdline or cmdline == " ".join(root.cmdline())
         )
         return "resource_tracker" in cmdline or server
     except psutil.Error:

@@ -182,13 +182,12 @@ def _become_server(command: str, passfds: Sequence[int]) -> None:  # pragma: no 
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     _let_go(passfds)
-    main = sys.modules.get("__main__")
     path = _script_path()
-    if main is not None and path is not None:
+    if path is not None:
         # Workers compare it with the path ``multiprocessing`` sends them
         # (``python ./train.py`` keeps the ``./`` in ``__file__``, ``python
         # -`` has ``<stdin>``): unequal, they would run the script again.
-        main.__file__ = path
+        sys.modules["__main__"].__file__ = path
     exec(command, {"__name__": "__snake_fork_server__"})
 
 
