@@ -41,6 +41,7 @@ _HOMES = {
     "ItemTimeoutError": "._exceptions",
     "Pipeline": "._pipeline",
     "PipelineReceiver": "._receiver",
+    "RayOptions": "._workers._options",
     "RemoteError": "._exceptions",
     "StageStatistics": "._stats",
     "Statistics": "._stats",
@@ -74,6 +75,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from ._stats import Statistics as Statistics
     from ._stats import WorkerStatistics as WorkerStatistics
     from ._workers._deaths import WorkerDiedError as WorkerDiedError
+    from ._workers._options import RayOptions as RayOptions
     from ._workers._options import WorkerOptions as WorkerOptions
 
 

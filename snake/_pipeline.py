@@ -18,7 +18,7 @@ from ._stages._parallel import ParMap, ParThen
 from ._stages._source import IterableSource
 from ._sync import PipelineIterator
 from ._workers._forkserver import fork_server_here
-from ._workers._options import WorkerOptions
+from ._workers._options import RayOptions, WorkerOptions, check_workers
 
 # The operators' modules not every pipeline uses are imported by the methods
 # that add them: a fresh program loads only what its pipeline runs.
@@ -324,62 +324,64 @@ class Pipeline(Generic[T]):
         *,
         concurrency: int | None = None,
         ordered: bool = True,
-        executor: Literal["process", "thread"] = "process",
-        workers: WorkerOptions | None = None,
+        executor: Literal["process", "thread", "ray"] = "process",
+        workers: WorkerOptions | RayOptions | None = None,
         errors: Literal["raise", "skip"] = "raise",
         max_failures: float | None = None,
         timeout: float | None = None,
         retries: int = 0,
     ) -> Pipeline[U]:
-        """``fn(x)`` in worker processes (or threads): CPU work.
+        """``fn(x)`` in worker processes (or threads, or on a Ray cluster): CPU work.
 
         Args:
           concurrency: most chunks of items running at once; ``None`` for
-            one per CPU. All process maps of a pipeline share one CPU budget
-            (one per CPU, or the largest ``concurrency`` asked for).
+            one per CPU (on Ray, per CPU of the cluster). All process maps
+            of a pipeline share one CPU budget (one per CPU, or the largest
+            ``concurrency`` asked for).
           ordered: keep input order, as for ``par_then``.
           executor: ``"process"`` (``trio_parallel`` workers, started for
-            each run and stopped when it ends) or ``"thread"`` (for functions
-            that release the GIL, such as image decoding).
+            each run and stopped when it ends), ``"thread"`` (for functions
+            that release the GIL, such as image decoding) or ``"ray"``
+            (tasks on the Ray cluster the program connected to, or a local
+            Ray; needs ``pip install "snake[ray]"``; see docs/scaling.md).
           workers: how worker processes start and live (start method,
-            per-worker init, retirement); see :class:`snake.WorkerOptions`.
+            per-worker init, retirement), a :class:`snake.WorkerOptions`; for
+            ``executor="ray"``, what each task asks of the cluster (CPUs,
+            GPUs, memory, resources, placement), a :class:`snake.RayOptions`.
           errors, max_failures, retries: what a failing call does, as for
             ``then``; retries run in the worker, and a job whose worker died
             or ran past ``timeout`` is retried on another. With
             ``errors="skip"``, the operators after it run in the main process,
             not in the workers.
           timeout: seconds an item may run; past it the worker process is
-            killed (and replaced) or the thread abandoned, and
-            ``snake.ItemTimeoutError`` raised (with ``errors="skip"``, the
-            item is skipped). Jobs then hold one item each.
+            killed (and replaced), the Ray task cancelled, or the thread
+            abandoned, and ``snake.ItemTimeoutError`` raised (with
+            ``errors="skip"``, the item is skipped). Jobs then hold one item
+            each.
 
         Items travel to workers in chunks sized from their measured cost. On
-        cancel or error, worker processes in flight are killed; a thread
-        cannot be killed, so it finishes the call it is in, and makes no more.
+        cancel or error, worker processes and Ray tasks in flight are
+        killed; a thread cannot be killed, so it finishes the call it is in,
+        and makes no more.
 
         Raises:
           TypeError: ``fn`` is async (use ``par_then``), or cannot be pickled
-            for a process.
+            for a process or Ray; ``workers`` is not the options of
+            ``executor``.
+          ImportError: ``executor="ray"`` without Ray installed.
         """
         check.check_sync_fn(fn, "par_map")
         if concurrency is not None:
             check.check_int(concurrency, "concurrency", minimum=1)
         check.check_bool(ordered, "ordered")
-        check.check_choice(executor, "executor", ("process", "thread"))
-        if executor == "process":
+        check.check_choice(executor, "executor", ("process", "thread", "ray"))
+        if executor != "thread":
             check.check_picklable(fn, "par_map")
-        if workers is None:
-            workers = WorkerOptions()
-        elif not isinstance(workers, WorkerOptions):
-            raise TypeError(
-                f"`workers` must be a snake.WorkerOptions, got {type(workers).__name__} {workers!r}"
-            )
-        elif executor != "process":
-            raise ValueError('`workers` applies to executor="process" only')
+        options = check_workers(workers, executor)
         policy = ErrorPolicy(
             errors=errors, max_failures=max_failures, timeout=timeout, retries=retries
         )
-        return self._add(ParMap(fn, concurrency, ordered, executor, workers, policy=policy))
+        return self._add(ParMap(fn, concurrency, ordered, executor, options, policy=policy))
 
     # --- epochs -------------------------------------------------------------
 
@@ -567,7 +569,10 @@ class Pipeline(Generic[T]):
         """``iter(pipeline)``, with ``progress``, ``report`` and ``report_every`` as
         for ``open``; ``report`` is called in the pipeline's thread."""
         reporting = Reporting(report, report_every, progress)
-        if any(options.start_method == "forkserver" for options, _ in processes(self._specs)):
+        if any(
+            isinstance(options, WorkerOptions) and options.start_method == "forkserver"
+            for options, _ in processes(self._specs)
+        ):
             # Before the pipeline's thread starts: then the fork server can
             # be a fork of the program, and workers start in milliseconds.
             fork_server_here()

@@ -29,12 +29,13 @@ from ._stages._base import Context, InlineSpec, InWorkers, Moved, Spec, Stage, S
 from ._stages._inline import FusedSteps
 from ._stats import Figures, StageClock, Statistics
 from ._stats import take as take_statistics
-from ._workers._executors import Executors, cpu_count, open_executors
+from ._workers._executors import Executors, open_executors
+from ._workers._options import WorkerOptions, cpu_count
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
-    from ._workers._options import WorkerOptions
+    from ._workers._options import MapOptions
 
 #: Whether stages measure their waits and latencies. Always on: the
 #: benchmark of stage boundaries turns it off to measure what it costs.
@@ -97,8 +98,9 @@ def into_workers(p: StagePlan) -> StagePlan:
     for index, spec in p.fused:
         if spec.in_workers is InWorkers.NO:
             break
-        pickled = _pickled(spec) if where == "process" else None
-        if where == "process" and pickled is None:
+        # Ray's tasks, like processes, receive them pickled.
+        pickled = None if where == "thread" else _pickled(spec)
+        if where != "thread" and pickled is None:
             break
         moved.append(Moved(label(index, spec), spec, pickled))
         if spec.in_workers is InWorkers.LAST:
@@ -127,23 +129,26 @@ def describe(specs: Sequence[Spec]) -> str:
     return "\n".join(lines)
 
 
-def processes(specs: Sequence[Spec]) -> list[tuple[WorkerOptions, int | None]]:
-    """The worker processes the process maps of ``specs`` run on, those of the
-    pipelines nested in its stages included, as ``StageSpec.processes`` says."""
+def processes(specs: Sequence[Spec]) -> list[tuple[MapOptions, int | None]]:
+    """The worker processes (and Ray tasks) the maps of ``specs`` run on, those
+    of the pipelines nested in its stages included, as ``StageSpec.processes``
+    says."""
     return [wanted for s in specs if isinstance(s, StageSpec) for wanted in s.processes()]
 
 
-def process_workers(specs: Sequence[Spec]) -> tuple[int, dict[WorkerOptions, int]]:
+def process_workers(specs: Sequence[Spec]) -> tuple[int, dict[MapOptions, int]]:
     """The shared CPU budget of the process maps, and the workers each kind uses.
 
     The budget is one token per CPU, or more if a stage explicitly asks for
     more workers; maps with equal ``WorkerOptions`` share their workers.
+    Ray maps' tasks run on the cluster, outside the budget.
     """
-    workers: dict[WorkerOptions, int] = {}
+    workers: dict[MapOptions, int] = {}
     tokens = cpu_count()
     for options, concurrency in processes(specs):
         workers[options] = workers.get(options, 0) + (concurrency or cpu_count())
-        tokens = max(tokens, concurrency or 0)
+        if isinstance(options, WorkerOptions):
+            tokens = max(tokens, concurrency or 0)
     return tokens, workers
 
 
@@ -227,7 +232,7 @@ def _cancel(scopes: Sequence[trio.CancelScope]) -> None:
 async def _open(
     plans: list[StagePlan],
     executors: Executors,
-    workers: dict[WorkerOptions, int],
+    workers: dict[MapOptions, int],
     output_chunks: int,
     reporting: Reporting,
 ) -> AsyncIterator[PipelineReceiver[Any]]:

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -83,3 +88,90 @@ def no_leaks() -> Iterator[None]:
     while (found := leftovers(before)) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not found, f"left behind after the test: {found}"
+
+
+# --- Ray ------------------------------------------------------------------------------
+
+#: Seconds Ray may take to start its head, which starts several processes.
+RAY_START_TIMEOUT = 120.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ray_processes(folder: str) -> list[psutil.Process]:
+    """The processes of the Ray started in ``folder``: those naming it, and theirs."""
+    found: dict[int, psutil.Process] = {}
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if any(folder in part for part in proc.cmdline()):
+                found[proc.pid] = proc
+                found.update((c.pid, c) for c in proc.children(recursive=True))
+    return list(found.values())
+
+
+def snake_ray_jobs() -> list[psutil.Process]:
+    """Ray workers running a job of snake's now (Ray titles a busy worker with its task)."""
+    busy = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if proc.cmdline()[:1] and proc.cmdline()[0].startswith("ray::run_job"):
+                busy.append(proc)
+    return busy
+
+
+@pytest.fixture(scope="session")
+def ray_runtime() -> Iterator[str]:
+    """A Ray head of 2 CPUs started for the session (``ray start``, so that its
+    processes are not this process's children), and this process connected to
+    it. Stopped at the end: its own processes only, not another Ray's."""
+    import ray
+
+    folder = tempfile.mkdtemp(prefix="snake-ray-", dir="/tmp")  # short: it holds sockets
+    port = _free_port()
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    command = [os.path.join(os.path.dirname(sys.executable), "ray"), "start", "--head"]
+    command += [f"--port={port}", "--num-cpus=2", "--include-dashboard=false"]
+    command += ["--disable-usage-stats", f"--temp-dir={folder}"]
+    try:
+        subprocess.run(command, env=env, check=True, capture_output=True, timeout=RAY_START_TIMEOUT)
+        address = f"127.0.0.1:{port}"
+        # Ray's workers import the tests' functions by module, as they would a
+        # program's: from the tests' folder.
+        tests = {"env_vars": {"PYTHONPATH": os.path.dirname(os.path.abspath(__file__))}}
+        ray.init(address=address, logging_level="WARNING", log_to_driver=False, runtime_env=tests)
+        yield address
+    finally:
+        ray.shutdown()
+        processes = ray_processes(folder)
+        for proc in processes:
+            with contextlib.suppress(psutil.Error):
+                proc.terminate()
+        _, alive = psutil.wait_procs(processes, timeout=LEAK_PATIENCE)
+        for proc in alive:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def ray_clean(ray_runtime: str) -> Iterator[str]:
+    """Ray connected; after the test, no Ray worker runs snake's jobs and this
+    process holds no reference to an object in Ray's store."""
+    import gc
+
+    import ray
+
+    core = ray._private.worker.global_worker.core_worker
+    yield ray_runtime
+    deadline = time.monotonic() + LEAK_PATIENCE
+    while (busy := snake_ray_jobs()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not busy, f"Ray workers still running snake jobs: {busy}"
+    gc.collect()
+    # Entries whose counts are all zero are on their way out of Ray's table.
+    held = {ref: n for ref, n in core.get_all_reference_counts().items() if any(n.values())}
+    assert held == {}

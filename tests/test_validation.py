@@ -56,7 +56,7 @@ def work(x: int) -> int:
         (
             lambda: SRC.par_map(work, executor="gpu"),
             ValueError,
-            "`executor` must be 'process' or 'thread', got 'gpu'",
+            "`executor` must be 'process' or 'thread' or 'ray', got 'gpu'",
         ),
         (lambda: SRC.batch(0), ValueError, "`size` must be >= 1, got 0"),
         (
@@ -187,15 +187,58 @@ def test_the_function_is_positional_only_and_knobs_keyword_only() -> None:
         (
             lambda: SRC.par_map(work, workers="spawn"),
             TypeError,
-            "`workers` must be a snake.WorkerOptions, got str 'spawn'",
+            "`workers` of executor=\"process\" must be a snake.WorkerOptions, got str 'spawn'",
+        ),
+        (
+            lambda: SRC.par_map(work, workers=snake.RayOptions()),
+            TypeError,
+            '`workers` of executor="process" must be a snake.WorkerOptions, got RayOptions',
+        ),
+        (
+            lambda: SRC.par_map(work, executor="ray", workers=snake.WorkerOptions()),
+            TypeError,
+            '`workers` of executor="ray" must be a snake.RayOptions, got WorkerOptions',
         ),
         (
             lambda: SRC.par_map(work, executor="thread", workers=snake.WorkerOptions()),
             ValueError,
-            '`workers` applies to executor="process" only',
+            '`workers` applies to executor="process" or "ray" only',
+        ),
+        (
+            lambda: snake.RayOptions(num_cpus=-1),
+            ValueError,
+            "`num_cpus` must be a number >= 0, got -1",
+        ),
+        (
+            lambda: snake.RayOptions(memory=0),
+            ValueError,
+            "`memory` must be >= 1, got 0",
+        ),
+        (
+            lambda: snake.RayOptions(resources={"decoder": "one"}),
+            ValueError,
+            "`resources['decoder']` must be a number >= 0, got 'one'",
+        ),
+        (
+            lambda: snake.RayOptions(resources=["decoder"]),
+            TypeError,
+            "`resources` must be a dict of resource names to amounts, got ['decoder']",
         ),
     ],
 )
 def test_worker_options_are_checked_when_made(build: Any, error: type, message: str) -> None:
     with pytest.raises(error, match=re.escape(message)):
         build()
+
+
+def test_a_ray_map_without_ray_installed_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "ray" else find_spec(name, *a)
+    )
+    with pytest.raises(ImportError, match=re.escape('pip install "snake[ray]"')):
+        SRC.par_map(work, executor="ray")

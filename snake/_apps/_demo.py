@@ -9,7 +9,7 @@ import attrs
 import trio
 
 from .. import Pipeline, from_iterable
-from .._workers._executors import cpu_count
+from .._workers._options import cpu_count
 
 
 async def read(i: int, unit: float) -> int:

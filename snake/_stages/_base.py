@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from .._chunking import Inbox, Outbox
     from .._policy import Failures
     from .._workers._executors import Executors
-    from .._workers._options import WorkerOptions
+    from .._workers._options import MapOptions
 
 
 class Spec(ABC):
@@ -116,15 +116,15 @@ class StageSpec(Spec):
     def build(self, context: Context) -> Stage:
         """A fresh stage for one run of the pipeline."""
 
-    def workers(self) -> Literal["process", "thread"] | None:
+    def workers(self) -> Literal["process", "thread", "ray"] | None:
         """Where its stage calls a user function on each item, if inline operators
         after it may run there too, right after that function; else ``None``."""
         return None
 
-    def processes(self) -> list[tuple[WorkerOptions, int | None]]:
+    def processes(self) -> list[tuple[MapOptions, int | None]]:
         """The worker processes its stage runs on, pipelines nested in it
         included: their options and how many at once (``None``: one per CPU),
-        so the run can start them before the first item."""
+        so the run can start them (or connect to Ray) before the first item."""
         return []
 
 

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .._policy import Failures
     from .._receiver import PipelineReceiver
     from .._workers._executors import Executors
-    from .._workers._options import WorkerOptions
+    from .._workers._options import MapOptions
 
 Pipelines = tuple[tuple[Spec, ...], ...]
 
@@ -42,7 +42,7 @@ class _Combining(StageSpec):
     __slots__ = ()
     pipelines: Pipelines
 
-    def processes(self) -> list[tuple[WorkerOptions, int | None]]:
+    def processes(self) -> list[tuple[MapOptions, int | None]]:
         return [wanted for specs in self.pipelines for wanted in processes(specs)]
 
 

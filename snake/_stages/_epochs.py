@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from .._policy import Failures
     from .._workers._executors import Executors
-    from .._workers._options import WorkerOptions
+    from .._workers._options import MapOptions
 
 #: The epoch a run of a pipeline belongs to, set by ``repeat`` for the runs it makes.
 _epoch: contextvars.ContextVar[int] = contextvars.ContextVar("snake_epoch", default=0)
@@ -158,7 +158,7 @@ class Repeat(StageSpec):
     def advice(self) -> str:
         return self.specs[0].advice  # a source's, as a rule
 
-    def processes(self) -> list[tuple[WorkerOptions, int | None]]:
+    def processes(self) -> list[tuple[MapOptions, int | None]]:
         return processes(self.specs)
 
     def build(self, context: Context) -> Stage:

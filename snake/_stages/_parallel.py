@@ -36,13 +36,13 @@ from .._retry import retry_delay, tried
 from .._validate import func_name
 from .._weight import CHUNK_BYTES, nbytes
 from .._workers._deaths import WorkerDiedError
-from .._workers._executors import Executor, cpu_count
-from .._workers._options import WorkerOptions
+from .._workers._options import MapOptions, RayOptions, WorkerOptions
 from .._workers._work import ChunkResult, Work
 from ._base import Context, Stage, StageSpec
 
 if TYPE_CHECKING:
     from .._stats import StageClock
+    from .._workers._executors import Executor
 
 #: Seconds of work a ``par_map`` job aims for. Each job costs the main process
 #: a round trip and a fraction of a millisecond of CPU taken from the workers;
@@ -55,6 +55,11 @@ JOB_ITEMS = 64
 #: waiting in its worker (see ``_workers._lane``), and one done early, waiting to
 #: leave after an earlier one.
 JOB_WINDOW = 3
+#: A job on Ray aims for more seconds, and may hold more items: each costs
+#: about a millisecond of scheduling, against a fraction of one for a
+#: process lane.
+RAY_JOB_SECONDS = 0.05
+RAY_JOB_ITEMS = 256
 
 #: Bytes of large buffers (arrays, say) in one ``par_map`` job's results at
 #: most, past its first item: a chunk's worth, so items of a MiB or more go
@@ -124,8 +129,8 @@ class ParMap(StageSpec):
     fn: Callable[[Any], Any]
     concurrency: int | None
     ordered: bool
-    executor: Literal["process", "thread"]
-    options: WorkerOptions = WorkerOptions()
+    executor: Literal["process", "thread", "ray"]
+    options: WorkerOptions | RayOptions = WorkerOptions()
     policy: ErrorPolicy = ErrorPolicy()
 
     advice = "make its function faster, or raise its `concurrency` if CPUs sit idle"
@@ -133,13 +138,13 @@ class ParMap(StageSpec):
     def describe(self) -> str:
         return f"par_map({func_name(self.fn)})"
 
-    def workers(self) -> Literal["process", "thread"] | None:
+    def workers(self) -> Literal["process", "thread", "ray"] | None:
         # With errors="skip", steps after the map would see items at other
         # positions than the stage's input gave them: they stay here.
         return None if self.policy.skips else self.executor
 
-    def processes(self) -> list[tuple[WorkerOptions, int | None]]:
-        return [(self.options, self.concurrency)] if self.executor == "process" else []
+    def processes(self) -> list[tuple[MapOptions, int | None]]:
+        return [] if self.executor == "thread" else [(self.options, self.concurrency)]
 
     def build(self, context: Context) -> Stage:
         label = context.label
@@ -151,8 +156,9 @@ class ParMap(StageSpec):
         timeout = self.policy.timeout
 
         # Without a concurrency of its own, a stage runs one job per CPU at
-        # once; the executor's limiter bounds all stages sharing it.
-        concurrency = self.concurrency or cpu_count()
+        # once (on Ray, per CPU of the cluster); the executor's limiter
+        # bounds all stages sharing it.
+        concurrency = self.concurrency or executor.concurrency()
         running = trio.CapacityLimiter(concurrency)
 
         async def call(items: list[Any], base: int) -> ChunkResult:
@@ -177,7 +183,9 @@ class ParMap(StageSpec):
         # earlier, slower one is still holding up the ordered output.
         window = JOB_WINDOW * concurrency
         # A timeout is per item: jobs of one item each.
-        sizer = Pacer(JOB_SECONDS, JOB_ITEMS if timeout is None else 1, JOB_BYTES)
+        ray = self.executor == "ray"
+        most = 1 if timeout is not None else RAY_JOB_ITEMS if ray else JOB_ITEMS
+        sizer = Pacer(RAY_JOB_SECONDS if ray else JOB_SECONDS, most, JOB_BYTES)
         # Jobs hold whole batches of a batch that runs in the workers.
         unit = math.lcm(*(moved.spec.unit for moved in context.in_workers))
         failures = self.policy.failures(label)

@@ -42,15 +42,17 @@ def died(
     *,
     running: bool,
     started: bool = True,
+    kind: str = "worker process",
 ) -> WorkerDiedError:
     """The error for a job of stage ``label`` whose worker died running it, or
-    running another job before it; ``cause`` is trio_parallel's error."""
+    running another job before it; ``cause`` is trio_parallel's error, or
+    Ray's for a ``kind="Ray worker"``."""
     process = cause.args[1] if len(cause.args) > 1 else None
     pid = getattr(process, "pid", None)
     exitcode = getattr(process, "exitcode", None)
     where = f"item {base}" if count == 1 else f"items {base} to {base + count - 1}"
     where += " of its input"
-    worker = "a worker process" if pid is None else f"worker process {pid}"
+    worker = f"a {kind}" if pid is None else f"{kind} {pid}"
     how = _how(exitcode)
     if not started:
         what = f"{worker} {how} as it started"

@@ -1,16 +1,16 @@
-"""Where ``par_map`` work runs: worker threads or worker processes.
+"""Where ``par_map`` work runs: worker threads, worker processes, or a Ray cluster.
 
 Every executor offers the same small protocol: run a function over a chunk
 of items (killing or abandoning the work if cancelled). Stages see only
-that, so other engines can plug in without touching them. Worker processes
-are in ``_pool``; this module opens their ``trio_parallel`` contexts.
+that, so other engines plug in without touching them. Worker processes
+are in ``_pool``, and this module opens their ``trio_parallel`` contexts;
+Ray tasks are in ``_ray``, imported only by a run with a Ray map.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import os
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -21,6 +21,7 @@ import trio_parallel
 from .._exceptions import timed_out
 from .._nursery import open_nursery
 from ._forkserver import start_forkserver
+from ._options import RayOptions, WorkerOptions, cpu_count
 from ._pool import ProcessExecutor
 from ._work import ChunkResult, Work, apply_chunk
 from ._worker import should_retire, start
@@ -29,18 +30,10 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from .._stats import WorkerStatistics
-    from ._options import WorkerOptions
+    from ._ray import RayExecutor
 
 #: Seconds a worker process may take to exit once its pipeline is done.
 SHUTDOWN_GRACE = 10.0
-
-
-def cpu_count() -> int:
-    """The CPUs this process may use (its affinity mask), at least one."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # pragma: no cover - not on Linux
-        return os.cpu_count() or 1
 
 
 class Executor(Protocol):
@@ -53,6 +46,9 @@ class Executor(Protocol):
 
     def prepare(self, work: Work) -> None:
         """Get ready to run ``work``: a pool sends it along as workers start."""
+
+    def concurrency(self) -> int:
+        """Jobs a stage runs at once when it was given no ``concurrency``."""
 
     async def run_chunk(
         self,
@@ -90,6 +86,9 @@ class ThreadExecutor:
 
     def prepare(self, work: Work) -> None:
         pass
+
+    def concurrency(self) -> int:
+        return cpu_count()
 
     async def run_chunk(
         self,
@@ -138,7 +137,9 @@ class Executors:
     Worker processes are one set per distinct ``WorkerOptions`` for the whole
     run: a nested pipeline (under ``concat``, ``interleave``, ``repeat``, ...)
     uses the run's workers and its CPU budget, and asks for a set the run
-    has not started yet (``provide``) as it opens.
+    has not started yet (``provide``) as it opens. Ray maps get one executor
+    per distinct ``RayOptions``, outside the CPU budget: their tasks run on
+    the cluster.
     """
 
     def __init__(
@@ -148,14 +149,22 @@ class Executors:
         self._nursery = nursery
         self._contexts = contexts
         self._processes: dict[WorkerOptions, ProcessExecutor] = {}
+        self._ray: dict[RayOptions, RayExecutor] = {}
         self._started: set[WorkerOptions] = set()
 
-    async def provide(self, wanted: dict[WorkerOptions, int]) -> None:
+    async def provide(self, wanted: dict[WorkerOptions | RayOptions, int]) -> None:
         """Worker processes for each of ``wanted``'s options, as many as it
-        says the stages use at most (within the budget), unless the run has
-        them already."""
+        says the stages use at most (within the budget), and a Ray executor
+        for each of its ``RayOptions``, unless the run has them already."""
         tokens = int(self._budget.total_tokens)
         for options, count in wanted.items():
+            if isinstance(options, RayOptions):
+                if options not in self._ray:
+                    from ._ray import open_ray_executor
+
+                    opening = open_ray_executor(options)
+                    self._ray[options] = await self._contexts.enter_async_context(opening)
+                continue
             if options in self._processes:
                 continue
             if options.start_method == "forkserver":
@@ -187,9 +196,11 @@ class Executors:
         """What the worker processes have done so far, a line per lane."""
         return [w for e in self._processes.values() for w in e.worker_statistics()]
 
-    def get(self, kind: str, options: WorkerOptions) -> Executor:
+    def get(self, kind: str, options: WorkerOptions | RayOptions) -> Executor:
         if kind == "thread":
             return ThreadExecutor()
+        if isinstance(options, RayOptions):
+            return self._ray[options]
         return self._processes[options]
 
     def close(self) -> None:

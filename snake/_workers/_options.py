@@ -1,16 +1,18 @@
-"""``WorkerOptions``: how a process map's worker processes start and live."""
+"""``WorkerOptions`` and ``RayOptions``: where a map's workers run, and how they start and live."""
 
 from __future__ import annotations
 
+import importlib.util
 import multiprocessing
-from typing import TYPE_CHECKING, Literal
+import os
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
 from .. import _validate as check
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
 StartMethod = Literal["spawn", "forkserver"]
 
@@ -19,6 +21,14 @@ StartMethod = Literal["spawn", "forkserver"]
 DEFAULT_START_METHOD: StartMethod = (
     "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 )
+
+
+def cpu_count() -> int:
+    """The CPUs this process may use (its affinity mask), at least one."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
 
 
 def _start_method(value: object, name: str) -> None:
@@ -75,3 +85,101 @@ class WorkerOptions:
         default=None,
         validator=attrs.validators.optional(check.validator(check.check_int, minimum=1)),
     )
+
+
+def _amount(value: object, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(f"`{name}` must be a number >= 0, got {value!r}")
+
+
+def _resources(value: Mapping[str, float] | None) -> tuple[tuple[str, float], ...]:
+    """Custom resources as sorted pairs: options stay hashable and compare equal."""
+    if value is None:
+        return ()
+    if not hasattr(value, "items"):
+        raise TypeError(f"`resources` must be a dict of resource names to amounts, got {value!r}")
+    pairs = tuple(sorted(value.items()))
+    for name, amount in pairs:
+        if not isinstance(name, str):
+            raise TypeError(f"`resources` names must be strings, got {name!r}")
+        _amount(amount, f"resources[{name!r}]")
+    return pairs
+
+
+@attrs.frozen(kw_only=True)
+class RayOptions:
+    """What each task of a ``par_map(..., executor="ray")`` asks of the Ray cluster.
+
+    Args:
+      num_cpus: CPUs each task holds (Ray's ``num_cpus``, 1 by default). With
+        ``concurrency=None``, a stage runs as many tasks at once as the
+        cluster has CPUs for.
+      num_gpus: GPUs each task holds (Ray's ``num_gpus``).
+      memory: bytes of memory each task reserves (Ray's ``memory``).
+      resources: custom resources each task holds, such as
+        ``{"decoder": 1}`` for nodes started with that resource.
+      scheduling_strategy: where Ray places the tasks: ``"DEFAULT"``,
+        ``"SPREAD"``, or one of Ray's strategy objects (a placement group's,
+        a node's).
+
+    Jobs run on the Ray runtime the program connected to with
+    ``ray.init(address=...)``; with none, snake starts a local one, as Ray
+    does on a first task (and logs it). snake (and what the function needs)
+    must be importable on every node, or be given to Ray in a runtime
+    environment.
+
+    Example::
+
+        pipeline.par_map(decode, executor="ray", workers=snake.RayOptions(num_cpus=2))
+    """
+
+    num_cpus: float = attrs.field(default=1, validator=check.validator(_amount))
+    num_gpus: float = attrs.field(default=0, validator=check.validator(_amount))
+    memory: int | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(check.validator(check.check_int, minimum=1)),
+    )
+    resources: tuple[tuple[str, float], ...] = attrs.field(default=None, converter=_resources)
+    scheduling_strategy: Any = None
+
+    def task_options(self) -> dict[str, Any]:
+        """The keywords of Ray's ``.options()`` for each task."""
+        options: dict[str, Any] = {"num_cpus": self.num_cpus}
+        if self.num_gpus:
+            options["num_gpus"] = self.num_gpus
+        if self.memory is not None:
+            options["memory"] = self.memory
+        if self.resources:
+            options["resources"] = dict(self.resources)
+        if self.scheduling_strategy is not None:
+            options["scheduling_strategy"] = self.scheduling_strategy
+        return options
+
+
+#: The options of a ``par_map``'s workers: processes, or tasks on Ray.
+MapOptions = WorkerOptions | RayOptions
+
+
+def check_workers(workers: object, executor: str) -> MapOptions:
+    """The options of a ``par_map``'s workers: those given, which must fit
+    ``executor``, or its defaults. Ray must be installed for ``"ray"``."""
+    if executor == "ray":
+        if importlib.util.find_spec("ray") is None:
+            raise ImportError(
+                '`executor="ray"` needs Ray, which is not installed: pip install "snake[ray]"'
+            )
+        wanted: type[MapOptions] = RayOptions
+    else:
+        wanted = WorkerOptions
+    if workers is None:
+        if executor == "thread":
+            return WorkerOptions()
+        return wanted()
+    if executor == "thread":
+        raise ValueError('`workers` applies to executor="process" or "ray" only')
+    if not isinstance(workers, wanted):
+        raise TypeError(
+            f'`workers` of executor="{executor}" must be a snake.{wanted.__name__}, '
+            f"got {type(workers).__name__} {workers!r}"
+        )
+    return workers

@@ -30,6 +30,7 @@ from . import _wire as wire
 from ._deaths import died
 from ._lane import Job, Lane, drain
 from ._messages import Result
+from ._options import cpu_count
 from ._slots import Lending
 from ._work import ChunkResult, Work
 
@@ -76,6 +77,9 @@ class ProcessExecutor:
     def prepare(self, work: Work) -> None:
         self._ship(work)
         self._memory.prepare(id(work))
+
+    def concurrency(self) -> int:
+        return cpu_count()
 
     async def run(self) -> None:
         """Start the workers, all at once, and feed them until ``close``.
