@@ -94,6 +94,10 @@ def no_leaks() -> Iterator[None]:
 
 #: Seconds Ray may take to start its head, which starts several processes.
 RAY_START_TIMEOUT = 120.0
+#: The environment of the tests' Rays: no usage reports, and no token
+#: (Ray's would depend on whether ``~/.ray/auth_token`` exists; these Rays
+#: listen on this machine only).
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
 
 
 def _free_port() -> int:
@@ -123,6 +127,10 @@ def snake_ray_jobs() -> list[psutil.Process]:
     return busy
 
 
+def _warm(x: int) -> int:
+    return x
+
+
 @pytest.fixture(scope="session")
 def ray_runtime() -> Iterator[str]:
     """A Ray head of 2 CPUs started for the session (``ray start``, so that its
@@ -132,7 +140,9 @@ def ray_runtime() -> Iterator[str]:
 
     folder = tempfile.mkdtemp(prefix="snake-ray-", dir="/tmp")  # short: it holds sockets
     port = _free_port()
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {**os.environ, **RAY_ENV}
+    saved = {name: os.environ.get(name) for name in RAY_ENV}
+    os.environ.update(RAY_ENV)  # for this process's connection
     command = [os.path.join(os.path.dirname(sys.executable), "ray"), "start", "--head"]
     command += [f"--port={port}", "--num-cpus=2", "--include-dashboard=false"]
     command += ["--disable-usage-stats", f"--temp-dir={folder}"]
@@ -143,9 +153,17 @@ def ray_runtime() -> Iterator[str]:
         # program's: from the tests' folder.
         tests = {"env_vars": {"PYTHONPATH": os.path.dirname(os.path.abspath(__file__))}}
         ray.init(address=address, logging_level="WARNING", log_to_driver=False, runtime_env=tests)
+        # Workers started once, for all the tests: a test's first task does
+        # not wait for a worker process to start.
+        ray.get([ray.remote(_warm).remote(k) for k in range(4)])
         yield address
     finally:
         ray.shutdown()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         processes = ray_processes(folder)
         for proc in processes:
             with contextlib.suppress(psutil.Error):

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 import trio
-from conftest import snake_ray_jobs
+from conftest import RAY_ENV, snake_ray_jobs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -59,6 +59,27 @@ async def test_operators_after_the_map_run_in_its_tasks_and_keep_their_places() 
     assert await pipeline.collect() == [
         [str(x * x) for x in range(start, min(start + 10, 103))] for start in range(0, 103, 10)
     ]
+
+
+async def test_each_concurrency_token_keeps_two_jobs_in_flight(autojump_clock: Any) -> None:
+    from snake._workers._ray import _Seats
+
+    seats, limiter = _Seats(), trio.CapacityLimiter(3)
+    running, peak = 0, 0
+
+    async def job(seconds: float) -> None:
+        nonlocal running, peak
+        async with seats.seat(limiter, 2):
+            running += 1
+            peak = max(peak, running)
+            await trio.sleep(seconds)
+            running -= 1
+
+    async with trio.open_nursery() as nursery:
+        for k in range(20):
+            nursery.start_soon(job, 1 + k % 3)
+    assert peak == 6
+    assert limiter.borrowed_tokens == 0
 
 
 def fails_at_37(x: int) -> int:
@@ -122,6 +143,18 @@ async def test_an_error_that_cannot_be_pickled_arrives_as_a_remote_error() -> No
     assert "snake: in stage #1 par_map(raises_unpicklable), at item 5 of its input" in str(
         caught.value.__notes__
     )
+
+
+def exits(x: int) -> int:
+    if x == 3:
+        raise SystemExit(7)
+    return x
+
+
+async def test_system_exit_in_a_task_stops_the_pipeline_as_a_worker_error() -> None:
+    with pytest.raises(snake.WorkerError, match=r"SystemExit\(7\) raised in a worker") as caught:
+        await snake.from_iterable(range(10)).par_map(exits, executor="ray").collect()
+    assert "snake: in stage #1 par_map(exits), at item 3 of its input" in caught.value.__notes__
 
 
 def a_lock(x: int) -> Any:
@@ -225,8 +258,13 @@ def hangs_at_2(x: int) -> int:
     return x
 
 
+#: Seconds a job may run: its clock starts as its task is sent, so well above
+#: what a task of the session's warm workers takes to start on a busy machine.
+TIMEOUT = 3.0
+
+
 async def test_a_job_past_its_timeout_is_cancelled_and_raises() -> None:
-    pipeline = snake.from_iterable(range(5)).par_map(hangs_at_2, executor="ray", timeout=1.0)
+    pipeline = snake.from_iterable(range(5)).par_map(hangs_at_2, executor="ray", timeout=TIMEOUT)
     with pytest.raises(snake.ItemTimeoutError) as caught:
         await pipeline.collect()
     assert (
@@ -237,7 +275,7 @@ async def test_a_job_past_its_timeout_is_cancelled_and_raises() -> None:
 
 async def test_a_job_past_its_timeout_is_skipped_with_errors_skip() -> None:
     pipeline = snake.from_iterable(range(5)).par_map(
-        hangs_at_2, executor="ray", timeout=1.0, errors="skip"
+        hangs_at_2, executor="ray", timeout=TIMEOUT, errors="skip"
     )
     assert await pipeline.collect() == [0, 1, 3, 4]
 
@@ -324,7 +362,7 @@ def test_a_two_node_cluster_runs_work_on_both_and_a_lost_node_is_a_dead_worker(
 ) -> None:
     script = tmp_path / "cluster.py"
     script.write_text(CLUSTER_SCRIPT)
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {**os.environ, **RAY_ENV}
     env.pop("RAY_ADDRESS", None)
     done = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, timeout=240, env=env
@@ -334,3 +372,29 @@ def test_a_two_node_cluster_runs_work_on_both_and_a_lost_node_is_a_dead_worker(
     assert outcome["nodes"] == 2
     assert outcome["error"] is not None
     assert outcome["error"].startswith("in stage #1 par_map(slow), a Ray worker died")
+
+
+LOCAL_SCRIPT = r"""
+import logging, sys
+import snake
+
+def double(x):
+    return 2 * x
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
+    print(list(snake.from_iterable(range(5)).par_map(double, executor="ray")), flush=True)
+"""
+
+
+def test_without_a_connected_ray_a_local_one_is_started_and_said_so(tmp_path: Path) -> None:
+    script = tmp_path / "local.py"
+    script.write_text(LOCAL_SCRIPT)
+    env = {**os.environ, **RAY_ENV}
+    env.pop("RAY_ADDRESS", None)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=240, env=env
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[0, 2, 4, 6, 8]"
+    assert "snake: no Ray runtime connected (ray.init); starting a local one" in done.stderr

@@ -192,9 +192,6 @@ class RayExecutor:
         """Let go of the shipped work: the object store frees it."""
         self._shipped.clear()
 
-    def close(self) -> None:
-        """Nothing to stop here: each job in flight stops with its stage."""
-
 
 class _Failed:
     """Ray's error for a job, carried out of the frame that holds its task."""
@@ -254,27 +251,33 @@ class _Seat:
 class _Seats:
     """A stage's jobs in flight, ``per_token`` of them for each of its
     limiter's tokens: as a process lane holds one token for both jobs in its
-    worker's socket."""
+    worker's socket. A job joins a seat with room before it takes a token."""
 
     def __init__(self) -> None:
         self._open: dict[trio.CapacityLimiter, list[_Seat]] = {}
+        self._room: dict[trio.CapacityLimiter, trio.lowlevel.ParkingLot] = {}
 
     @contextlib.asynccontextmanager
     async def seat(self, limiter: trio.CapacityLimiter, per_token: int) -> AsyncIterator[None]:
+        await trio.lowlevel.checkpoint_if_cancelled()
         seats = self._open.setdefault(limiter, [])
-        seat = next((s for s in seats if s.used < s.size), None)
-        joined = seat is not None
-        if seat is None:
+        room = self._room.setdefault(limiter, trio.lowlevel.ParkingLot())
+        while (seat := next((s for s in seats if s.used < s.size), None)) is None:
             seat = _Seat(per_token)
-            await limiter.acquire_on_behalf_of(seat)
+            try:
+                limiter.acquire_on_behalf_of_nowait(seat)
+            except trio.WouldBlock:
+                await room.park()  # a seat has room again, or a token is free
+                continue
             seats.append(seat)
+            break
         seat.used += 1  # taken before any checkpoint: the seat cannot go meanwhile
         try:
-            if joined:
-                await trio.lowlevel.checkpoint()
+            await trio.lowlevel.cancel_shielded_checkpoint()
             yield
         finally:
             seat.used -= 1
             if not seat.used:
                 seats.remove(seat)
                 limiter.release_on_behalf_of(seat)
+            room.unpark_all()
