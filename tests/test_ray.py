@@ -43,9 +43,15 @@ def slow_square(x: int) -> int:
 @settings(max_examples=15, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(items=st.lists(st.integers(-1000, 1000), max_size=300), ordered=st.booleans())
 def test_the_output_is_the_process_executors(items: list[int], ordered: bool) -> None:
-    on_ray = list(snake.from_iterable(items).par_map(slow_square, executor="ray", ordered=ordered))
-    expected = [x * x for x in items]
-    assert (on_ray if ordered else sorted(on_ray)) == (expected if ordered else sorted(expected))
+    def run(executor: Any) -> list[int]:
+        source = snake.from_iterable(items)
+        return list(source.par_map(slow_square, executor=executor, ordered=ordered))
+
+    on_ray, in_processes = run("ray"), run("process")
+    if ordered:
+        assert on_ray == in_processes == [x * x for x in items]
+    else:
+        assert sorted(on_ray) == sorted(in_processes) == sorted(x * x for x in items)
 
 
 async def test_operators_after_the_map_run_in_its_tasks_and_keep_their_places() -> None:
@@ -182,13 +188,18 @@ async def wait_for_jobs(count: int) -> None:
 
 
 async def test_leaving_open_stops_the_jobs_in_flight_before_it_returns() -> None:
+    from snake._workers._ray import STOP_GRACE
+
     pipeline = snake.from_iterable(range(10)).par_map(sleeps_long, executor="ray")
     with trio.fail_after(60):
         async with pipeline.open():
             await wait_for_jobs(2)  # both CPUs busy, more queued
+            cancelled = time.monotonic()
         # Ray confirmed each cancel before the block ended: its workers are gone.
         left = snake_ray_jobs()
+        stopping = time.monotonic() - cancelled
     assert left == []
+    assert stopping < STOP_GRACE  # confirmed, not given up on
 
 
 async def test_an_outer_deadline_stops_the_jobs() -> None:
