@@ -189,7 +189,12 @@ def ray_clean(ray_runtime: str) -> Iterator[str]:
     while (busy := snake_ray_jobs()) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not busy, f"Ray workers still running snake jobs: {busy}"
-    gc.collect()
-    # Entries whose counts are all zero are on their way out of Ray's table.
-    held = {ref: n for ref, n in core.get_all_reference_counts().items() if any(n.values())}
+    # Ray counts references in threads of its own: give it the same patience.
+    # Entries whose counts are all zero are on their way out of its table.
+    while True:
+        gc.collect()
+        held = {ref: n for ref, n in core.get_all_reference_counts().items() if any(n.values())}
+        if not held or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
     assert held == {}

@@ -270,11 +270,31 @@ def hangs_at_2(x: int) -> int:
 
 
 #: Seconds a job may run: its clock starts as its task is sent, so well above
-#: what a task of the session's warm workers takes to start on a busy machine.
+#: what a task takes to start on a warm worker of a busy machine.
 TIMEOUT = 3.0
 
 
-async def test_a_job_past_its_timeout_is_cancelled_and_raises() -> None:
+def meets(folder: str) -> int:
+    """Wait, up to a minute, until two workers have run this at once."""
+    marker = os.path.join(folder, str(os.getpid()))
+    open(marker, "w").close()
+    deadline = time.monotonic() + 60
+    while len(os.listdir(folder)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return os.getpid()
+
+
+async def two_warm_workers(tmp_path: Path) -> None:
+    """Both Ray CPUs' workers started and idle: an earlier test's cancel had
+    Ray kill some, and a new one takes seconds to start on a busy machine."""
+    folder = tmp_path / "warm"
+    folder.mkdir()
+    met = snake.from_iterable([str(folder)] * 2).par_map(meets, executor="ray", concurrency=2)
+    assert len(set(await met.collect())) == 2
+
+
+async def test_a_job_past_its_timeout_is_cancelled_and_raises(tmp_path: Path) -> None:
+    await two_warm_workers(tmp_path)
     pipeline = snake.from_iterable(range(5)).par_map(hangs_at_2, executor="ray", timeout=TIMEOUT)
     with pytest.raises(snake.ItemTimeoutError) as caught:
         await pipeline.collect()
@@ -284,7 +304,8 @@ async def test_a_job_past_its_timeout_is_cancelled_and_raises() -> None:
     assert snake_ray_jobs() == []
 
 
-async def test_a_job_past_its_timeout_is_skipped_with_errors_skip() -> None:
+async def test_a_job_past_its_timeout_is_skipped_with_errors_skip(tmp_path: Path) -> None:
+    await two_warm_workers(tmp_path)
     pipeline = snake.from_iterable(range(5)).par_map(
         hangs_at_2, executor="ray", timeout=TIMEOUT, errors="skip"
     )
