@@ -215,6 +215,23 @@ async def test_an_outer_deadline_stops_the_jobs() -> None:
     assert snake_ray_jobs() == []
 
 
+def fails_first_then_sleeps(x: int) -> int:
+    if x == 0:
+        time.sleep(0.5)  # the others are running by now
+        raise ValueError("first")
+    time.sleep(60)
+    return x
+
+
+async def test_an_error_stops_the_other_jobs_in_flight() -> None:
+    pipeline = snake.from_iterable(range(10)).par_map(
+        fails_first_then_sleeps, executor="ray", concurrency=2
+    )
+    with trio.fail_after(30), pytest.raises(ValueError, match="first"):
+        await pipeline.collect()
+    assert snake_ray_jobs() == []
+
+
 def slow_after_3(x: int) -> int:
     if x >= 3:
         time.sleep(60)
