@@ -10,9 +10,10 @@ Ray map.
   wakes trio through its token when the result is in.
 * A stage keeps two jobs in flight per ``concurrency`` token, as a process
   lane does: the next one queued in Ray, ready when a worker frees.
-* Cancel: a job in flight is cancelled with ``force=True`` (its worker is
-  killed; a queued task never starts), and the run does not end before Ray
-  has confirmed every such cancel, so no Ray worker runs its work after it.
+* Cancel: a job in flight is cancelled with ``force=True`` (a running
+  task's worker is killed; a queued task does not start), again until Ray
+  confirms it, and the run does not end before Ray has confirmed every such
+  cancel, so no Ray worker runs its work after it.
 * Errors: a user's exception arrives as itself (``_ray_task``); a worker or
   node that dies becomes ``WorkerDiedError``; Ray's own retries are off, so
   ``retries=`` decides, as for processes.
@@ -155,6 +156,7 @@ class RayExecutor:
         """The job's task's return value, a ``_Failed`` for Ray's error, or
         ``None`` past ``time_limit``; cancelled, the task is stopped."""
         key, box = self._ship(work)
+        await trio.lowlevel.checkpoint_if_cancelled()  # no task for a stopped stage
         ref = self._task.remote(key, box, items, base)
         waiter = _Waiter(ref)
         try:
