@@ -10,7 +10,7 @@ Package map (the engine, from the builder down to the workers):
   _flushing    hands a stage's output over the moment its task blocks
   _receiver    the channel open() yields
   _sync        synchronous iteration through a background trio thread
-  _workers/    the worker side: threads and worker processes (its own map)
+  _workers/    the worker side: threads, worker processes and Ray tasks (its own map)
   _ordering    the reorder buffer of ordered parallel stages
   _policy      errors="skip", max_failures, and async retries
   _retry       when a failing call is tried again

@@ -426,17 +426,22 @@ if __name__ == "__main__":
 """
 
 
-def test_a_two_node_cluster_runs_work_on_both_and_a_lost_node_is_a_dead_worker(
-    tmp_path: Path,
-) -> None:
-    script = tmp_path / "cluster.py"
-    script.write_text(CLUSTER_SCRIPT)
+def run_script(path: Path, text: str) -> subprocess.CompletedProcess[str]:
+    """``text`` run as a script of its own, with a Ray of its own: it must succeed."""
+    path.write_text(text)
     env = {**os.environ, **RAY_ENV}
     env.pop("RAY_ADDRESS", None)
     done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=240, env=env
+        [sys.executable, str(path)], capture_output=True, text=True, timeout=240, env=env
     )
     assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
+def test_a_two_node_cluster_runs_work_on_both_and_a_lost_node_is_a_dead_worker(
+    tmp_path: Path,
+) -> None:
+    done = run_script(tmp_path / "cluster.py", CLUSTER_SCRIPT)
     outcome = json.loads(done.stdout.strip().splitlines()[-1])
     assert outcome["nodes"] == 2
     assert outcome["error"] is not None
@@ -457,13 +462,6 @@ if __name__ == "__main__":
 
 
 def test_without_a_connected_ray_a_local_one_is_started_and_said_so(tmp_path: Path) -> None:
-    script = tmp_path / "local.py"
-    script.write_text(LOCAL_SCRIPT)
-    env = {**os.environ, **RAY_ENV}
-    env.pop("RAY_ADDRESS", None)
-    done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=240, env=env
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_script(tmp_path / "local.py", LOCAL_SCRIPT)
     assert done.stdout.strip().splitlines()[-1] == "[0, 2, 4, 6, 8]"
     assert "snake: no Ray runtime connected (ray.init); starting a local one" in done.stderr
