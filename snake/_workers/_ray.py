@@ -55,7 +55,8 @@ JOBS_PER_TOKEN = 2
 STOP_GRACE = 10.0
 #: Seconds between cancels of a job not confirmed stopped. A task queued in
 #: its worker behind another may still start after a first cancel (seen with
-#: Ray 2.60, about one run in ten); a cancel once it runs kills its worker.
+#: Ray 2.60: 1 of 8 early stops in a probe); a cancel once it runs kills its
+#: worker.
 CANCEL_AGAIN = 0.05
 
 #: Ray's errors that mean the worker, its node or the result is gone.
