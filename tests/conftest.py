@@ -145,6 +145,13 @@ def ray_runtime() -> Iterator[str]:
     os.environ.update(RAY_ENV)  # for this process's connection
     command = [os.path.join(os.path.dirname(sys.executable), "ray"), "start", "--head"]
     command += [f"--port={port}", "--num-cpus=2", "--include-dashboard=false"]
+    # Free ports of its own where Ray has fixed defaults, so that another Ray
+    # on the machine (a benchmark's, a test script's) cannot take them first.
+    command += [
+        f"--{name}-port={_free_port()}"
+        for name in ("dashboard", "dashboard-agent-listen", "dashboard-agent-grpc",
+                     "runtime-env-agent", "metrics-export")
+    ]  # fmt: skip
     command += ["--disable-usage-stats", f"--temp-dir={folder}"]
     try:
         subprocess.run(command, env=env, check=True, capture_output=True, timeout=RAY_START_TIMEOUT)
