@@ -36,7 +36,7 @@ from .._retry import retry_delay, tried
 from .._validate import func_name
 from .._weight import CHUNK_BYTES, nbytes
 from .._workers._deaths import WorkerDiedError
-from .._workers._options import MapOptions, RayOptions, WorkerOptions
+from .._workers._options import MapOptions, WorkerOptions
 from .._workers._work import ChunkResult, Work
 from ._base import Context, Stage, StageSpec
 
@@ -130,7 +130,7 @@ class ParMap(StageSpec):
     concurrency: int | None
     ordered: bool
     executor: Literal["process", "thread", "ray"]
-    options: WorkerOptions | RayOptions = WorkerOptions()
+    options: MapOptions = WorkerOptions()
     policy: ErrorPolicy = ErrorPolicy()
 
     advice = "make its function faster, or raise its `concurrency` if CPUs sit idle"

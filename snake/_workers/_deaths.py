@@ -50,8 +50,7 @@ def died(
     process = cause.args[1] if len(cause.args) > 1 else None
     pid = getattr(process, "pid", None)
     exitcode = getattr(process, "exitcode", None)
-    where = f"item {base}" if count == 1 else f"items {base} to {base + count - 1}"
-    where += " of its input"
+    where = span(base, count) + " of its input"
     worker = f"a {kind}" if pid is None else f"{kind} {pid}"
     how = _how(exitcode)
     if not started:
@@ -72,6 +71,11 @@ def died(
     error = WorkerDiedError(f"{message}. {hint}".rstrip(". ") + ".", pid, exitcode)
     error.__cause__ = cause
     return error
+
+
+def span(base: int, count: int) -> str:
+    """``count`` items from item ``base``, as messages name them."""
+    return f"item {base}" if count == 1 else f"items {base} to {base + count - 1}"
 
 
 def _how(exitcode: int | None) -> str:

@@ -21,7 +21,7 @@ import trio_parallel
 from .._exceptions import timed_out
 from .._nursery import open_nursery
 from ._forkserver import start_forkserver
-from ._options import RayOptions, WorkerOptions, cpu_count
+from ._options import MapOptions, RayOptions, WorkerOptions, cpu_count
 from ._pool import ProcessExecutor
 from ._work import ChunkResult, Work, apply_chunk
 from ._worker import should_retire, start
@@ -152,7 +152,7 @@ class Executors:
         self._ray: dict[RayOptions, RayExecutor] = {}
         self._started: set[WorkerOptions] = set()
 
-    async def provide(self, wanted: dict[WorkerOptions | RayOptions, int]) -> None:
+    async def provide(self, wanted: dict[MapOptions, int]) -> None:
         """Worker processes for each of ``wanted``'s options, as many as it
         says the stages use at most (within the budget), and a Ray executor
         for each of its ``RayOptions``, unless the run has them already."""
@@ -196,7 +196,7 @@ class Executors:
         """What the worker processes have done so far, a line per lane."""
         return [w for e in self._processes.values() for w in e.worker_statistics()]
 
-    def get(self, kind: str, options: WorkerOptions | RayOptions) -> Executor:
+    def get(self, kind: str, options: MapOptions) -> Executor:
         if kind == "thread":
             return ThreadExecutor()
         if isinstance(options, RayOptions):

@@ -172,8 +172,6 @@ def check_workers(workers: object, executor: str) -> MapOptions:
     else:
         wanted = WorkerOptions
     if workers is None:
-        if executor == "thread":
-            return WorkerOptions()
         return wanted()
     if executor == "thread":
         raise ValueError('`workers` applies to executor="process" or "ray" only')

@@ -35,7 +35,7 @@ import trio
 
 from .._errors import carried
 from .._exceptions import timed_out
-from ._deaths import died
+from ._deaths import died, span
 from ._ray_task import run_job
 from ._work import ChunkResult
 
@@ -225,9 +225,8 @@ def _error(
     if isinstance(error, ray.exceptions.RayTaskError) and isinstance(error.cause, Exception):
         # The task's own errors come back as values: this is its results
         # failing to travel.
-        where = f"items {base} to {base + len(items) - 1}" if len(items) > 1 else f"item {base}"
         error.cause.add_note(
-            f"snake: in stage {label}, the results of {where} of its input "
+            f"snake: in stage {label}, the results of {span(base, len(items))} of its input "
             "cannot be sent back from the Ray worker (pickled)"
         )
         return carried(error.cause)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from .._errors import in_worker_process
-from ._packing import _array_of
+from ._packing import _array_of, _tensor
 from ._work import ChunkResult, Work, apply_chunk
 from ._worker import _picklable_error, _remote, _sendable
 
@@ -104,10 +104,8 @@ def _tensor_in(sent: Any) -> Any:
     if isinstance(sent, tuple):
         rebuild, args = sent
         return rebuild(*args)
-    import torch  # type: ignore[import-not-found,unused-ignore]
-
     with warnings.catch_warnings():
         # The store's buffers are read-only to numpy; torch cannot mark a
         # tensor so, and warns (see docs/scaling.md: clone() to keep one).
         warnings.filterwarnings("ignore", "The given NumPy array is not writable")
-        return torch.from_numpy(sent)
+        return _tensor(sent)
