@@ -40,6 +40,7 @@ __version__ = "0.1.0"
 _HOMES = {
     "ItemTimeoutError": "._exceptions",
     "Pipeline": "._pipeline",
+    "PipelineIterator": "._sync",
     "PipelineReceiver": "._receiver",
     "RayOptions": "._workers._options",
     "RemoteError": "._exceptions",
@@ -74,6 +75,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from ._stats import StageStatistics as StageStatistics
     from ._stats import Statistics as Statistics
     from ._stats import WorkerStatistics as WorkerStatistics
+    from ._sync import PipelineIterator as PipelineIterator
     from ._workers._deaths import WorkerDiedError as WorkerDiedError
     from ._workers._options import RayOptions as RayOptions
     from ._workers._options import WorkerOptions as WorkerOptions

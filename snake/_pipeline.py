@@ -48,9 +48,9 @@ def from_iterable(obj: Iterable[T] | AsyncIterable[T], /) -> Pipeline[T]:
     Raises:
       TypeError: ``obj`` is not iterable.
 
-    Example::
-
-        list(snake.from_iterable(range(3)).map(str))  # ["0", "1", "2"]
+    Example:
+        >>> list(snake.from_iterable(range(3)).map(str))
+        ['0', '1', '2']
     """
     if inspect.isgeneratorfunction(obj) or inspect.isasyncgenfunction(obj):
         name = check.func_name(obj)
@@ -67,7 +67,12 @@ def from_iterable(obj: Iterable[T] | AsyncIterable[T], /) -> Pipeline[T]:
 
 
 def concat(*pipelines: Pipeline[T]) -> Pipeline[T]:
-    """The items of each pipeline, one pipeline after another (``itertools.chain``)."""
+    """The items of each pipeline, one pipeline after another (``itertools.chain``).
+
+    Example:
+        >>> list(snake.concat(snake.from_iterable("ab"), snake.from_iterable("cd")))
+        ['a', 'b', 'c', 'd']
+    """
     from ._stages._combine import Concat
 
     return Pipeline((Concat(check.check_pipelines(pipelines, "concat")),))
@@ -78,6 +83,10 @@ def zip(*pipelines: Pipeline[Any]) -> Pipeline[tuple[Any, ...]]:  # noqa: A001 -
 
     The pipelines run at once, each with its own stages; when the shortest
     ends, the others are stopped.
+
+    Example:
+        >>> list(snake.zip(snake.from_iterable("abc"), snake.from_iterable(range(2))))
+        [('a', 0), ('b', 1)]
     """
     from ._stages._combine import Zip
 
@@ -89,6 +98,10 @@ def merge(*pipelines: Pipeline[T]) -> Pipeline[T]:
 
     Each pipeline's own items keep their order; between pipelines, whichever
     produces first goes first (completion order).
+
+    Example:
+        >>> sorted(snake.merge(snake.from_iterable([1, 3]), snake.from_iterable([2])))
+        [1, 2, 3]
     """
     from ._stages._combine import Merge
 
@@ -113,6 +126,11 @@ def mix(
     is drawn only once every other is used up (with ``"all_exhausted"``),
     the pipelines of weight 0 then with equal chances. The pipelines run at
     once, each with its own stages.
+
+    Example:
+        >>> a, b = snake.from_iterable("aaaa"), snake.from_iterable("bbbb")
+        >>> list(snake.mix([a, b], [3, 1], seed=0))
+        ['b', 'b', 'a', 'a', 'a', 'a', 'b']
     """
     specs = check.check_pipelines(pipelines, "mix")
     weights = check.check_weights(weights, len(specs))
@@ -158,22 +176,41 @@ class Pipeline(Generic[T]):
 
         Runs in the event loop's thread, fused with the stage before it (no
         task or channel of its own). For slow work use ``par_map``.
+
+        Example:
+            >>> list(snake.from_iterable(range(4)).map(lambda x: x * x))
+            [0, 1, 4, 9]
         """
         check.check_sync_fn(fn, "map")
         return self._add(Map(fn))
 
     def filter(self, pred: Callable[[T], object], /) -> Pipeline[T]:
-        """Keep the items for which ``pred(x)`` is true, inline."""
+        """Keep the items for which ``pred(x)`` is true, inline.
+
+        Example:
+            >>> list(snake.from_iterable(range(6)).filter(lambda x: x % 3 == 0))
+            [0, 3]
+        """
         check.check_sync_fn(pred, "filter", "pred")
         return self._add(Filter(pred))
 
     def flat_map(self, fn: Callable[[T], Iterable[U]], /) -> Pipeline[U]:
-        """Each item of ``fn(x)`` for each item, inline."""
+        """Each item of ``fn(x)`` for each item, inline.
+
+        Example:
+            >>> list(snake.from_iterable(["ab", "c"]).flat_map(list))
+            ['a', 'b', 'c']
+        """
         check.check_sync_fn(fn, "flat_map")
         return self._add(FlatMap(fn))
 
     def enumerate(self, start: int = 0) -> Pipeline[tuple[int, T]]:
-        """``(i, x)`` pairs counting from ``start``, as ``enumerate`` does."""
+        """``(i, x)`` pairs counting from ``start``, as ``enumerate`` does.
+
+        Example:
+            >>> list(snake.from_iterable("ab").enumerate(start=1))
+            [(1, 'a'), (2, 'b')]
+        """
         check.check_int(start, "start", minimum=-(2**63))
         from ._stages._positional import Enumerate
 
@@ -183,13 +220,23 @@ class Pipeline(Generic[T]):
         """The first ``n`` items; once it has them, the stages upstream stop.
 
         Works on infinite sources. Items in flight upstream are cancelled.
+
+        Example:
+            >>> import itertools
+            >>> list(snake.from_iterable(itertools.count()).take(3))
+            [0, 1, 2]
         """
         from ._stages._positional import Take
 
         return self._add(Take(check.check_int(n, "n", minimum=0)))
 
     def skip(self, n: int) -> Pipeline[T]:
-        """All but the first ``n`` items."""
+        """All but the first ``n`` items.
+
+        Example:
+            >>> list(snake.from_iterable(range(5)).skip(3))
+            [3, 4]
+        """
         from ._stages._positional import Skip
 
         return self._add(Skip(check.check_int(n, "n", minimum=0)))
@@ -227,6 +274,12 @@ class Pipeline(Generic[T]):
             ``default_collate`` does; ``"torch"`` makes torch tensors.
 
         Holds at most one partial batch.
+
+        Example:
+            >>> list(snake.from_iterable(range(5)).batch(2))
+            [[0, 1], [2, 3], [4]]
+            >>> list(snake.from_iterable(range(5)).batch(2, drop_last=True, collate=sum))
+            [1, 5]
         """
         check.check_int(size, "size", minimum=1)
         check.check_bool(drop_last, "drop_last")
@@ -242,7 +295,12 @@ class Pipeline(Generic[T]):
         return self._add(Batch(size, drop_last, collate))
 
     def unbatch(self: Pipeline[Iterable[U]]) -> Pipeline[U]:
-        """The items of each item, in order: the inverse of ``batch()``."""
+        """The items of each item, in order: the inverse of ``batch()``.
+
+        Example:
+            >>> list(snake.from_iterable([[0, 1], [2]]).unbatch())
+            [0, 1, 2]
+        """
         from ._stages._batch import Unbatch
 
         return self._add(Unbatch())
@@ -272,6 +330,13 @@ class Pipeline(Generic[T]):
           retries: tries of a failing call after the first, 0.1 s apart and
             twice as long each time, for idempotent functions (a flaky
             read); the error of the last try carries a note saying so.
+
+        Example:
+            >>> async def double(x):
+            ...     await trio.sleep(0.01)
+            ...     return 2 * x
+            >>> trio.run(snake.from_iterable(range(3)).then(double).collect)
+            [0, 2, 4]
         """
         check.check_async_fn(fn, "then")
         from ._stages._then import Then
@@ -359,6 +424,11 @@ class Pipeline(Generic[T]):
             ``errors="skip"``, the item is skipped). Jobs then hold one item
             each.
 
+        Example:
+            >>> import math
+            >>> list(snake.from_iterable(range(6)).par_map(math.factorial))
+            [1, 1, 2, 6, 24, 120]
+
         Items travel to workers in chunks sized from their measured cost. On
         cancel or error, worker processes and Ray tasks in flight are
         killed; a thread cannot be killed, so it finishes the call it is in,
@@ -393,6 +463,10 @@ class Pipeline(Generic[T]):
         as the dataset shuffles it uniformly. The same ``seed`` gives the same
         order; under ``repeat``, each epoch reshuffles from ``(seed, epoch)``.
         Holds ``buffer_size`` items.
+
+        Example:
+            >>> list(snake.from_iterable(range(6)).shuffle(6, seed=0))
+            [0, 5, 1, 4, 3, 2]
         """
         check.check_int(buffer_size, "buffer_size", minimum=1)
         if seed is not None:
@@ -419,6 +493,10 @@ class Pipeline(Generic[T]):
         worker is needed. ``equal="drop"`` drops the last, incomplete round,
         ``"pad"`` completes it with items from the start (as PyTorch's
         ``DistributedSampler``), so every rank gets as many items.
+
+        Example:
+            >>> list(snake.from_iterable(range(10)).shard(1, 3))
+            [1, 4, 7]
         """
         index, count = check.check_shard(index, count)
         if equal is not None:
@@ -445,6 +523,11 @@ class Pipeline(Generic[T]):
         each; one that ends gives its place to the next item's pipeline,
         which takes its first turn in the next round. With ``ordered=False``
         items pass on as they come. A stage of its own.
+
+        Example:
+            >>> files = snake.from_iterable(["ab", "cde"])
+            >>> list(files.interleave(snake.from_iterable, cycle_length=2))
+            ['a', 'c', 'b', 'd', 'e']
         """
         check.check_callable(fn, "interleave")
         check.check_int(cycle_length, "cycle_length", minimum=1)
@@ -461,6 +544,10 @@ class Pipeline(Generic[T]):
         ``snake.current_epoch()`` set, so a ``shuffle`` before it reshuffles.
         The source must be iterable again (a list, a range, a dataset), not
         a generator or iterator, which one pass uses up.
+
+        Example:
+            >>> list(snake.from_iterable("ab").repeat(2))
+            ['a', 'b', 'a', 'b']
         """
         if times is not None:
             check.check_int(times, "times", minimum=0)
@@ -488,7 +575,12 @@ class Pipeline(Generic[T]):
         return self._add(ParMap(move, 1, True, "thread", WorkerOptions()))
 
     def prefetch(self, n: int) -> Pipeline[T]:
-        """A buffer of ``n`` items: the stages before run ahead of those after."""
+        """A buffer of ``n`` items: the stages before run ahead of those after.
+
+        Example:
+            >>> list(snake.from_iterable(range(3)).prefetch(2))
+            [0, 1, 2]
+        """
         from ._stages._prefetch import Prefetch
 
         return self._add(Prefetch(check.check_int(n, "n", minimum=1)))
@@ -521,11 +613,14 @@ class Pipeline(Generic[T]):
           Exception: a stage's error as itself, with a note naming the stage
             and the item; an ``ExceptionGroup`` only if several happened.
 
-        Example::
-
-            async with pipeline.open() as items:
-                async for x in items:
-                    print(x)
+        Example:
+            >>> async def main():
+            ...     async with snake.from_iterable("ab").open() as items:
+            ...         async for x in items:
+            ...             print(x)
+            >>> trio.run(main)
+            a
+            b
         """
         reporting = Reporting(report, report_every, progress)
         return open_pipeline(self._specs, reporting=reporting)
@@ -540,6 +635,10 @@ class Pipeline(Generic[T]):
         """Run the pipeline to the end and return its items as a list.
 
         ``progress``, ``report`` and ``report_every`` as for ``open``.
+
+        Example:
+            >>> trio.run(snake.from_iterable(range(3)).collect)
+            [0, 1, 2]
         """
         out: list[T] = []
         reporting = Reporting(report, report_every, progress)
@@ -556,6 +655,12 @@ class Pipeline(Generic[T]):
         Breaking out, closing the iterator, garbage collection or an
         exception in the loop (Ctrl-C) stops every stage and joins the
         thread. Not for use inside ``trio.run``: use ``collect``/``open``.
+
+        Example:
+            >>> it = iter(snake.from_iterable("abc"))
+            >>> next(it), next(it)
+            ('a', 'b')
+            >>> it.close()
         """
         return self.iterate()
 

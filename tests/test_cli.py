@@ -79,6 +79,11 @@ def test_ci_runs_the_readme_test_command_and_fails_when_no_test_ran() -> None:
     printed = subprocess.run(
         [str(ci), "--print-command"], capture_output=True, text=True, check=True
     )
-    assert printed.stdout.strip() == readme_commands()[1]
+    test_command, docs_command = printed.stdout.strip().splitlines()
+    assert test_command == readme_commands()[1]
+    # The docs build is strict: any warning or unresolved reference fails it.
+    assert docs_command.startswith('pip install -e ".[docs]" && python -m sphinx -W ')
+    assert " -n " in docs_command
+    assert docs_command in (ROOT / "README.md").read_text()
     text = ci.read_text()
     assert re.search(r'if \[ "\$status" -eq 5 \]; then.*?exit 1', text, re.DOTALL)

@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 def test_the_public_api_is_exactly_this() -> None:
     assert sorted(snake.__all__) == [
-        "ItemTimeoutError", "Pipeline", "PipelineReceiver", "RayOptions", "RemoteError", "StageStatistics", "Statistics", "WorkerDiedError", "WorkerError", "WorkerOptions", "WorkerStatistics",
+        "ItemTimeoutError", "Pipeline", "PipelineIterator", "PipelineReceiver", "RayOptions", "RemoteError", "StageStatistics", "Statistics", "WorkerDiedError", "WorkerError", "WorkerOptions", "WorkerStatistics",
         "concat", "current_epoch",
         "from_iterable", "merge", "mix", "zip",
     ]  # fmt: skip

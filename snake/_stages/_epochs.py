@@ -35,6 +35,11 @@ def current_epoch() -> int:
 
     Stages and inline functions of the pipeline before a ``repeat`` see it;
     functions running in worker processes do not.
+
+    Example:
+        >>> tagged = snake.from_iterable("ab").map(lambda x: (snake.current_epoch(), x))
+        >>> list(tagged.repeat(2))
+        [(0, 'a'), (0, 'b'), (1, 'a'), (1, 'b')]
     """
     return _epoch.get()
 

@@ -70,12 +70,13 @@ class WorkerOptions:
     Maps with equal options share their worker processes; all process maps
     of a pipeline share one CPU budget.
 
-    Example::
-
-        pipeline.par_map(augment, workers=snake.WorkerOptions(init=seed_worker))
+    Example:
+        >>> options = snake.WorkerOptions(max_items=1000)
+        >>> list(snake.from_iterable(range(-2, 2)).par_map(abs, workers=options))
+        [2, 1, 0, 1]
     """
 
-    start_method: StartMethod = attrs.field(
+    start_method: Literal["spawn", "forkserver"] = attrs.field(
         factory=lambda: DEFAULT_START_METHOD, validator=check.validator(_start_method)
     )
     init: Callable[[int], object] | None = attrs.field(
@@ -128,9 +129,11 @@ class RayOptions:
     must be importable on every node, or be given to Ray in a runtime
     environment.
 
-    Example::
-
-        pipeline.par_map(decode, executor="ray", workers=snake.RayOptions(num_cpus=2))
+    Example:
+        >>> options = snake.RayOptions(num_cpus=2)
+        >>> options
+        RayOptions(num_cpus=2, num_gpus=0, memory=None, resources=(), scheduling_strategy=None)
+        >>> pipeline = snake.from_iterable(range(3)).par_map(abs, executor="ray", workers=options)
     """
 
     num_cpus: float = attrs.field(default=1, validator=check.validator(_amount))

@@ -1,0 +1,42 @@
+"""Sphinx configuration: the site built from docs/ (MyST Markdown) and the API reference."""
+
+from __future__ import annotations
+
+import snake
+
+project = "snake"
+author = "the snake developers"
+copyright = "2026, the snake developers"  # noqa: A001 - Sphinx's own name
+release = snake.__version__
+version = release
+
+extensions = [
+    "myst_parser",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+]
+source_suffix = {".md": "markdown"}
+exclude_patterns = ["_build"]
+root_doc = "index"
+
+
+myst_heading_anchors = 3
+myst_enable_extensions = ["colon_fence"]
+
+autodoc_member_order = "bysource"
+autodoc_typehints = "signature"
+autodoc_preserve_defaults = True
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+
+# Every reference must resolve, except those to other projects' objects
+# (the build reads no inventories over the network) and to type variables.
+nitpicky = True
+nitpick_ignore_regex = [
+    (r"py:.*", r"(trio|trio_parallel|typing|collections\.abc|contextlib|ray)\..*"),
+    (r"py:class", r"AbstractAsyncContextManager|Literal"),
+    (r"py:class", r"(snake\.[\w.]+\.)?[TU]"),
+]
+
+html_theme = "furo"
+html_title = f"snake {release}"
