@@ -129,7 +129,15 @@ def _running(pid: int) -> bool:
 
 
 def _helper(pid: int) -> bool:
-    """multiprocessing's fork server and resource tracker live for the interpreter."""
+    """multiprocessing's fork server and resource tracker live for the interpreter.
+
+    The fork server is also known by its pid: snake's may be a fork of this
+    process, with its command line.
+    """
+    import multiprocessing.forkserver
+
+    if pid == getattr(multiprocessing.forkserver._forkserver, "_forkserver_pid", None):
+        return True
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
