@@ -77,7 +77,7 @@ class WorkerOptions:
     """
 
     start_method: Literal["spawn", "forkserver"] = attrs.field(
-        factory=lambda: DEFAULT_START_METHOD, validator=check.validator(_start_method)
+        default=DEFAULT_START_METHOD, validator=check.validator(_start_method)
     )
     init: Callable[[int], object] | None = attrs.field(
         default=None, validator=attrs.validators.optional(check.validator(_init))
