@@ -107,7 +107,11 @@ async def test_async_for_on_a_pipeline_names_open() -> None:
 
 
 CTRL_C_SCRIPT = """
-import sys, time, trio, snake
+import signal, sys, time, trio, snake
+
+# Ctrl-C as in a program started from a terminal, even where this one was
+# started with SIGINT ignored (a background job of a non-interactive shell).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 def slow(x):
     time.sleep(60)
