@@ -7,16 +7,34 @@ break, the deadline or the SIGINT), and what was left once ``open()``
 returned: worker processes, threads, and shared-memory segments of this
 process. The goal is nothing, every time.
 
+``--peers`` then runs the same faults, measured the same way, through
+``DataLoader(dataset, batch_size=None, num_workers=2)`` over a map-style
+dataset (read with ``list(loader)``) and through asyncio with
+``ProcessPoolExecutor(2)`` (``asyncio.gather`` of ``loop.run_in_executor``
+calls inside ``with ProcessPoolExecutor(2) as pool:``), and prints the three
+side by side. Both can wait forever (a pool cannot cancel a job that has
+started; ``DataLoader`` waits for a result it could not receive), so each
+of their rows runs in a fresh process group, is given ``CAP`` seconds, and
+is killed whole afterwards. Without torch, the ``DataLoader`` column says so.
+
 Usage::
 
     python benchmarks/faults.py
+    python benchmarks/faults.py --peers   # and in DataLoader and a process pool: minutes
 
 Linux only (signals, ``/dev/shm``, ``CLOCK_MONOTONIC`` shared by processes).
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import contextlib
 import ctypes
+import functools
+import importlib.metadata
+import importlib.util
+import json
 import os
 import signal
 import subprocess
@@ -25,6 +43,7 @@ import tempfile
 import textwrap
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,21 +52,38 @@ import trio
 import snake
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable, Sequence, Sized
 
 ITEMS = 200
 #: The item that fails, far enough in for every worker to be busy.
 AT = 40
 #: How long a slow item takes: a fault must not wait for it.
 SLOW = 30.0
+#: How long a peer's row, or a Ctrl-C'd script, may run before it is killed.
+CAP = 60.0
+IN_WORKER = (
+    "sigkill", "sigbus", "segfault", "exit", "error", "unpicklable error",
+    "keyboard interrupt", "sys.exit", "unpicklable result", "hang (timeout=0.5)",
+)  # fmt: skip
+IN_MAIN = ("break with items in flight", "outer deadline")
+PEERS = {
+    "dataloader": "DataLoader(num_workers=2)",
+    "asyncio": "asyncio + ProcessPoolExecutor(2)",
+}
 
 
 @dataclass
 class Row:
     fault: str
     arrived: str
-    seconds: float
+    seconds: float | None  # None: it never arrived
     left: str
+
+    def cell(self) -> str:
+        """What arrived, when, and what was left if anything: a side-by-side cell."""
+        when = "" if self.seconds is None else f", {self.seconds:.3f} s"
+        left = "" if self.left.startswith("nothing") else f"; {self.left}"
+        return f"{self.arrived}{when}{left}"
 
 
 def mark(path: str) -> None:
@@ -96,11 +132,15 @@ def leftovers(threads_before: set[int]) -> str:
     threads = [t for t in threading.enumerate() if t.ident not in threads_before and t.is_alive()]
     workers = [pid for pid in descendants(os.getpid()) if not _helper(pid)]
     parts = [
-        f"{len(workers)} workers" if workers else "",
-        f"{len(threads)} threads" if threads else "",
-        f"{len(segments)} segments" if segments else "",
+        count(workers, "worker") if workers else "",
+        count(threads, "thread") if threads else "",
+        count(segments, "segment") if segments else "",
     ]
     return ", ".join(p for p in parts if p) or "nothing"
+
+
+def count(things: Sized, name: str) -> str:
+    return f"{len(things)} {name}{'s' if len(things) != 1 else ''}"
 
 
 def descendants(pid: int) -> list[int]:
@@ -197,7 +237,9 @@ def in_main(kind: str) -> Row:
 
 
 CTRL_C = """
-import sys, time, trio, snake
+import signal, sys, time, trio, snake
+
+signal.signal(signal.SIGINT, signal.default_int_handler)  # ignored if run with & by a script
 
 def slow(x):
     time.sleep(60)
@@ -228,36 +270,68 @@ def ctrl_c(mode: str) -> Row:
         script = os.path.join(folder, "ctrl_c.py")
         with open(script, "w") as f:
             f.write(textwrap.dedent(CTRL_C))
-        child = subprocess.Popen(
-            [sys.executable, script, mode],
-            stdout=subprocess.PIPE, text=True, start_new_session=True,
-        )  # fmt: skip
-        assert child.stdout is not None
-        child.stdout.readline()
-        deadline = time.monotonic() + 30
-        while len(descendants(child.pid)) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)  # the fork server and two busy workers
-        time.sleep(0.3)
-        family = [child.pid, *descendants(child.pid)]
-        began = time.perf_counter()
-        os.killpg(child.pid, signal.SIGINT)
-        out, _ = child.communicate(timeout=30)
-        caught = time.perf_counter()
-        workers = [pid for pid in family[1:] if not _helper(pid)]
-        alive = [pid for pid in workers if _running(pid)]
-        settle = time.perf_counter()
-        while alive and time.perf_counter() - settle < 5:
-            time.sleep(0.01)
-            alive = [pid for pid in alive if _running(pid)]
-    arrived = out.strip().splitlines()[-1] if out.strip() else f"exit code {child.returncode}"
+        row = interrupt([script, mode], family=3)  # the fork server and two busy workers
+    row.fault = f"Ctrl-C during {'for x in pipeline' if mode == 'sync' else 'trio.run'}"
+    return row
+
+
+def interrupt(args: list[str], family: int) -> Row:
+    """Ctrl-C a script, as a terminal does, once ``family`` processes under it are busy.
+
+    What arrived is the script's last line of output, timed until it exited.
+    A script still running after ``CAP`` seconds is killed with its process group.
+    """
+    child = subprocess.Popen(
+        [sys.executable, *args], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    assert child.stdout is not None
+    child.stdout.readline()
+    deadline = time.monotonic() + 30
+    while len(descendants(child.pid)) < family and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    workers = [pid for pid in descendants(child.pid) if not _helper(pid)]
+    began = time.perf_counter()
+    os.killpg(child.pid, signal.SIGINT)
+    try:
+        child.wait(timeout=CAP)
+    except subprocess.TimeoutExpired:
+        return capped("Ctrl-C", child)
+    caught = time.perf_counter()
+    left = gone(workers)
+    out = end(child).strip()
+    arrived = out.splitlines()[-1] if out else f"exit code {child.returncode}"
+    return Row("Ctrl-C", arrived, caught - began, left)
+
+
+def gone(workers: list[int]) -> str:
+    """Left behind by a script that exited: its workers still running 5 s later."""
+    settle = time.perf_counter()
+    alive = [pid for pid in workers if _running(pid)]
+    while alive and time.perf_counter() - settle < 5:
+        time.sleep(0.01)
+        alive = [pid for pid in alive if _running(pid)]
     if alive:
-        left = f"{len(alive)} workers"
-    elif time.perf_counter() - settle > 0.01:
-        left = f"nothing ({len(workers)} workers gone {time.perf_counter() - settle:.2f} s later)"
-    else:
-        left = "nothing"
-    return Row(f"Ctrl-C during {'for x in pipeline' if mode == 'sync' else 'trio.run'}",
-               arrived, caught - began, left)  # fmt: skip
+        return count(alive, "worker")
+    took = time.perf_counter() - settle
+    if took > 0.01:
+        return f"nothing ({count(workers, 'worker')} gone {took:.2f} s later)"
+    return "nothing"
+
+
+def capped(fault: str, child: subprocess.Popen[str]) -> Row:
+    """A script that did not return within ``CAP`` seconds: its live workers, then killed."""
+    workers = [pid for pid in descendants(child.pid) if _running(pid) and not _helper(pid)]
+    end(child)
+    return Row(fault, f"not returned after {CAP:.0f} s", None, count(workers, "worker"))
+
+
+def end(child: subprocess.Popen[str]) -> str:
+    """Kill whatever is left of a script's process group; return what it printed."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGKILL)
+    out, _ = child.communicate()
+    return out
 
 
 NO_GUARD = """
@@ -285,35 +359,230 @@ def missing_guard() -> Row:
     )  # fmt: skip
 
 
-def main() -> int:
+# --- peers: the same faults in DataLoader and in asyncio + ProcessPoolExecutor --------
+
+PEER = """
+import signal, sys
+
+signal.signal(signal.SIGINT, signal.default_int_handler)  # ignored if run with & by a script
+sys.path.insert(0, {here!r})
+import faults
+
+if __name__ == "__main__":
+    faults.peer_row(sys.argv[1], sys.argv[2])
+"""
+
+
+class Items:
+    """A map-style dataset for ``DataLoader``: item ``i`` is ``fn(i)``."""
+
+    def __init__(self, fn: Callable[[int], Any]) -> None:
+        self.fn = fn
+
+    def __len__(self) -> int:
+        return ITEMS
+
+    def __getitem__(self, i: int) -> Any:
+        return self.fn(i)
+
+
+def fail(kind: str, path: str, x: int) -> Any:
+    """``faulty(kind, path)(x)`` under a name a process pool can pickle."""
+    return faulty(kind, path)(x)
+
+
+def peer_fn(kind: str, path: str) -> Callable[[int], Any]:
+    return functools.partial(fail, kind, path) if kind in IN_WORKER else slow
+
+
+def loader(fn: Callable[[int], Any], timeout: float = 0) -> Any:
+    """``DataLoader`` over a map-style dataset whose item ``i`` is ``fn(i)``."""
+    from torch.utils.data import DataLoader
+
+    dataset: Any = Items(fn)  # a Dataset by its methods
+    return DataLoader(dataset, batch_size=None, num_workers=2, timeout=timeout)
+
+
+def in_dataloader(kind: str, path: str) -> tuple[str, float | None, float]:
+    """One row through ``DataLoader``: what arrived, the break, the statement after."""
+    began = None
+    arrived = "nothing"
+    if kind == "break with items in flight":
+        for _ in loader(slow):
+            began = time.perf_counter()  # the first, fast item; the rest run
+            break
+    else:
+        items = loader(peer_fn(kind, path), timeout=0.5 if kind.startswith("hang") else 0)
+        try:
+            list(items)
+        except BaseException as exc:  # what arrives is the result
+            arrived = type(exc).__name__
+    return arrived, began, time.perf_counter()
+
+
+def in_asyncio(kind: str, path: str) -> tuple[str, float | None, float]:
+    """One row through asyncio and ``ProcessPoolExecutor(2)``, as ``in_dataloader``."""
+    began = None
+
+    async def main() -> None:
+        nonlocal began
+        loop = asyncio.get_running_loop()
+        with ProcessPoolExecutor(2) as pool:
+            calls = [loop.run_in_executor(pool, peer_fn(kind, path), x) for x in range(ITEMS)]
+            if kind == "break with items in flight":
+                for first in asyncio.as_completed(calls):
+                    await first
+                    began = time.perf_counter()  # the first, fast item; the rest run
+                    break
+            elif kind == "outer deadline":
+                async with asyncio.timeout(0.5):
+                    began = time.perf_counter() + 0.5
+                    await asyncio.gather(*calls)
+            elif kind.startswith("hang"):
+                await asyncio.gather(*(asyncio.wait_for(call, 0.5) for call in calls))
+            else:
+                await asyncio.gather(*calls)
+
+    arrived = "nothing"
+    try:
+        asyncio.run(main())
+    except BaseException as exc:  # what arrives is the result
+        arrived = type(exc).__name__
+    return arrived, began, time.perf_counter()
+
+
+def peer_row(name: str, kind: str) -> None:
+    """Run one row of one peer in this fresh process (``PEER``'s) and print it.
+
+    A fault row prints JSON and leaves at once, its leftovers being the
+    parent's to kill; the Ctrl-C row prints what arrived and exits as a script does.
+    """
+    if name == "dataloader":
+        import torch.utils.data  # noqa: F401  (its threads are not the row's)
+    run = in_dataloader if name == "dataloader" else in_asyncio
+    threads = {t.ident for t in threading.enumerate() if t.ident is not None}
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "fault")
+        print("ready", flush=True)
+        arrived, began, caught = run(kind, path)
+        if kind == "Ctrl-C":
+            print(arrived, flush=True)
+            return
+        left = leftovers(threads)
+        if began is None:
+            with open(path) as f:
+                began = float(f.read()) + (0.5 if kind.startswith("hang") else 0.0)
+    print(json.dumps([arrived, caught - began, left]), flush=True)
+    os._exit(0)
+
+
+def peer(name: str, kind: str, script: str) -> Row:
+    """One row of one peer, in a fresh process group that is killed whole afterwards."""
+    if kind == "Ctrl-C":
+        return interrupt([script, name, kind], family=2)  # two busy workers
+    child = subprocess.Popen(
+        [sys.executable, script, name, kind],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+    )  # fmt: skip
+    assert child.stdout is not None
+    child.stdout.readline()  # about to start: the cap counts from here
+    try:
+        child.wait(timeout=CAP)
+    except subprocess.TimeoutExpired:
+        return capped(kind, child)
+    out = end(child).strip()
+    if not out:
+        return Row(kind, f"exit code {child.returncode}", None, "nothing")
+    arrived, seconds, left = json.loads(out.splitlines()[-1])
+    return Row(kind, arrived, seconds, left)
+
+
+def peer_cell(name: str, kind: str, script: str) -> str:
+    if name == "dataloader" and importlib.util.find_spec("torch") is None:
+        return "torch not installed"
+    if name == "dataloader" and kind == "outer deadline":
+        return "–"  # a for loop has none
+    return peer(name, kind, script).cell()
+
+
+def peers(rows: list[Row]) -> None:
+    """The same faults in the two peers, printed beside snake's ``rows``."""
+    torch = "not installed"
+    if importlib.util.find_spec("torch") is not None:
+        torch = importlib.metadata.version("torch")
+    print(
+        f"\nthe same faults in {' and '.join(PEERS.values())} (torch {torch}), each row in "
+        f"a fresh process group given {CAP:.0f} s ...",
+        flush=True,
+    )
+    mine = {row.fault: row for row in rows}
+    mine["Ctrl-C"] = mine["Ctrl-C during for x in pipeline"]
+    table = []
+    with tempfile.TemporaryDirectory() as folder:
+        script = os.path.join(folder, "peer.py")
+        with open(script, "w") as f:
+            f.write(PEER.format(here=os.path.dirname(os.path.abspath(__file__))))
+        for kind in (*IN_WORKER, *IN_MAIN, "Ctrl-C"):
+            cells = [peer_cell(name, kind, script) for name in PEERS]
+            table.append([kind, mine[kind].cell(), *cells])
+    print()
+    print_table(["fault", "snake", *PEERS.values()], table)
+    print()
+    print(
+        "each cell: what arrived, the seconds until the statement after the try block ran "
+        "(snake's Ctrl-C: the for x in pipeline row; a peer's Ctrl-C: until the script "
+        "exited), and what was left then if anything"
+    )
+
+
+def print_table(header: list[str], rows: Iterable[list[str]]) -> None:
+    lines = [header, *rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    lines.insert(1, ["-" * width for width in widths])
+    for line in lines:
+        cells = (cell.ljust(width) for cell, width in zip(line, widths, strict=True))
+        print("  ".join(cells).rstrip())
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Faults tried on snake pipelines: how long each took to surface, and "
+        "what was left (see the module docstring)."
+    )
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="then the same faults in DataLoader(num_workers=2) and in asyncio + "
+        f"ProcessPoolExecutor(2), side by side (minutes: a row may take {CAP:.0f} s)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     if sys.platform != "linux":
         print("benchmarks/faults.py needs Linux")
         return 1
     print(f"snake {snake.__version__}, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     trio.run(snake.from_iterable(range(2)).par_map(abs).collect)  # the fork server, once
-    rows = [
-        in_worker(kind)
-        for kind in (
-            "sigkill", "sigbus", "segfault", "exit", "error", "unpicklable error",
-            "keyboard interrupt", "sys.exit", "unpicklable result", "hang (timeout=0.5)",
-        )
-    ]  # fmt: skip
-    rows += [in_main(kind) for kind in (
-        "break with items in flight", "outer deadline",
-    )]  # fmt: skip
+    rows = [in_worker(kind) for kind in IN_WORKER]
+    rows += [in_main(kind) for kind in IN_MAIN]
     rows += [ctrl_c("sync"), ctrl_c("trio"), missing_guard()]
     widths = [max(len(r.fault) for r in rows), max(len(r.arrived) for r in rows)]
     print()
     print(f"{'fault':<{widths[0]}}  {'arrived as':<{widths[1]}}  {'surfaced in':>11}  left behind")
     print(f"{'-' * widths[0]}  {'-' * widths[1]}  {'-' * 11}  {'-' * 11}")
     for r in rows:
-        print(f"{r.fault:<{widths[0]}}  {r.arrived:<{widths[1]}}  {r.seconds:>9.3f} s  {r.left}")
+        seconds = "–" if r.seconds is None else f"{r.seconds:.3f} s"
+        print(f"{r.fault:<{widths[0]}}  {r.arrived:<{widths[1]}}  {seconds:>11}  {r.left}")
     print()
     print(
         "surfaced in: from the fault (the worker's clock reading just before it; the item's "
         "timeout; the break; the deadline; the SIGINT) to the program having the error; the "
         "missing-guard row times the whole script"
     )
+    if args.peers:
+        peers(rows)
     return 0
 
 
