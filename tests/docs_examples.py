@@ -71,7 +71,11 @@ class _Block:
     info: str
     text: str
     before: str  # the last non-blank line before the fence
-    after_blank: int  # the line where the blank lines before the next block end
+    end: int  # the index of its closing fence in the page's lines
+
+    @property
+    def language(self) -> str:
+        return self.info.split()[0] if self.info else ""
 
 
 def pages() -> list[Path]:
@@ -111,14 +115,11 @@ def parse(path: Path, text: str | None = None) -> list[Example]:
     examples: list[Example] = []
     previous: _Block | None = None
     for block in blocks:
-        language = block.info.split()[0] if block.info else ""
-        if language == "output":
+        if block.language == "output":
             follows = (
                 previous is not None
-                and previous.info.split()[0] in _PYTHON
-                and all(
-                    not line.strip() for line in lines[previous.after_blank + 1 : block.line - 1]
-                )
+                and previous.language in _PYTHON
+                and all(not line.strip() for line in lines[previous.end + 1 : block.line - 1])
             )
             if not follows:
                 raise DocsError(
@@ -126,7 +127,7 @@ def parse(path: Path, text: str | None = None) -> list[Example]:
                     " (blank lines only between); use a text block for other output"
                 )
             examples[-1] = attrs.evolve(examples[-1], output=block.text)
-        elif language in _PYTHON:
+        elif block.language in _PYTHON:
             marker = _NOT_RUN.match(block.before)
             examples.append(
                 Example(path, block.line, block.text, not_run=marker and marker["reason"])
