@@ -363,8 +363,10 @@ class Pipeline(Generic[T]):
           concurrency: most calls in flight at once.
           ordered: keep input order; with ``False``, results leave as they
             complete.
-          errors, max_failures, retries: what a failing call does, as for
-            ``then``.
+          errors: ``"raise"`` or ``"skip"``, as for :meth:`then`.
+          max_failures: the most items skipped, as for :meth:`then`.
+          retries: tries of a failing call after the first, as for
+            :meth:`then`.
           timeout: seconds a call may take; a slower one is cancelled and
             raises ``snake.ItemTimeoutError`` (with ``errors="skip"``, its
             item is skipped). ``None``: no limit.
@@ -408,16 +410,18 @@ class Pipeline(Generic[T]):
             each run and stopped when it ends), ``"thread"`` (for functions
             that release the GIL, such as image decoding) or ``"ray"``
             (tasks on the Ray cluster the program connected to, or a local
-            Ray; needs ``pip install "snake[ray]"``; see docs/scaling.md).
+            Ray; needs ``pip install "snake[ray]"``; see the "Scaling out" page).
           workers: how worker processes start and live (start method,
             per-worker init, retirement), a :class:`snake.WorkerOptions`; for
             ``executor="ray"``, what each task asks of the cluster (CPUs,
             GPUs, memory, resources, placement), a :class:`snake.RayOptions`.
-          errors, max_failures, retries: what a failing call does, as for
-            ``then``; retries run in the worker, and a job whose worker died
-            or ran past ``timeout`` is retried on another. With
-            ``errors="skip"``, the operators after it run in the main process,
-            not in the workers.
+          errors: ``"raise"`` or ``"skip"``, as for :meth:`then`. With
+            ``"skip"``, the operators after it run in the main process, not
+            in the workers.
+          max_failures: the most items skipped, as for :meth:`then`.
+          retries: tries of a failing call after the first, as for
+            :meth:`then`. They run in the worker, and a job whose worker
+            died or ran past ``timeout`` is retried on another.
           timeout: seconds an item may run; past it the worker process is
             killed (and replaced), the Ray task cancelled, or the thread
             abandoned, and ``snake.ItemTimeoutError`` raised (with
