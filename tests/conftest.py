@@ -122,7 +122,9 @@ def snake_ray_jobs() -> list[psutil.Process]:
     busy = []
     for proc in psutil.process_iter():
         with contextlib.suppress(psutil.Error):
-            if proc.cmdline()[:1] and proc.cmdline()[0].startswith("ray::run_job"):
+            # Read once: a worker that is exiting changes its command line.
+            title = proc.cmdline()[:1]
+            if title and title[0].startswith("ray::run_job"):
                 busy.append(proc)
     return busy
 
