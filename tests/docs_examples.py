@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import importlib.util
 import os
 import re
 import subprocess
@@ -28,14 +29,12 @@ import tempfile
 from pathlib import Path
 
 import attrs
+from conftest import RAY_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 
 #: Packages an example may import that the test extra does not install.
 OPTIONAL = ("torch", "torchdata")
-
-#: No usage reports and no token file from a local Ray that an example starts.
-RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
 
 #: Seconds an example may run; they take one or two.
 TIMEOUT = 120.0
@@ -151,14 +150,10 @@ def missing_optional(code: str) -> str | None:
             imported.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             imported.add(node.module.split(".")[0])
-    for name in OPTIONAL:
-        if name not in imported:
-            continue
-        try:
-            __import__(name)
-        except ImportError:
-            return name
-    return None
+    # Looked up, not imported: collection must not pay for importing torch.
+    return next(
+        (n for n in OPTIONAL if n in imported and importlib.util.find_spec(n) is None), None
+    )
 
 
 def _pattern(expected: str) -> re.Pattern[str]:
