@@ -213,23 +213,27 @@ def failure_notes(contenders: Iterable[Contender]) -> list[str]:
     return [f"{c.name} failed: {c.error}" for c in contenders if c.error]
 
 
-def print_table(title: str, rows: Sequence[Row], notes: Sequence[str] = ()) -> None:
-    cells = [list(vars(row).values()) for row in (HEADERS, *rows)]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(RIGHT))]
+def print_columns(lines: Sequence[Sequence[str]], right: Sequence[bool]) -> None:
+    """Lines of cells in aligned columns, the first a header with a rule under it;
+    the columns ``right`` marks are right-aligned."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(right))]
 
-    def fmt(line: list[str]) -> str:
+    def fmt(line: Sequence[str]) -> str:
         parts = [
-            c.rjust(w) if right else c.ljust(w)
-            for c, w, right in zip(line, widths, RIGHT, strict=True)
+            c.rjust(w) if r else c.ljust(w) for c, w, r in zip(line, widths, right, strict=True)
         ]
         return "  ".join(parts).rstrip()
 
+    print(fmt(lines[0]))
+    print("  ".join("-" * w for w in widths))
+    for line in lines[1:]:
+        print(fmt(line))
+
+
+def print_table(title: str, rows: Sequence[Row], notes: Sequence[str] = ()) -> None:
     print()
     print(title)
-    print(fmt(cells[0]))
-    print("  ".join("-" * w for w in widths))
-    for line in cells[1:]:
-        print(fmt(line))
+    print_columns([list(vars(row).values()) for row in (HEADERS, *rows)], RIGHT)
     for note in notes:
         print(f"  {note}")
     sys.stdout.flush()

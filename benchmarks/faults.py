@@ -48,11 +48,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import trio
+from _harness import print_columns
 
 import snake
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence, Sized
+    from collections.abc import Callable, Sequence, Sized
 
 ITEMS = 200
 #: The item that fails, far enough in for every worker to be busy.
@@ -79,9 +80,12 @@ class Row:
     seconds: float | None  # None: it never arrived
     left: str
 
+    def when(self) -> str:
+        return "–" if self.seconds is None else f"{self.seconds:.3f} s"
+
     def cell(self) -> str:
         """What arrived, when, and what was left if anything: a side-by-side cell."""
-        when = "" if self.seconds is None else f", {self.seconds:.3f} s"
+        when = "" if self.seconds is None else f", {self.when()}"
         left = "" if self.left.startswith("nothing") else f"; {self.left}"
         return f"{self.arrived}{when}{left}"
 
@@ -526,22 +530,13 @@ def peers(rows: list[Row]) -> None:
             cells = [peer_cell(name, kind, script) for name in PEERS]
             table.append([kind, mine[kind].cell(), *cells])
     print()
-    print_table(["fault", "snake", *PEERS.values()], table)
+    print_columns([["fault", "snake", *PEERS.values()], *table], right=[False] * (2 + len(PEERS)))
     print()
     print(
         "each cell: what arrived, the seconds until the statement after the try block ran "
         "(snake's Ctrl-C: the for x in pipeline row; a peer's Ctrl-C: until the script "
         "exited), and what was left then if anything"
     )
-
-
-def print_table(header: list[str], rows: Iterable[list[str]]) -> None:
-    lines = [header, *rows]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    lines.insert(1, ["-" * width for width in widths])
-    for line in lines:
-        cells = (cell.ljust(width) for cell, width in zip(line, widths, strict=True))
-        print("  ".join(cells).rstrip())
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -568,13 +563,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = [in_worker(kind) for kind in IN_WORKER]
     rows += [in_main(kind) for kind in IN_MAIN]
     rows += [ctrl_c("sync"), ctrl_c("trio"), missing_guard()]
-    widths = [max(len(r.fault) for r in rows), max(len(r.arrived) for r in rows)]
     print()
-    print(f"{'fault':<{widths[0]}}  {'arrived as':<{widths[1]}}  {'surfaced in':>11}  left behind")
-    print(f"{'-' * widths[0]}  {'-' * widths[1]}  {'-' * 11}  {'-' * 11}")
-    for r in rows:
-        seconds = "–" if r.seconds is None else f"{r.seconds:.3f} s"
-        print(f"{r.fault:<{widths[0]}}  {r.arrived:<{widths[1]}}  {seconds:>11}  {r.left}")
+    print_columns(
+        [
+            ["fault", "arrived as", "surfaced in", "left behind"],
+            *([r.fault, r.arrived, r.when(), r.left] for r in rows),
+        ],
+        right=(False, False, True, False),
+    )
     print()
     print(
         "surfaced in: from the fault (the worker's clock reading just before it; the item's "
