@@ -48,13 +48,15 @@ _HOMES = {
     "Statistics": "._stats",
     "WorkerDiedError": "._workers._deaths",
     "WorkerError": "._exceptions",
+    "WorkerInfo": "._info",
     "WorkerOptions": "._workers._options",
     "WorkerStatistics": "._stats",
     "concat": "._pipeline",
-    "current_epoch": "._stages._epochs",
+    "current_epoch": "._info",
     "from_iterable": "._pipeline",
     "merge": "._pipeline",
     "mix": "._pipeline",
+    "worker_info": "._info",
     "zip": "._pipeline",
 }
 
@@ -64,6 +66,9 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from ._exceptions import ItemTimeoutError as ItemTimeoutError
     from ._exceptions import RemoteError as RemoteError
     from ._exceptions import WorkerError as WorkerError
+    from ._info import WorkerInfo as WorkerInfo
+    from ._info import current_epoch as current_epoch
+    from ._info import worker_info as worker_info
     from ._pipeline import Pipeline as Pipeline
     from ._pipeline import concat as concat
     from ._pipeline import from_iterable as from_iterable
@@ -71,7 +76,6 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from ._pipeline import mix as mix
     from ._pipeline import zip as zip  # noqa: A004 - snake.zip, as Python's
     from ._receiver import PipelineReceiver as PipelineReceiver
-    from ._stages._epochs import current_epoch as current_epoch
     from ._stats import StageStatistics as StageStatistics
     from ._stats import Statistics as Statistics
     from ._stats import WorkerStatistics as WorkerStatistics

@@ -10,6 +10,7 @@ import attrs
 import trio
 
 from . import _validate as check
+from ._info import Runs
 from ._policy import ErrorPolicy
 from ._report import Reporting
 from ._runner import describe, open_inner, open_pipeline, processes
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
     from contextlib import AbstractAsyncContextManager
 
+    from ._info import Epoch
     from ._receiver import PipelineReceiver
     from ._stages._base import Spec
     from ._stats import Statistics
@@ -119,8 +121,9 @@ def mix(
     """Items drawn from the pipelines at random, each by its weight: mixing datasets.
 
     Each next item comes from a pipeline drawn with probability
-    proportional to its weight, with ``random.Random(seed)``, so the same
-    seed gives the same mix (of the same items). ``stop="first_exhausted"``
+    proportional to its weight, at random from ``(seed, epoch)``, so the
+    same seed gives the same mix (of the same items) in the same epoch, and
+    another in the next (see ``Pipeline.open``). ``stop="first_exhausted"``
     ends when a drawn pipeline has no more items; ``"all_exhausted"`` goes
     on with the others until every one is used up. A pipeline of weight 0
     is drawn only once every other is used up (with ``"all_exhausted"``),
@@ -130,7 +133,7 @@ def mix(
     Example:
         >>> a, b = snake.from_iterable("aaaa"), snake.from_iterable("bbbb")
         >>> list(snake.mix([a, b], [3, 1], seed=0))
-        ['b', 'b', 'a', 'a', 'a', 'a', 'b']
+        ['a', 'a', 'b', 'a', 'a', 'b', 'b']
     """
     specs = check.check_pipelines(pipelines, "mix")
     weights = check.check_weights(weights, len(specs))
@@ -153,6 +156,8 @@ class Pipeline(Generic[T]):
     """
 
     _specs: tuple[Spec, ...]
+    #: Its runs so far: the epoch of the next.
+    _runs: Runs = attrs.field(factory=Runs, eq=False, repr=False)
 
     def __repr__(self) -> str:
         return "snake." + ".".join(spec.describe() for spec in self._specs)
@@ -391,7 +396,7 @@ class Pipeline(Generic[T]):
         *,
         concurrency: int | None = None,
         ordered: bool = True,
-        executor: Literal["process", "thread", "ray"] = "process",
+        executor: Literal["process", "thread", "ray", "inline"] = "process",
         workers: WorkerOptions | RayOptions | None = None,
         errors: Literal["raise", "skip"] = "raise",
         max_failures: float | None = None,
@@ -410,7 +415,12 @@ class Pipeline(Generic[T]):
             each run and stopped when it ends), ``"thread"`` (for functions
             that release the GIL, such as image decoding) or ``"ray"``
             (tasks on the Ray cluster the program connected to, or a local
-            Ray; needs ``pip install "snake[ray]"``; see the "Scaling out" page).
+            Ray; needs ``pip install "snake[ray]"``; see the "Scaling out" page),
+            or ``"inline"``, for debugging: in the pipeline's own thread, one
+            call at a time, in order, with no workers, as DataLoader's
+            ``num_workers=0``, so that a breakpoint in ``fn`` stops there
+            (``concurrency`` and ``workers`` are then ignored; ``timeout``
+            cannot be kept, since nothing can stop the call).
           workers: how worker processes start and live (start method,
             per-worker init, retirement), a :class:`snake.WorkerOptions`; for
             ``executor="ray"``, what each task asks of the cluster (CPUs,
@@ -448,9 +458,15 @@ class Pipeline(Generic[T]):
         if concurrency is not None:
             check.check_int(concurrency, "concurrency", minimum=1)
         check.check_bool(ordered, "ordered")
-        check.check_choice(executor, "executor", ("process", "thread", "ray"))
-        if executor != "thread":
+        check.check_choice(executor, "executor", ("process", "thread", "ray", "inline"))
+        if executor in ("process", "ray"):
             check.check_picklable(fn, "par_map")
+        if executor == "inline" and timeout is not None:
+            raise ValueError(
+                '`timeout` cannot be kept with executor="inline": the call runs in the '
+                "pipeline's own thread, where nothing can stop it. Leave timeout out "
+                'while debugging, or use executor="thread" or "process"'
+            )
         options = check_workers(workers, executor)
         policy = ErrorPolicy(
             errors=errors, max_failures=max_failures, timeout=timeout, retries=retries
@@ -464,9 +480,9 @@ class Pipeline(Generic[T]):
 
         Inline. Each item leaves at a random place of the full buffer, so an
         item moves at most ``buffer_size`` places earlier; a buffer as large
-        as the dataset shuffles it uniformly. The same ``seed`` gives the same
-        order; under ``repeat``, each epoch reshuffles from ``(seed, epoch)``.
-        Holds ``buffer_size`` items.
+        as the dataset shuffles it uniformly. A ``seed`` gives an order per
+        epoch, from ``(seed, epoch)``: each run is an epoch (see ``open``),
+        each pass of a ``repeat`` too. Holds ``buffer_size`` items.
 
         Example:
             >>> list(snake.from_iterable(range(6)).shuffle(6, seed=0))
@@ -545,7 +561,8 @@ class Pipeline(Generic[T]):
         """The pipeline so far, run ``times`` times (``None``: for ever), one epoch after another.
 
         Each epoch runs the stages before it again, from the source, with
-        ``snake.current_epoch()`` set, so a ``shuffle`` before it reshuffles.
+        ``snake.current_epoch()`` set, so a ``shuffle`` before it reshuffles:
+        in a run of epoch ``e``, pass ``i`` is epoch ``e * times + i``.
         The source must be iterable again (a list, a range, a dataset), not
         a generator or iterator, which one pass uses up.
 
@@ -594,6 +611,7 @@ class Pipeline(Generic[T]):
     def open(
         self,
         *,
+        epoch: int | None = None,
         progress: bool = False,
         report: Callable[[Statistics], object] | None = None,
         report_every: float = 1.0,
@@ -607,6 +625,12 @@ class Pipeline(Generic[T]):
         flight and shuts the workers down.
 
         Args:
+          epoch: the epoch this run is (0, 1, ...): seeded ``shuffle`` and
+            ``mix`` draw from ``(seed, epoch)``, worker seeds derive from it,
+            and ``snake.current_epoch()`` gives it. ``None``: the one after
+            this pipeline's last run (0 at first), so that iterating a
+            pipeline again reshuffles it, as a DataLoader does, and a whole
+            program's runs are reproducible.
           progress: show items, items/s, elapsed time and the bottleneck
             while it runs (``tqdm`` if installed, else a line on stderr).
           report: called with the :class:`snake.Statistics` every
@@ -627,18 +651,24 @@ class Pipeline(Generic[T]):
             b
         """
         reporting = Reporting(report, report_every, progress)
-        return open_pipeline(self._specs, reporting=reporting)
+        return open_pipeline(self._specs, self._epoch(epoch), reporting=reporting)
+
+    def _epoch(self, epoch: int | None) -> Epoch:
+        if epoch is not None:
+            check.check_int(epoch, "epoch", minimum=0)
+        return self._runs.next(epoch)
 
     async def collect(
         self,
         *,
+        epoch: int | None = None,
         progress: bool = False,
         report: Callable[[Statistics], object] | None = None,
         report_every: float = 1.0,
     ) -> list[T]:
         """Run the pipeline to the end and return its items as a list.
 
-        ``progress``, ``report`` and ``report_every`` as for ``open``.
+        ``epoch``, ``progress``, ``report`` and ``report_every`` as for ``open``.
 
         Example:
             >>> trio.run(snake.from_iterable(range(3)).collect)
@@ -646,7 +676,7 @@ class Pipeline(Generic[T]):
         """
         out: list[T] = []
         reporting = Reporting(report, report_every, progress)
-        async with open_pipeline(self._specs, reporting=reporting) as items:
+        async with open_pipeline(self._specs, self._epoch(epoch), reporting=reporting) as items:
             while True:
                 try:
                     out += await items.receive_chunk()
@@ -671,13 +701,22 @@ class Pipeline(Generic[T]):
     def iterate(
         self,
         *,
+        epoch: int | None = None,
         progress: bool = False,
         report: Callable[[Statistics], object] | None = None,
         report_every: float = 1.0,
     ) -> PipelineIterator[T]:
-        """``iter(pipeline)``, with ``progress``, ``report`` and ``report_every`` as
-        for ``open``; ``report`` is called in the pipeline's thread."""
+        """``iter(pipeline)``, with ``epoch``, ``progress``, ``report`` and
+        ``report_every`` as for ``open``; ``report`` is called in the
+        pipeline's thread.
+
+        Example:
+            >>> shuffled = snake.from_iterable(range(4)).shuffle(4, seed=0)
+            >>> list(shuffled.iterate(epoch=0)), list(shuffled.iterate(epoch=1))
+            ([0, 3, 1, 2], [0, 1, 2, 3])
+        """
         reporting = Reporting(report, report_every, progress)
+        run = self._epoch(epoch)
         if any(
             isinstance(options, WorkerOptions) and options.start_method == "forkserver"
             for options, _ in processes(self._specs)
@@ -686,7 +725,9 @@ class Pipeline(Generic[T]):
             # be a fork of the program, and workers start in milliseconds.
             fork_server_here()
         # The bridge takes a user's carried exception groups out itself.
-        return PipelineIterator(functools.partial(open_inner, self._specs, reporting=reporting))
+        return PipelineIterator(
+            functools.partial(open_inner, self._specs, run, reporting=reporting)
+        )
 
     def __aiter__(self) -> NoReturn:
         raise TypeError(

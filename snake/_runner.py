@@ -20,6 +20,7 @@ import attrs
 import cloudpickle
 import trio
 
+from . import _info
 from ._chunking import CHANNEL_CHUNKS, DownstreamClosed, Inbox, Outbox, Taken
 from ._errors import carried, uncarried
 from ._nursery import open_nursery, raise_as_is
@@ -155,19 +156,22 @@ def process_workers(specs: Sequence[Spec]) -> tuple[int, dict[MapOptions, int]]:
 @contextlib.asynccontextmanager
 async def open_pipeline(
     specs: Sequence[Spec],
+    epoch: _info.Epoch,
     *,
     output_chunks: int = CHANNEL_CHUNKS,
     reporting: Reporting = Reporting(),
 ) -> AsyncIterator[PipelineReceiver[Any]]:
     """Run a pipeline for the duration of the block; see ``Pipeline.open``.
 
-    ``output_chunks`` is the buffer of the last channel, the one ``items``
-    reads from; ``reporting``, what to report while it runs. Here errors
+    ``epoch`` is the run's; ``output_chunks`` is the buffer of the last
+    channel, the one ``items`` reads from; ``reporting``, what to report
+    while it runs. Here errors
     leave snake: a user's exception group, carried inside the pipeline,
     leaves as the object the user raised (see ``_errors.Carried``).
     """
     try:
-        async with open_inner(specs, output_chunks=output_chunks, reporting=reporting) as items:
+        opening = open_inner(specs, epoch, output_chunks=output_chunks, reporting=reporting)
+        async with opening as items:
             yield items
     except BaseException as exc:
         error = uncarried(exc)
@@ -179,6 +183,7 @@ async def open_pipeline(
 @contextlib.asynccontextmanager
 async def open_inner(
     specs: Sequence[Spec],
+    epoch: _info.Epoch | None,
     *,
     output_chunks: int = CHANNEL_CHUNKS,
     reporting: Reporting = Reporting(),
@@ -187,13 +192,15 @@ async def open_inner(
     """``open_pipeline`` with a user's exception groups still carried: for the
     synchronous bridge, whose own boundary takes them out, and for a pipeline
     run inside another one, which passes the ``executors`` of the run: its
-    process maps use the run's workers and CPU budget.
+    process maps use the run's workers and CPU budget, and ``epoch=None``:
+    it runs in the epoch of the stage running it.
     """
     tokens, workers = process_workers(specs)
     async with contextlib.AsyncExitStack() as stack:
         if executors is None:
             executors = await stack.enter_async_context(open_executors(tokens))
-        async with _open(plan(specs), executors, workers, output_chunks, reporting) as items:
+        running = _open(plan(specs), executors, workers, output_chunks, reporting, epoch)
+        async with running as items:
             yield items
 
 
@@ -206,7 +213,7 @@ async def pump(
     """Run the pipeline ``specs``, nested in this task on the run's
     ``executors``, each chunk to ``deliver``, until it ends or ``done()``: how
     a stage made of other pipelines runs them."""
-    async with open_inner(specs, executors=executors) as items:
+    async with open_inner(specs, None, executors=executors) as items:
         while not done():
             try:
                 chunk = await items.receive_chunk()
@@ -235,9 +242,32 @@ async def _open(
     workers: dict[MapOptions, int],
     output_chunks: int,
     reporting: Reporting,
+    epoch: _info.Epoch | None,
 ) -> AsyncIterator[PipelineReceiver[Any]]:
     began = trio.current_time()
     await executors.provide(workers)
+    # Its stages are built and their tasks started in its epoch: they, and
+    # the functions they call, read it from the context they inherit.
+    entered = None if epoch is None else _info.enter(epoch)
+    try:
+        async with _started(plans, executors, output_chunks, reporting, began) as items:
+            if entered is not None:
+                _info.leave(entered)
+                entered = None
+            yield items
+    finally:
+        if entered is not None:
+            _info.leave(entered)
+
+
+@contextlib.asynccontextmanager
+async def _started(
+    plans: list[StagePlan],
+    executors: Executors,
+    output_chunks: int,
+    reporting: Reporting,
+    began: float,
+) -> AsyncIterator[PipelineReceiver[Any]]:
     async with open_nursery() as nursery:
         scopes = [trio.CancelScope() for _ in plans]
         recv: trio.MemoryReceiveChannel[list[Any]] | None = None

@@ -627,6 +627,16 @@ OPERATORS: list[Operator] = [
     ),
     Operator(
         "par_map",
+        par_mapped(NEGATE, 2, True, "inline"),
+        label="par_map inline",
+        draw=draw_par_map(True, "inline", st.sampled_from([None, 1, 2])),
+        error=OwnError(
+            lambda p: p.par_map(fails_at(4), executor="inline"),
+            "#1 par_map(fn), at item 4 of its input",
+        ),
+    ),
+    Operator(
+        "par_map",
         par_mapped(NEGATE, 2, True, "process"),
         label="par_map process",
         processes=True,

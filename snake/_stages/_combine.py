@@ -12,13 +12,13 @@ one of them at random, by weight.
 from __future__ import annotations
 
 import contextlib
-import random
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import trio
 
 from .._chunking import MAX_CHUNK, Inbox, Outbox
+from .._info import seeded
 from .._nursery import open_nursery
 from .._runner import forward, open_inner, processes, pump
 from ._base import Context, Spec, Stage, StageSpec
@@ -58,7 +58,7 @@ class _Combined:
     async def open_all(self, stack: contextlib.AsyncExitStack) -> list[PipelineReceiver[Any]]:
         """Every pipeline running, on ``stack``."""
         return [
-            await stack.enter_async_context(open_inner(specs, executors=self.executors))
+            await stack.enter_async_context(open_inner(specs, None, executors=self.executors))
             for specs in self.pipelines
         ]
 
@@ -162,7 +162,7 @@ class _MixStage(_Combined):
 
     async def run(self, inbox: Inbox | None, outbox: Outbox) -> None:
         spec = self.spec
-        draw = random.Random(spec.seed).choices
+        draw = seeded(spec.seed).choices
         async with contextlib.AsyncExitStack() as stack:
             streams = await self.open_all(stack)
             held: list[list[Any]] = [[] for _ in streams]

@@ -4,44 +4,27 @@
 ``_inline``). ``repeat`` is a source of its own: for each epoch it runs the
 pipeline before it again, as a nested pipeline in its task, with the epoch
 number set (``snake.current_epoch()``), so a ``shuffle`` inside reshuffles
-deterministically from ``(seed, epoch)``.
+deterministically from ``(seed, epoch)`` (see ``_info``).
 """
 
 from __future__ import annotations
 
-import contextvars
 import itertools
-import random
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
+from .._info import current, enter, leave, seeded
 from .._runner import processes, pump
 from ._base import Context, InlineSpec, Spec, Stage, StageSpec, Step
 
 if TYPE_CHECKING:
+    import random
     from collections.abc import Sequence
 
     from .._policy import Failures
     from .._workers._executors import Executors
     from .._workers._options import MapOptions
-
-#: The epoch a run of a pipeline belongs to, set by ``repeat`` for the runs it makes.
-_epoch: contextvars.ContextVar[int] = contextvars.ContextVar("snake_epoch", default=0)
-
-
-def current_epoch() -> int:
-    """The epoch of the ``repeat`` this code runs under (0 outside any).
-
-    Stages and inline functions of the pipeline before a ``repeat`` see it;
-    functions running in worker processes do not.
-
-    Example:
-        >>> tagged = snake.from_iterable("ab").map(lambda x: (snake.current_epoch(), x))
-        >>> list(tagged.repeat(2))
-        [(0, 'a'), (0, 'b'), (1, 'a'), (1, 'b')]
-    """
-    return _epoch.get()
 
 
 @attrs.define(eq=False)
@@ -81,10 +64,7 @@ class Shuffle(InlineSpec):
         return f"shuffle({self.size}" + ("" if self.seed is None else f", seed={self.seed}") + ")"
 
     def step(self, label: str, position: int = 0) -> Step:
-        # A seed gives the same order every time, and a different one each
-        # epoch; no seed, a fresh one from the system.
-        seed = None if self.seed is None else f"{self.seed}/{current_epoch()}"
-        return _ShuffleStep(self.size, random.Random(seed))
+        return _ShuffleStep(self.size, seeded(self.seed))
 
 
 #: No item yet.
@@ -180,11 +160,13 @@ class _RepeatStage:
 
     async def run(self, inbox: Any, outbox: Any) -> None:
         epochs = itertools.count() if self._times is None else range(self._times)
-        for epoch in epochs:
-            token = _epoch.set(epoch)
+        run = current()
+        assert run is not None, "a run sets its epoch before its stages start"
+        for i in epochs:
+            token = enter(run.repeated(i, self._times))
             try:
                 await pump(self._specs, self._executors, outbox.emit, lambda: outbox.done)
             finally:
-                _epoch.reset(token)
+                leave(token)
             if outbox.done:
                 return

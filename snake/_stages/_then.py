@@ -43,6 +43,18 @@ class Then(StageSpec):
         return _ThenStage(fn, label, failures)
 
 
+def inline_stage(fn: Callable[[Any], Any], policy: ErrorPolicy, label: str) -> Stage:
+    """``par_map(fn, executor="inline")``: ``fn`` called as ``then`` awaits its
+    function, one item at a time, in the pipeline's own thread, so that a
+    breakpoint in it stops there; errors and skipping as every map has them."""
+
+    async def call(x: Any) -> Any:
+        return fn(x)
+
+    retried = retrying_async(call, policy.retries) if policy.retries else call
+    return _ThenStage(retried, label, policy.failures(label))
+
+
 #: Slices start at multiples of 16: this samples one slice in eight.
 LATENCY_EVERY = 8 * (CHECK_EVERY + 1) - 1
 

@@ -9,7 +9,7 @@ Ray tasks are in ``_ray``, imported only by a run with a Ray map.
 
 from __future__ import annotations
 
-import itertools
+import heapq
 import math
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol
@@ -19,6 +19,7 @@ import trio
 import trio_parallel
 
 from .._exceptions import timed_out
+from .._info import WorkerInfo, enter_worker
 from .._nursery import open_nursery
 from ._forkserver import start_forkserver
 from ._options import MapOptions, RayOptions, WorkerOptions, cpu_count
@@ -83,6 +84,9 @@ class ThreadExecutor:
     def __init__(self) -> None:
         # The stage's limiter is held around each call instead.
         self._unlimited = trio.CapacityLimiter(math.inf)
+        #: Worker places free, lowest first (``snake.worker_info().id``).
+        self._free: list[int] = []
+        self._places = 0
 
     def prepare(self, work: Work) -> None:
         pass
@@ -100,35 +104,52 @@ class ThreadExecutor:
     ) -> ChunkResult:
         abandoned = [False]
         async with limiter:  # the clock starts once a thread is free
+            place = heapq.heappop(self._free) if self._free else self._take_place()
+            info = None
+            if work.run is not None:
+                seed = work.run.worker_seed(place)
+                info = WorkerInfo(place, int(limiter.total_tokens), seed, work.run.number)
             try:
                 with trio.move_on_after(math.inf if time_limit is None else time_limit):
                     return await trio.to_thread.run_sync(
-                        apply_chunk, work, items, base, abandoned,
+                        _in_thread, info, work, items, base, abandoned,
                         limiter=self._unlimited, abandon_on_cancel=True,
                     )  # fmt: skip
             finally:
                 abandoned[0] = True  # if it runs on, it stops before its next call
+                heapq.heappush(self._free, place)
         assert time_limit is not None
         raise timed_out(time_limit)
 
+    def _take_place(self) -> int:
+        self._places += 1
+        return self._places - 1
+
+
+def _in_thread(
+    info: WorkerInfo | None, work: Work, items: list[Any], base: int, abandoned: list[bool]
+) -> ChunkResult:
+    """``apply_chunk`` in a worker thread, which ``snake.worker_info()`` describes.
+
+    The thread runs a copy of its stage's context (``trio.to_thread``), so
+    this is its own.
+    """
+    enter_worker(info)
+    return apply_chunk(work, items, base, abandoned)
+
 
 class WorkerStart:
-    """The set-up ``trio_parallel`` sends each new worker of one context.
-
-    It is pickled once per worker it starts, so pickling it hands out the
-    worker numbers that ``WorkerOptions.init`` receives.
-    """
+    """The set-up ``trio_parallel`` sends each new worker of one context."""
 
     def __init__(self, options: WorkerOptions) -> None:
         self._init = None if options.init is None else cloudpickle.dumps(options.init)
         self._max_items = options.max_items
-        self._started = itertools.count()
 
     def __call__(self) -> None:  # pragma: no cover - only its pickled form runs
         raise RuntimeError("WorkerStart runs in the worker it was pickled for")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (start, (next(self._started), self._init, self._max_items))
+        return (start, (self._init, self._max_items))
 
 
 class Executors:

@@ -83,6 +83,8 @@ class Feed(Protocol):
 
     context: trio_parallel.WorkerContext
     closing: bool
+    #: How many lanes it feeds.
+    workers: int
     shm_prefix: str | None
 
     def hello(self, index: int) -> bytes: ...
@@ -221,10 +223,11 @@ class Lane:
         known = {key for key, _ in shipments}
         more = False
         async with open_nursery() as nursery:
+            place = (self.index, self.feed.workers, self.started)
 
             async def call() -> None:
                 await self.feed.context.run_sync(
-                    serve, address, self.feed.hello(self.index), shipments,
+                    serve, address, self.feed.hello(self.index), shipments, place,
                     kill_on_cancel=True, limiter=calls,
                 )  # fmt: skip
 

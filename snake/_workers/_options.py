@@ -59,11 +59,11 @@ class WorkerOptions:
         not offered: forking a process that runs threads, as trio does, can
         deadlock the child.
       init: called once in each worker process before its first item, with
-        the worker's number (0, 1, ... in the order they start; a worker
-        started to replace one gets the next number), for instance to seed
-        random generators per worker as PyTorch's ``worker_init_fn`` does.
-        An exception it raises arrives with the first items that worker
-        was given.
+        the worker's id, as PyTorch's ``worker_init_fn``; ``snake.worker_info()``
+        can be read there. Seeding needs none: each worker seeds Python's
+        ``random``, numpy's and torch's global generators per epoch (see
+        :func:`snake.worker_info`). An exception it raises arrives with the
+        first items that worker was given.
       max_items: retire a worker once it has processed this many items (a
         fresh one takes over), for libraries that leak memory.
 
@@ -174,8 +174,8 @@ def check_workers(workers: object, executor: str) -> MapOptions:
         wanted: type[MapOptions] = RayOptions
     else:
         wanted = WorkerOptions
-    if workers is None:
-        return wanted()
+    if workers is None or (executor == "inline" and isinstance(workers, WorkerOptions)):
+        return wanted()  # the inline executor has no workers: options are for later
     if executor == "thread":
         raise ValueError('`workers` applies to executor="process" or "ray" only')
     if not isinstance(workers, wanted):

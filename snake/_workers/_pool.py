@@ -58,7 +58,7 @@ class ProcessExecutor:
     ) -> None:
         self.context = context
         self._budget = budget
-        self._workers = workers
+        self.workers = workers
         self._queue_send, self._queue = trio.open_memory_channel[Job](math.inf)
         self._broken: BaseException | None = None
         #: Names of this executor's shared-memory segments start with it.
@@ -91,9 +91,9 @@ class ProcessExecutor:
         listener = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
         try:
             await listener.bind(address)
-            listener.listen(self._workers)
+            listener.listen(self.workers)
             # The long calls must not wait on each other for a slot.
-            calls = trio.CapacityLimiter(self._workers)
+            calls = trio.CapacityLimiter(self.workers)
             async with open_nursery() as nursery:
                 nursery.start_soon(self._accept, listener)
                 async with open_nursery() as lanes:

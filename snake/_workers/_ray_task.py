@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
+from .. import _info
 from .._errors import in_worker_process
 from ._packing import _array_of, _tensor
 from ._work import ChunkResult, Work, apply_chunk
@@ -44,6 +45,8 @@ def run_job(
     in_worker_process()
     try:
         work = _work(key, box)
+        if work.run is not None:
+            _info.enter(work.run)  # snake.current_epoch() in the task
         done = apply_chunk(work, items, base)
     except BaseException as exc:  # it belongs to the job: the main process raises it
         return _travelling(exc)

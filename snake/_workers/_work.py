@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._errors import add_stage_note
+from .._info import current
 from .._retry import retrying
 from .._stages._base import InWorkers, Moved, Step
 from .._stages._inline import FusedSteps, ItemStep, Map
@@ -22,6 +23,8 @@ from .._weight import nbytes
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+
+    from .._info import Epoch
 
 #: Items a job skipped (``errors="skip"``), as ``(position, exception)``.
 Skipped = list[tuple[int, Exception]]
@@ -57,6 +60,8 @@ class Work:
     skip: bool = False
     #: Tries of the map's function after the first.
     retries: int = 0
+    #: The epoch of the run it is made in, told to the code it runs.
+    run: Epoch | None = attrs.Factory(current)
 
     @property
     def one_to_one(self) -> bool:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import cloudpickle
 
+from .. import _info
 from .._errors import carried, in_worker_process
 from .._exceptions import RemoteError
 from . import _wire as wire
@@ -30,8 +31,16 @@ _work: dict[str, Work] = {}
 #: Items this worker process has processed, and how many it may.
 _items_done = 0
 _max_items: int | None = None
+#: The user's init, pickled, until the first job runs it.
+_init: bytes | None = None
 #: What the user's init raised here, for the first job to report.
 _init_error: Exception | None = None
+#: Which worker this is: its lane, the workers of its executor, and how
+#: many workers served its lane before it (see ``serve``).
+_place = (0, 1, 0)
+#: The epoch this worker was last seeded for, and what it tells its code.
+_seeded: _info.Epoch | None = None
+_info_here: _info.WorkerInfo | None = None
 #: The main process's slots this worker read items from.
 _borrowed = Borrowed()
 
@@ -45,24 +54,42 @@ def ready(shipments: list[tuple[str, bytes]]) -> None:
             _work[key] = pickle.loads(pickled)
 
 
-def start(index: int, init: bytes | None, max_items: int | None) -> Callable[[], None]:
-    """The set-up a new worker process runs before its first job.
+def start(init: bytes | None, max_items: int | None) -> Callable[[], None]:
+    """The set-up a new worker process runs as it starts (see ``_executors.WorkerStart``).
 
-    Called while unpickling the set-up the pool sends each new worker, so
-    that each gets its own ``index`` (see ``_executors.WorkerStart``).
+    The user's ``init`` waits for the first job, when the worker knows its
+    place and epoch (``snake.worker_info()``).
     """
-    return functools.partial(_set_up, index, init, max_items)
+    return functools.partial(_set_up, init, max_items)
 
 
-def _set_up(index: int, init: bytes | None, max_items: int | None) -> None:
-    global _max_items, _init_error
+def _set_up(init: bytes | None, max_items: int | None) -> None:
+    global _max_items, _init
     faulthandler.enable()  # a crash in native code leaves its C-level trace on stderr
     _max_items = max_items
-    if init is not None:
+    _init = init
+
+
+def _enter(run: _info.Epoch | None) -> None:
+    """Tell the code this worker runs its epoch and place; at a new epoch,
+    seed the global random generators for it, and run the user's init once."""
+    global _seeded, _info_here, _init, _init_error
+    if run is None:
+        return
+    if run != _seeded:
+        index, workers, generation = _place
+        seed = run.worker_seed(index, generation)
+        _info_here = _info.WorkerInfo(index, workers, seed, run.number)
+        _info.seed_globals(seed)
+        _seeded = run
+    _info.enter(run)
+    _info.enter_worker(_info_here)
+    if _init is not None:
+        init, _init = _init, None
         try:
-            pickle.loads(init)(index)
+            pickle.loads(init)(_place[0])
         except Exception as exc:
-            exc.add_note(f"snake: raised by WorkerOptions.init in worker {index}")
+            exc.add_note(f"snake: raised by WorkerOptions.init in worker {_place[0]}")
             _init_error = exc
 
 
@@ -80,12 +107,15 @@ def apply_shipped(job: JobMessage) -> Result:
     come packed the same way, with their large buffers in shared memory.
     """
     global _items_done
-    if _init_error is not None:
-        raise carried(_init_error)
     work = _work.get(job.key)
-    if work is None:
+    if work is None and _init_error is None:
         assert job.work is not None, "the main process sends work with a worker's first job of it"
         work = _work[job.key] = pickle.loads(job.work)
+    if work is not None:
+        _enter(work.run)
+    if _init_error is not None:
+        raise carried(_init_error)
+    assert work is not None
     items = job.items
     if isinstance(items, Packed):
         items = unpack(items, _borrowed)
@@ -115,15 +145,24 @@ def _unsendable(work: Work, results: list[Any], base: int) -> str:
     return f"the results of items from {base} of its input cannot be sent back (pickled)"
 
 
-def serve(address: str | bytes, hello: bytes, shipments: list[tuple[str, bytes]]) -> None:
+def serve(
+    address: str | bytes,
+    hello: bytes,
+    shipments: list[tuple[str, bytes]],
+    place: tuple[int, int, int] = (0, 1, 0),
+) -> None:
     """A worker's job loop, run as one long call: jobs come over a socket until it closes.
 
     The main process keeps a next job waiting in the socket while this one
     runs, so a worker goes from job to job without waiting for a round trip
     (see ``_lane``). ``hello`` tells the main process that this is its
-    worker, and which of its lanes it serves.
+    worker, and which of its lanes it serves; ``place``, the lane, how many
+    lanes there are, and how many workers served it before this one.
     """
+    global _place, _seeded
     in_worker_process()
+    if place != _place:
+        _place, _seeded = place, None
     ready(shipments)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.connect(address)

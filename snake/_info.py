@@ -1,0 +1,201 @@
+"""What a run tells the code it calls: its epoch, and, in a worker, which worker.
+
+Each run of a pipeline is an epoch (``open(epoch=k)``, or the next of its
+``Pipeline`` object, as DataLoader reshuffles each time it is iterated);
+seeded shuffles and mixes draw from ``(seed, epoch)``, and each worker gets
+a seed of its own from the run's seed, the epoch and its place. Inline
+functions, ``then`` and ``par_then`` read the epoch from a context variable
+their stage's task inherits; worker threads inherit it too
+(``trio.to_thread`` runs a copy of the context); worker processes are told
+with each work they receive (``_work.Work.run``). Light on purpose: a
+worker process imports it without trio or the engine.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import random
+import sys
+from typing import Any
+
+import attrs
+
+
+@attrs.frozen
+class Epoch:
+    """The epoch code runs in: the number ``current_epoch()`` gives, and where
+    seeds come from.
+
+    ``path`` is the epoch of the run, then one entry per endless ``repeat``
+    inside it (a finite ``repeat(n)`` numbers its passes on instead:
+    ``epoch * n + i``); ``seed`` is the run's, from which worker seeds derive.
+    """
+
+    path: tuple[int, ...]
+    seed: int
+
+    @property
+    def number(self) -> int:
+        return self.path[-1]
+
+    @property
+    def key(self) -> str:
+        """What seeded random generators mix in: ``"3"``, or ``"1/4"``."""
+        return "/".join(map(str, self.path))
+
+    def repeated(self, i: int, times: int | None) -> Epoch:
+        """The epoch of pass ``i`` of a ``repeat(times)`` run in this one."""
+        if times is None:
+            return Epoch((*self.path, i), self.seed)
+        return Epoch((*self.path[:-1], self.number * times + i), self.seed)
+
+    def worker_seed(self, index: int, generation: int = 0) -> int:
+        """A 63-bit seed for worker ``index`` (its ``generation``-th replacement), this epoch."""
+        key = f"snake-worker/{self.seed}/{self.key}/{index}/{generation}"
+        return random.Random(key).getrandbits(63)
+
+
+class Runs:
+    """The runs of one ``Pipeline`` object: their epochs, and the seed of its workers' seeds.
+
+    A run not given an epoch takes the one after the last (0 first), as
+    iterating a DataLoader again reshuffles. The seed is drawn from Python's
+    ``random`` at the first run, so ``random.seed(s)`` at the top of a
+    program makes a whole run of it reproducible, as ``torch.manual_seed``
+    does a DataLoader's.
+    """
+
+    def __init__(self) -> None:
+        self._next = 0
+        self._seed: int | None = None
+
+    def next(self, epoch: int | None) -> Epoch:
+        if epoch is None:
+            epoch = self._next
+        self._next = epoch + 1
+        if self._seed is None:
+            self._seed = random.getrandbits(63)
+        return Epoch((epoch,), self._seed)
+
+
+#: The epoch of the run this code belongs to.
+_epoch: contextvars.ContextVar[Epoch | None] = contextvars.ContextVar("snake_epoch", default=None)
+
+
+def current() -> Epoch | None:
+    return _epoch.get()
+
+
+def enter(epoch: Epoch) -> contextvars.Token[Epoch | None]:
+    return _epoch.set(epoch)
+
+
+def leave(token: contextvars.Token[Epoch | None]) -> None:
+    _epoch.reset(token)
+
+
+def seeded(seed: int | None) -> random.Random:
+    """A generator for a seeded operator in the current epoch: from ``(seed,
+    epoch)``, so each epoch draws differently and the same again; with no
+    ``seed``, a fresh one from the system."""
+    if seed is None:
+        return random.Random()
+    epoch = _epoch.get()
+    return random.Random(f"{seed}/{'0' if epoch is None else epoch.key}")
+
+
+def current_epoch() -> int:
+    """The epoch of the run this code is part of.
+
+    Each ``open()``, ``iterate()`` or ``collect()`` of a pipeline is an epoch:
+    the ``epoch=`` given, or else the next of its ``Pipeline`` object (0,
+    1, 2, ...); a ``repeat(n)`` numbers its passes on (``epoch * n + i``).
+    Every function a pipeline calls sees it: inline, ``then``, ``par_then``
+    and ``par_map`` in threads and worker processes.
+
+    Raises:
+      RuntimeError: called outside any function a pipeline runs (such as
+        the loop consuming it, where the epoch is yours to know).
+
+    Example:
+        >>> tagged = snake.from_iterable("ab").map(lambda x: (snake.current_epoch(), x))
+        >>> list(tagged.repeat(2))
+        [(0, 'a'), (0, 'b'), (1, 'a'), (1, 'b')]
+        >>> list(tagged.iterate(epoch=5))
+        [(5, 'a'), (5, 'b')]
+    """
+    epoch = _epoch.get()
+    if epoch is None:
+        raise RuntimeError(
+            "snake.current_epoch() was called outside a pipeline: it tells the "
+            "functions a pipeline runs which epoch they are in; your own loop knows "
+            "its epoch (pass it with open(epoch=...) or iterate(epoch=...))"
+        )
+    return epoch.number
+
+
+@attrs.frozen
+class WorkerInfo:
+    """Which worker runs this code, as PyTorch's ``get_worker_info()`` says it.
+
+    Attributes:
+      id: the worker's place among the workers of its map, 0 to
+        ``num_workers - 1``.
+      num_workers: how many workers the map has (for processes, the workers
+        of every map with the same ``WorkerOptions``).
+      seed: a seed for this worker in this epoch: different per worker and
+        per epoch, the same again for the same run seed. In a worker
+        process, Python's ``random`` (and numpy's and torch's global
+        generators, where the worker has imported them) are seeded with it
+        before the first item of each epoch.
+      epoch: the epoch, as ``snake.current_epoch()`` gives it.
+    """
+
+    id: int
+    num_workers: int
+    seed: int
+    epoch: int
+
+
+_worker: contextvars.ContextVar[WorkerInfo | None] = contextvars.ContextVar(
+    "snake_worker", default=None
+)
+
+
+def worker_info() -> WorkerInfo | None:
+    """This worker's :class:`snake.WorkerInfo` inside a ``par_map`` worker (a
+    thread or a process, and ``WorkerOptions.init``); ``None`` elsewhere, as
+    with ``executor="inline"`` (as PyTorch's ``get_worker_info()`` gives
+    ``None`` with ``num_workers=0``).
+
+    Example:
+        >>> def where(x):
+        ...     info = snake.worker_info()
+        ...     return x, info.num_workers, info.epoch
+        >>> list(snake.from_iterable([7]).par_map(where, executor="thread", concurrency=2))
+        [(7, 2, 0)]
+        >>> snake.worker_info() is None
+        True
+    """
+    return _worker.get()
+
+
+def enter_worker(info: WorkerInfo | None) -> contextvars.Token[WorkerInfo | None]:
+    return _worker.set(info)
+
+
+def leave_worker(token: contextvars.Token[WorkerInfo | None]) -> None:
+    _worker.reset(token)
+
+
+def seed_globals(seed: int) -> None:
+    """Seed the global random generators a worker process uses: Python's, and
+    numpy's and torch's where already imported (as DataLoader seeds its
+    workers', numpy's included, so that forked workers do not share one)."""
+    random.seed(seed)
+    numpy: Any = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed(seed % 2**32)
+    torch: Any = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "manual_seed"):
+        torch.manual_seed(seed)
