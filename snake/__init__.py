@@ -1,7 +1,8 @@
 """snake: data-loading pipelines for deep learning on Trio structured concurrency.
 
 Package map (the engine, from the builder down to the workers):
-  _pipeline    Pipeline, the immutable builder, and the combinator functions
+  _pipeline    Pipeline, the immutable builder, and from_iterable
+  _combinators concat, zip, merge and mix: pipelines of pipelines
   _stages/     the operators, one family per module: each spec describes
                itself (see _stages/_base, the operator protocol)
   _runner      runs a pipeline: specs to stages, channels and tasks in one
@@ -51,18 +52,23 @@ _HOMES = {
     "WorkerInfo": "._info",
     "WorkerOptions": "._workers._options",
     "WorkerStatistics": "._stats",
-    "concat": "._pipeline",
+    "concat": "._combinators",
     "current_epoch": "._info",
     "from_iterable": "._pipeline",
-    "merge": "._pipeline",
-    "mix": "._pipeline",
+    "merge": "._combinators",
+    "mix": "._combinators",
+    "persistent_workers": "._workers._persistent",
     "worker_info": "._info",
-    "zip": "._pipeline",
+    "zip": "._combinators",
 }
 
 __all__ = list(_HOMES)
 
 if TYPE_CHECKING:  # the same names, for type checkers and editors
+    from ._combinators import concat as concat
+    from ._combinators import merge as merge
+    from ._combinators import mix as mix
+    from ._combinators import zip as zip  # noqa: A004 - snake.zip, as Python's
     from ._exceptions import ItemTimeoutError as ItemTimeoutError
     from ._exceptions import RemoteError as RemoteError
     from ._exceptions import WorkerError as WorkerError
@@ -70,11 +76,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from ._info import current_epoch as current_epoch
     from ._info import worker_info as worker_info
     from ._pipeline import Pipeline as Pipeline
-    from ._pipeline import concat as concat
     from ._pipeline import from_iterable as from_iterable
-    from ._pipeline import merge as merge
-    from ._pipeline import mix as mix
-    from ._pipeline import zip as zip  # noqa: A004 - snake.zip, as Python's
     from ._receiver import PipelineReceiver as PipelineReceiver
     from ._stats import StageStatistics as StageStatistics
     from ._stats import Statistics as Statistics
@@ -83,6 +85,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from ._workers._deaths import WorkerDiedError as WorkerDiedError
     from ._workers._options import RayOptions as RayOptions
     from ._workers._options import WorkerOptions as WorkerOptions
+    from ._workers._persistent import persistent_workers as persistent_workers
 
 
 def __getattr__(name: str) -> object:

@@ -18,6 +18,7 @@ from ._stages._inline import Filter, FlatMap, Map
 from ._stages._parallel import ParMap, ParThen
 from ._stages._source import IterableSource
 from ._sync import PipelineIterator
+from ._workers import _persistent as persistent
 from ._workers._forkserver import fork_server_here
 from ._workers._options import RayOptions, WorkerOptions, check_workers
 
@@ -25,7 +26,7 @@ from ._workers._options import RayOptions, WorkerOptions, check_workers
 # that add them: a fresh program loads only what its pipeline runs.
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
+    from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
     from contextlib import AbstractAsyncContextManager
 
     from ._info import Epoch
@@ -66,83 +67,6 @@ def from_iterable(obj: Iterable[T] | AsyncIterable[T], /) -> Pipeline[T]:
             f"got {type(obj).__name__} {obj!r}"
         )
     return Pipeline((IterableSource(obj),))
-
-
-def concat(*pipelines: Pipeline[T]) -> Pipeline[T]:
-    """The items of each pipeline, one pipeline after another (``itertools.chain``).
-
-    Example:
-        >>> list(snake.concat(snake.from_iterable("ab"), snake.from_iterable("cd")))
-        ['a', 'b', 'c', 'd']
-    """
-    from ._stages._combine import Concat
-
-    return Pipeline((Concat(check.check_pipelines(pipelines, "concat")),))
-
-
-def zip(*pipelines: Pipeline[Any]) -> Pipeline[tuple[Any, ...]]:  # noqa: A001 - as snake.zip
-    """Tuples of the pipelines' items in lockstep, until the shortest ends (``zip``).
-
-    The pipelines run at once, each with its own stages; when the shortest
-    ends, the others are stopped.
-
-    Example:
-        >>> list(snake.zip(snake.from_iterable("abc"), snake.from_iterable(range(2))))
-        [('a', 0), ('b', 1)]
-    """
-    from ._stages._combine import Zip
-
-    return Pipeline((Zip(check.check_pipelines(pipelines, "zip")),))
-
-
-def merge(*pipelines: Pipeline[T]) -> Pipeline[T]:
-    """The items of all the pipelines, running at once, in the order they arrive.
-
-    Each pipeline's own items keep their order; between pipelines, whichever
-    produces first goes first (completion order).
-
-    Example:
-        >>> sorted(snake.merge(snake.from_iterable([1, 3]), snake.from_iterable([2])))
-        [1, 2, 3]
-    """
-    from ._stages._combine import Merge
-
-    return Pipeline((Merge(check.check_pipelines(pipelines, "merge")),))
-
-
-def mix(
-    pipelines: Sequence[Pipeline[T]],
-    weights: Sequence[float],
-    /,
-    *,
-    seed: int | None = None,
-    stop: Literal["first_exhausted", "all_exhausted"] = "first_exhausted",
-) -> Pipeline[T]:
-    """Items drawn from the pipelines at random, each by its weight: mixing datasets.
-
-    Each next item comes from a pipeline drawn with probability
-    proportional to its weight, at random from ``(seed, epoch)``, so the
-    same seed gives the same mix (of the same items) in the same epoch, and
-    another in the next (see ``Pipeline.open``). ``stop="first_exhausted"``
-    ends when a drawn pipeline has no more items; ``"all_exhausted"`` goes
-    on with the others until every one is used up. A pipeline of weight 0
-    is drawn only once every other is used up (with ``"all_exhausted"``),
-    the pipelines of weight 0 then with equal chances. The pipelines run at
-    once, each with its own stages.
-
-    Example:
-        >>> a, b = snake.from_iterable("aaaa"), snake.from_iterable("bbbb")
-        >>> list(snake.mix([a, b], [3, 1], seed=0))
-        ['a', 'a', 'b', 'a', 'a', 'b', 'b']
-    """
-    specs = check.check_pipelines(pipelines, "mix")
-    weights = check.check_weights(weights, len(specs))
-    check.check_choice(stop, "stop", ("first_exhausted", "all_exhausted"))
-    if seed is not None:
-        check.check_int(seed, "seed", minimum=-(2**63))
-    from ._stages._combine import Mix
-
-    return Pipeline((Mix(specs, weights, seed, stop),))
 
 
 @attrs.frozen(repr=False)
@@ -471,6 +395,10 @@ class Pipeline(Generic[T]):
         policy = ErrorPolicy(
             errors=errors, max_failures=max_failures, timeout=timeout, retries=retries
         )
+        if executor == "inline":
+            from ._stages._then import InlineMap
+
+            return self._add(InlineMap(fn, policy))
         return self._add(ParMap(fn, concurrency, ordered, executor, options, policy=policy))
 
     # --- epochs -------------------------------------------------------------
@@ -651,7 +579,8 @@ class Pipeline(Generic[T]):
             b
         """
         reporting = Reporting(report, report_every, progress)
-        return open_pipeline(self._specs, self._epoch(epoch), reporting=reporting)
+        kept = persistent.current()
+        return open_pipeline(self._specs, self._epoch(epoch), reporting=reporting, kept=kept)
 
     def _epoch(self, epoch: int | None) -> Epoch:
         if epoch is not None:
@@ -676,7 +605,9 @@ class Pipeline(Generic[T]):
         """
         out: list[T] = []
         reporting = Reporting(report, report_every, progress)
-        async with open_pipeline(self._specs, self._epoch(epoch), reporting=reporting) as items:
+        run = self._epoch(epoch)
+        kept = persistent.current()
+        async with open_pipeline(self._specs, run, reporting=reporting, kept=kept) as items:
             while True:
                 try:
                     out += await items.receive_chunk()
@@ -725,9 +656,12 @@ class Pipeline(Generic[T]):
             # be a fork of the program, and workers start in milliseconds.
             fork_server_here()
         # The bridge takes a user's carried exception groups out itself.
-        return PipelineIterator(
-            functools.partial(open_inner, self._specs, run, reporting=reporting)
-        )
+        kept = persistent.current()
+        opener = functools.partial(open_inner, self._specs, run, reporting=reporting, kept=kept)
+        iterator = PipelineIterator(opener)
+        if kept is not None:
+            kept.keep(iterator)  # closed when its block ends
+        return iterator
 
     def __aiter__(self) -> NoReturn:
         raise TypeError(

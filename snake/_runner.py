@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
     from ._workers._options import MapOptions
+    from ._workers._persistent import persistent_workers
 
 #: Whether stages measure their waits and latencies. Always on: the
 #: benchmark of stage boundaries turns it off to measure what it costs.
@@ -160,17 +161,21 @@ async def open_pipeline(
     *,
     output_chunks: int = CHANNEL_CHUNKS,
     reporting: Reporting = Reporting(),
+    kept: persistent_workers | None = None,
 ) -> AsyncIterator[PipelineReceiver[Any]]:
     """Run a pipeline for the duration of the block; see ``Pipeline.open``.
 
-    ``epoch`` is the run's; ``output_chunks`` is the buffer of the last
+    ``epoch`` is the run's; ``kept``, the ``persistent_workers`` scope it
+    takes its worker processes from, if any; ``output_chunks`` is the buffer of the last
     channel, the one ``items`` reads from; ``reporting``, what to report
     while it runs. Here errors
     leave snake: a user's exception group, carried inside the pipeline,
     leaves as the object the user raised (see ``_errors.Carried``).
     """
     try:
-        opening = open_inner(specs, epoch, output_chunks=output_chunks, reporting=reporting)
+        opening = open_inner(
+            specs, epoch, output_chunks=output_chunks, reporting=reporting, kept=kept
+        )
         async with opening as items:
             yield items
     except BaseException as exc:
@@ -188,6 +193,7 @@ async def open_inner(
     output_chunks: int = CHANNEL_CHUNKS,
     reporting: Reporting = Reporting(),
     executors: Executors | None = None,
+    kept: persistent_workers | None = None,
 ) -> AsyncIterator[PipelineReceiver[Any]]:
     """``open_pipeline`` with a user's exception groups still carried: for the
     synchronous bridge, whose own boundary takes them out, and for a pipeline
@@ -198,7 +204,7 @@ async def open_inner(
     tokens, workers = process_workers(specs)
     async with contextlib.AsyncExitStack() as stack:
         if executors is None:
-            executors = await stack.enter_async_context(open_executors(tokens))
+            executors = await stack.enter_async_context(open_executors(tokens, kept))
         running = _open(plan(specs), executors, workers, output_chunks, reporting, epoch)
         async with running as items:
             yield items

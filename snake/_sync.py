@@ -161,7 +161,7 @@ class PipelineIterator(itertools.chain[T], Generic[T]):
     iterator) stops every stage and joins the thread.
     """
 
-    __slots__ = ("_chunks",)
+    __slots__ = ("__weakref__", "_chunks")
 
     _chunks: Generator[Iterator[T], None, None]
 

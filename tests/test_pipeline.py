@@ -26,7 +26,7 @@ def test_the_public_api_is_exactly_this() -> None:
     assert sorted(snake.__all__) == [
         "ItemTimeoutError", "Pipeline", "PipelineIterator", "PipelineReceiver", "RayOptions", "RemoteError", "StageStatistics", "Statistics", "WorkerDiedError", "WorkerError", "WorkerInfo", "WorkerOptions", "WorkerStatistics",
         "concat", "current_epoch",
-        "from_iterable", "merge", "mix", "worker_info", "zip",
+        "from_iterable", "merge", "mix", "persistent_workers", "worker_info", "zip",
     ]  # fmt: skip
     for name in snake.__all__:
         assert getattr(snake, name).__module__.split(".")[0] == "snake"

@@ -129,7 +129,7 @@ class ParMap(StageSpec):
     fn: Callable[[Any], Any]
     concurrency: int | None
     ordered: bool
-    executor: Literal["process", "thread", "ray", "inline"]
+    executor: Literal["process", "thread", "ray"]
     options: MapOptions = WorkerOptions()
     policy: ErrorPolicy = ErrorPolicy()
 
@@ -141,21 +141,13 @@ class ParMap(StageSpec):
     def workers(self) -> Literal["process", "thread", "ray"] | None:
         # With errors="skip", steps after the map would see items at other
         # positions than the stage's input gave them: they stay here.
-        if self.policy.skips or self.executor == "inline":
-            return None
-        return self.executor
+        return None if self.policy.skips else self.executor
 
     def processes(self) -> list[tuple[MapOptions, int | None]]:
-        if self.executor in ("thread", "inline"):
-            return []
-        return [(self.options, self.concurrency)]
+        return [] if self.executor == "thread" else [(self.options, self.concurrency)]
 
     def build(self, context: Context) -> Stage:
         label = context.label
-        if self.executor == "inline":
-            from ._then import inline_stage
-
-            return inline_stage(self.fn, self.policy, label)
         executor: Executor = context.executors.get(self.executor, self.options)
         retries = self.policy.retries
         work = Work(label, self.fn, context.in_workers, self.policy.skips, retries)

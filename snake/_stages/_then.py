@@ -43,16 +43,29 @@ class Then(StageSpec):
         return _ThenStage(fn, label, failures)
 
 
-def inline_stage(fn: Callable[[Any], Any], policy: ErrorPolicy, label: str) -> Stage:
+@attrs.frozen
+class InlineMap(StageSpec):
     """``par_map(fn, executor="inline")``: ``fn`` called as ``then`` awaits its
     function, one item at a time, in the pipeline's own thread, so that a
     breakpoint in it stops there; errors and skipping as every map has them."""
 
-    async def call(x: Any) -> Any:
-        return fn(x)
+    fn: Callable[[Any], Any]
+    policy: ErrorPolicy = ErrorPolicy()
 
-    retried = retrying_async(call, policy.retries) if policy.retries else call
-    return _ThenStage(retried, label, policy.failures(label))
+    advice = 'it runs with executor="inline", for debugging: use "process" or "thread"'
+
+    def describe(self) -> str:
+        return f"par_map({func_name(self.fn)})"
+
+    def build(self, context: Context) -> Stage:
+        fn = self.fn
+
+        async def call(x: Any) -> Any:
+            return fn(x)
+
+        retries = self.policy.retries
+        retried = retrying_async(call, retries) if retries else call
+        return _ThenStage(retried, context.label, self.policy.failures(context.label))
 
 
 #: Slices start at multiples of 16: this samples one slice in eight.

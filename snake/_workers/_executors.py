@@ -23,14 +23,16 @@ from .._info import WorkerInfo, enter_worker
 from .._nursery import open_nursery
 from ._forkserver import start_forkserver
 from ._options import MapOptions, RayOptions, WorkerOptions, cpu_count
+from ._persistent import settings
 from ._pool import ProcessExecutor
 from ._work import ChunkResult, Work, apply_chunk
-from ._worker import should_retire, start
+from ._worker import start
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from .._stats import WorkerStatistics
+    from ._persistent import persistent_workers
     from ._ray import RayExecutor
 
 #: Seconds a worker process may take to exit once its pipeline is done.
@@ -164,11 +166,16 @@ class Executors:
     """
 
     def __init__(
-        self, budget: trio.CapacityLimiter, nursery: trio.Nursery, contexts: AsyncExitStack
+        self,
+        budget: trio.CapacityLimiter,
+        nursery: trio.Nursery,
+        contexts: AsyncExitStack,
+        kept: persistent_workers | None = None,
     ) -> None:
         self._budget = budget
         self._nursery = nursery
         self._contexts = contexts
+        self._kept = kept
         self._processes: dict[WorkerOptions, ProcessExecutor] = {}
         self._ray: dict[RayOptions, RayExecutor] = {}
         self._started: set[WorkerOptions] = set()
@@ -190,14 +197,12 @@ class Executors:
                 continue
             if options.start_method == "forkserver":
                 await start_forkserver()
-            context = await self._contexts.enter_async_context(
-                trio_parallel.open_worker_context(
-                    init=WorkerStart(options),
-                    retire=should_retire,
-                    grace_period=SHUTDOWN_GRACE,
-                    worker_type=_WORKER_TYPES[options.start_method],
-                )
-            )
+            wanted_context = settings(options, WorkerStart(options), SHUTDOWN_GRACE)
+            if self._kept is not None:  # workers kept from one run to the next
+                context = self._kept.context(options, **wanted_context)
+            else:
+                opening = trio_parallel.open_worker_context(**wanted_context)
+                context = await self._contexts.enter_async_context(opening)
             workers = min(count, tokens)
             self._processes[options] = ProcessExecutor(context, self._budget, workers)
 
@@ -234,20 +239,25 @@ class Executors:
 
 
 @asynccontextmanager
-async def open_executors(tokens: int) -> AsyncIterator[Executors]:
+async def open_executors(
+    tokens: int, kept: persistent_workers | None = None
+) -> AsyncIterator[Executors]:
     """Executors for one run: worker processes draw on one budget of ``tokens``.
 
     Worker contexts are opened as the run's pipelines ask for them
     (``Executors.provide``), and closed on exit, so no worker process
     outlives the run: idle workers return from their calls, and on an error
-    or cancel, or where jobs were abandoned, workers are killed.
+    or cancel, or where jobs were abandoned, workers are killed. With
+    ``kept``, a ``persistent_workers`` scope, the contexts are the scope's:
+    idle workers stay for the next run, until the scope ends.
     """
     executors = None
     try:
         async with AsyncExitStack() as contexts:
             # Closed before the contexts: the workers' calls end first.
             async with open_nursery() as nursery:
-                executors = Executors(trio.CapacityLimiter(tokens), nursery, contexts)
+                budget = trio.CapacityLimiter(tokens)
+                executors = Executors(budget, nursery, contexts, kept)
                 try:
                     yield executors
                 except BaseException:
@@ -259,9 +269,3 @@ async def open_executors(tokens: int) -> AsyncIterator[Executors]:
         # jobs were cancelled, go too.
         if executors is not None:
             executors.remove_shared_memory()
-
-
-_WORKER_TYPES = {
-    "spawn": trio_parallel.WorkerType.SPAWN,
-    "forkserver": trio_parallel.WorkerType.FORKSERVER,
-}

@@ -161,8 +161,10 @@ def serve(
     """
     global _place, _seeded
     in_worker_process()
-    if place != _place:
-        _place, _seeded = place, None
+    # A kept worker (``snake.persistent_workers``) serves run after run: the
+    # work of the last one goes, and each run seeds it afresh.
+    _work.clear()
+    _place, _seeded = place, None
     ready(shipments)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.connect(address)
