@@ -56,7 +56,7 @@ def work(x: int) -> int:
         (
             lambda: SRC.par_map(work, executor="gpu"),
             ValueError,
-            "`executor` must be 'process' or 'thread' or 'ray', got 'gpu'",
+            "`executor` must be 'process' or 'thread' or 'ray' or 'inline', got 'gpu'",
         ),
         (lambda: SRC.batch(0), ValueError, "`size` must be >= 1, got 0"),
         (
