@@ -188,14 +188,16 @@ def leave_worker(token: contextvars.Token[WorkerInfo | None]) -> None:
     _worker.reset(token)
 
 
-def seed_globals(seed: int) -> None:
+def seed_globals(seed: int, skip: set[str] | frozenset[str] = frozenset()) -> None:
     """Seed the global random generators a worker process uses: Python's, and
     numpy's and torch's where already imported (as DataLoader seeds its
-    workers', numpy's included, so that forked workers do not share one)."""
-    random.seed(seed)
-    numpy: Any = sys.modules.get("numpy")
+    workers', numpy's included, so that forked workers do not share one),
+    except those of the modules in ``skip``."""
+    if "random" not in skip:
+        random.seed(seed)
+    numpy: Any = None if "numpy" in skip else sys.modules.get("numpy")
     if numpy is not None:
         numpy.random.seed(seed % 2**32)
-    torch: Any = sys.modules.get("torch")
+    torch: Any = None if "torch" in skip else sys.modules.get("torch")
     if torch is not None and hasattr(torch, "manual_seed"):
         torch.manual_seed(seed)

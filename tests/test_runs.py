@@ -189,3 +189,16 @@ def test_worker_init_reads_worker_info() -> None:
     got = list(snake.from_iterable(range(4)).par_map(init_info, workers=options, concurrency=2))
     assert all(info is not None and info.num_workers == 2 for info in got)
     assert {info.epoch for info in got if info is not None} == {0}
+
+
+def seed_my_way(index: int) -> None:
+    random.seed(1234 + index)
+
+
+def test_an_init_may_seed_the_generators_its_own_way() -> None:
+    options = snake.WorkerOptions(init=seed_my_way)
+    pipeline = snake.from_iterable(range(5)).par_map(info_of, workers=options, concurrency=1)
+    got = list(pipeline)
+    ((index,),) = {(info.id,) for _, info, _ in got if info is not None}
+    mine = random.Random(1234 + index)
+    assert [r for _, _, r in got] == [mine.random() for _ in range(5)]  # seeded after ours

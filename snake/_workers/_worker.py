@@ -7,6 +7,7 @@ import functools
 import os
 import pickle
 import socket
+import sys
 import time
 import traceback
 from typing import TYPE_CHECKING, Any
@@ -72,7 +73,12 @@ def _set_up(init: bytes | None, max_items: int | None) -> None:
 
 def _enter(run: _info.Epoch | None) -> None:
     """Tell the code this worker runs its epoch and place; at a new epoch,
-    seed the global random generators for it, and run the user's init once."""
+    seed the global random generators for it; run the user's init once.
+
+    As DataLoader does, the generators are seeded before the init, which may
+    seed them its own way; those of libraries the init imports are seeded
+    after it.
+    """
     global _seeded, _info_here, _init, _init_error
     if run is None:
         return
@@ -86,11 +92,14 @@ def _enter(run: _info.Epoch | None) -> None:
     _info.enter_worker(_info_here)
     if _init is not None:
         init, _init = _init, None
+        before = set(sys.modules)
         try:
             pickle.loads(init)(_place[0])
         except Exception as exc:
             exc.add_note(f"snake: raised by WorkerOptions.init in worker {_place[0]}")
             _init_error = exc
+        if _info_here is not None:
+            _info.seed_globals(_info_here.seed, skip=before)
 
 
 def should_retire() -> bool:
