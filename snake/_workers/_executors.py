@@ -20,7 +20,7 @@ import trio_parallel
 
 from .._exceptions import timed_out
 from .._nursery import open_nursery
-from ._forkserver import start_forkserver
+from ._forkserver import check_spawn_loads_main, start_forkserver
 from ._options import MapOptions, RayOptions, WorkerOptions, cpu_count
 from ._pool import ProcessExecutor
 from ._work import ChunkResult, Work, apply_chunk
@@ -169,6 +169,8 @@ class Executors:
                 continue
             if options.start_method == "forkserver":
                 await start_forkserver()
+            else:
+                check_spawn_loads_main()
             context = await self._contexts.enter_async_context(
                 trio_parallel.open_worker_context(
                     init=WorkerStart(options),
