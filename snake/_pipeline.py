@@ -34,7 +34,9 @@ if TYPE_CHECKING:
     from ._stages._base import Spec
     from ._stats import Statistics
 
-T = TypeVar("T")
+# Covariant: a pipeline only yields its items, so a Pipeline[list[int]] is a
+# Pipeline[Iterable[int]], which is what unbatch() asks of its self.
+T = TypeVar("T", covariant=True)
 U = TypeVar("U")
 
 

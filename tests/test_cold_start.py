@@ -144,6 +144,48 @@ def test_a_script_read_from_stdin_runs_its_process_map(tmp_path: Path, thread: b
     assert out == "[1, 2, 3, 4, 5]"
 
 
+SPAWNED = """
+import snake
+
+def square(x):
+    return x * x
+
+spawn = snake.WorkerOptions(start_method={method!r})
+print(list(snake.from_iterable(range(4)).par_map(square, concurrency=1, workers=spawn)))
+"""
+
+
+def test_a_script_read_from_stdin_with_spawned_workers_is_refused_before_any_starts(
+    tmp_path: Path,
+) -> None:
+    # Spawned workers run the script's file again, and ``<stdin>`` is none:
+    # each would print a FileNotFoundError as it died.
+    done = subprocess.run(
+        [sys.executable, "-"], cwd=tmp_path, input=SPAWNED.format(method="spawn"),
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert "FileNotFoundError" not in done.stderr  # no worker started
+    assert done.stderr.splitlines()[-1] == (
+        'RuntimeError: worker processes started with start_method="spawn" run the script '
+        "again, and this script was read from standard input, so they cannot start: save it "
+        "to a file and run that, leave WorkerOptions(start_method=...) at its default, "
+        '"forkserver", or use par_map(fn, executor="thread")'
+    )
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_a_program_given_with_dash_c_runs_its_process_map(tmp_path: Path, method: str) -> None:
+    # ``python -c`` leaves ``__main__`` without a file, so workers load none.
+    done = subprocess.run(
+        [sys.executable, "-c", SPAWNED.format(method=method)], cwd=tmp_path, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "[0, 1, 4, 9]\n"
+
+
 class _Cuda:
     def __init__(self, initialized: bool) -> None:
         self.initialized = initialized

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import textwrap
 import time
 from typing import TYPE_CHECKING
 
 import trio
 
+from .._torch import import_torch
 from . import _demo
 
 if TYPE_CHECKING:
@@ -16,23 +19,63 @@ if TYPE_CHECKING:
 
     from .. import Statistics
 
+#: Images in the synthetic set of ``snake images``.
+_SYNTHETIC = 300
 
-def _non_negative(kind: type[float | int]) -> Callable[[str], float]:
-    def parse(text: str) -> float:
+
+def _whole(least: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``least``."""
+
+    def parse(text: str) -> int:
         try:
-            value = kind(text)
+            value = int(text)
         except ValueError:
-            what = "a whole number" if kind is int else "a number"
-            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be >= {least}, got {value}")
         return value
 
     return parse
 
 
+def _seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _jpeg_folder(text: str) -> str:
+    """An argparse type: a folder holding at least one JPEG."""
+    from . import _images
+
+    if not os.path.exists(text):
+        raise argparse.ArgumentTypeError(
+            f"no such folder: {text!r}; leave DIR out for a synthetic set"
+        )
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is a file, not a folder: give the folder of .jpg files"
+        )
+    try:
+        found = _images.jpegs(text)
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot list {text!r}: {exc.strerror}") from None
+    if not found:
+        raise argparse.ArgumentTypeError(
+            f"no .jpg or .jpeg files in {text!r}; leave DIR out for a synthetic set"
+        )
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="snake", description=__doc__)
+    parser = argparse.ArgumentParser(prog="snake", description="Run snake's example pipelines.")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser(
         "demo",
@@ -41,12 +84,10 @@ def _parser() -> argparse.ArgumentParser:
         "fib(22 + i % 5) in worker processes.",
     )
     demo.add_argument(
-        "--scale", type=_non_negative(float), default=0.05,
+        "--scale", type=_seconds, default=0.05,
         help="seconds in one time unit of the reads (default: 0.05)",
     )  # fmt: skip
-    demo.add_argument(
-        "--items", type=_non_negative(int), default=100, help="number of items (default: 100)"
-    )
+    demo.add_argument("--items", type=_whole(1), default=100, help="number of items (default: 100)")
     demo.add_argument(
         "--stats", action="store_true",
         help="print each stage's statistics and the bottleneck at the end",
@@ -58,13 +99,20 @@ def _parser() -> argparse.ArgumentParser:
         "+ normalize to float32 CHW, batch. Without DIR, a synthetic set of JPEGs is made "
         'once in the temporary folder. Needs Pillow and numpy (pip install -e ".[images]").',
     )
-    images.add_argument("dir", nargs="?", help="a folder of .jpg files (default: synthetic)")
     images.add_argument(
-        "--count", type=_non_negative(int), default=300,
-        help="images in the synthetic set (default: 300)",
+        "dir", nargs="?", type=_jpeg_folder, help="a folder of .jpg files (default: synthetic)"
+    )
+    images.add_argument(
+        "--count", type=_whole(1),
+        help=f"images in the synthetic set, without DIR (default: {_SYNTHETIC})",
     )  # fmt: skip
-    images.add_argument("--batch-size", type=_non_negative(int), default=32)
-    images.add_argument("--executor", choices=("thread", "process"), default="thread")
+    images.add_argument(
+        "--batch-size", type=_whole(1), default=32, help="images in a batch (default: 32)"
+    )
+    images.add_argument(
+        "--executor", choices=("thread", "process"), default="thread",
+        help="decode in worker threads or worker processes (default: thread)",
+    )  # fmt: skip
     images.add_argument(
         "--draft", action="store_true",
         help="decode JPEGs at a reduced size when the crop allows (faster)",
@@ -72,16 +120,37 @@ def _parser() -> argparse.ArgumentParser:
     images.add_argument(
         "--torch", action="store_true", help="batches as torch tensors (needs torch)"
     )  # fmt: skip
+    images.set_defaults(error=images.error)
     return parser
+
+
+def _images_problem(args: argparse.Namespace) -> str | None:
+    """What stops ``snake images`` with these arguments from running, found before any work."""
+    from . import _images
+
+    if args.dir is not None and args.count is not None:
+        return "argument --count: sizes the synthetic set; leave it out with DIR"
+    try:
+        _images.needs()
+        if args.torch:
+            import_torch("--torch makes torch tensors", ", or leave --torch out for numpy arrays")
+    except ImportError as exc:
+        return str(exc)
+    return None
 
 
 def images(args: argparse.Namespace) -> None:
     from . import _images
 
-    folder = args.dir or _images.synthetic(args.count)
+    folder = args.dir
+    if folder is None:
+        try:
+            folder = _images.synthetic(args.count or _SYNTHETIC)
+        except OSError as exc:
+            args.error(f"cannot make the synthetic set: {exc}; set TMPDIR or give DIR")
     pipeline = _images.pipeline(
         folder,
-        batch_size=max(1, args.batch_size),
+        batch_size=args.batch_size,
         executor=args.executor,
         draft=args.draft,
         tensors=args.torch,
@@ -141,6 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         demo(args.items, args.scale, args.stats)
     elif args.command == "images":
+        problem = _images_problem(args)
+        if problem is not None:
+            args.error(problem)  # exits with status 2
         images(args)
     return 0
 

@@ -36,19 +36,31 @@ _SHIFT: Any = None
 
 
 def needs() -> tuple[Any, Any]:
-    """numpy and PIL.Image, or an error saying how to install them."""
+    """numpy and PIL.Image, or an error saying which is missing and how to install both."""
     try:
         import numpy as np
         from PIL import Image
-    except ImportError:
+    except ImportError as exc:
+        missing = "Pillow" if exc.name == "PIL" else exc.name or "Pillow or numpy"
         raise ImportError(
-            'snake images needs Pillow and numpy: pip install -e ".[images]"'
+            f"{missing} is not installed, and snake's image pipeline needs Pillow and numpy: "
+            'pip install -e ".[images]"',
+            name=exc.name,
         ) from None
     return np, Image
 
 
+def jpegs(folder: str) -> list[str]:
+    """The paths of the ``.jpg`` and ``.jpeg`` files in ``folder``, sorted."""
+    return sorted(
+        os.path.join(folder, n) for n in os.listdir(folder) if n.lower().endswith((".jpg", ".jpeg"))
+    )
+
+
 def synthetic(count: int = 300, size: tuple[int, int] = (500, 375)) -> str:
     """A folder of ``count`` JPEGs of ``size``, made once and kept in the temporary folder."""
+    if count < 1:  # before the folder exists: an empty one would be left behind
+        raise ValueError(f"`count` must be >= 1, got {count}")
     np, Image = needs()
     folder = os.path.join(tempfile.gettempdir(), f"snake-images-{count}-{size[0]}x{size[1]}")
     if os.path.isdir(folder) and sum(n.endswith(".jpg") for n in os.listdir(folder)) == count:
@@ -197,9 +209,7 @@ def pipeline(
     needs()
     if tensors:
         import_torch(_TENSORS, _NO_TENSORS)
-    files = sorted(
-        os.path.join(folder, n) for n in os.listdir(folder) if n.lower().endswith((".jpg", ".jpeg"))
-    )
+    files = jpegs(folder)
     if not files:
         raise ValueError(f"no .jpg files in {folder}")
     # Batch the file names, then decode each batch into its array in one

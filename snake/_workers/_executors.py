@@ -21,7 +21,7 @@ import trio_parallel
 from .._exceptions import timed_out
 from .._info import WorkerInfo, enter_worker
 from .._nursery import open_nursery
-from ._forkserver import start_forkserver
+from ._forkserver import check_spawn_loads_main, start_forkserver
 from ._options import MapOptions, RayOptions, WorkerOptions, cpu_count
 from ._persistent import settings
 from ._pool import ProcessExecutor
@@ -197,6 +197,8 @@ class Executors:
                 continue
             if options.start_method == "forkserver":
                 await start_forkserver()
+            else:
+                check_spawn_loads_main()
             wanted_context = settings(options, WorkerStart(options), SHUTDOWN_GRACE)
             if self._kept is not None:  # workers kept from one run to the next
                 context = self._kept.context(options, **wanted_context)

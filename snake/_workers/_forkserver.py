@@ -218,6 +218,34 @@ def _let_go(passfds: Sequence[int]) -> None:  # pragma: no cover - in the fork
         os.close(null)
 
 
+def check_spawn_loads_main() -> None:
+    """Raise, before any worker starts, if spawned workers could not load the script.
+
+    ``multiprocessing`` has a spawned worker run the script's file again
+    as its ``__main__`` (fork server workers find it loaded, see
+    ``_forkserver_main``); a script read from standard input (``python -``,
+    whose ``__file__`` is ``<stdin>``) has no file, and every worker would
+    die on a ``FileNotFoundError`` as it starts. ``python -c`` has no
+    ``__file__``, and its workers load nothing.
+
+    Raises:
+      RuntimeError: the script has no file, saying what works instead.
+    """
+    path = _script_path()
+    if path is None or os.path.isfile(path):
+        return
+    name = sys.modules["__main__"].__file__
+    what = "was read from standard input" if name == "<stdin>" else f"has no file {path!r}"
+    default = ""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        default = ', leave WorkerOptions(start_method=...) at its default, "forkserver",'
+    raise RuntimeError(
+        'worker processes started with start_method="spawn" run the script again, '
+        f"and this script {what}, so they cannot start: save it to a file and run "
+        f'that{default} or use par_map(fn, executor="thread")'
+    )
+
+
 def _script_path() -> str | None:
     """The path ``multiprocessing`` sends workers to load ``__main__`` from.
 
