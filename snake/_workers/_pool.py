@@ -140,7 +140,11 @@ class ProcessExecutor:
         if self._broken is not None:
             raise died(self._broken, work.label, len(items), base, running=False)
         _, key, _ = self._ship(work)
-        loan = self._memory.lend(id(work), items)
+        try:
+            loan = self._memory.lend(id(work), items)
+        except Exception as exc:  # they cannot be pickled
+            exc.add_note(f"snake: in stage {work.label}, {_unsendable(items, base)}")
+            raise
         job = Job(work, key, loan.items, len(items), base, loan.slot, (limiter, self._budget))
         self._queue_send.send_nowait(job)
         try:
@@ -241,3 +245,18 @@ class ProcessExecutor:
         lane: Lane = self._lanes[index]
         lane.pid = pid
         return lane
+
+
+def _unsendable(items: list[Any], base: int) -> str:
+    """Which item could not be pickled for a worker, as an error note says it."""
+    what = f"the items from {base} of its input"
+    for k, item in enumerate(items):
+        try:
+            cloudpickle.dumps(item)
+        except Exception:  # this is the one
+            what = f"item {base + k} of its input"
+            break
+    return (
+        f"{what} cannot be sent to a worker process (pickled): pass something picklable "
+        '(a path rather than an open file, say), or use executor="thread"'
+    )
