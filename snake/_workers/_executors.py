@@ -14,7 +14,6 @@ import math
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
-import cloudpickle
 import trio
 import trio_parallel
 
@@ -23,6 +22,7 @@ from .._nursery import open_nursery
 from ._forkserver import start_forkserver
 from ._options import MapOptions, RayOptions, WorkerOptions, cpu_count
 from ._pool import ProcessExecutor
+from ._script import dumps
 from ._work import ChunkResult, Work, apply_chunk
 from ._worker import should_retire, start
 
@@ -120,7 +120,7 @@ class WorkerStart:
     """
 
     def __init__(self, options: WorkerOptions) -> None:
-        self._init = None if options.init is None else cloudpickle.dumps(options.init)
+        self._init = None if options.init is None else dumps(options.init)
         self._max_items = options.max_items
         self._started = itertools.count()
 

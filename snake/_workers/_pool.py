@@ -31,6 +31,7 @@ from ._deaths import died
 from ._lane import Job, Lane, drain
 from ._messages import Result
 from ._options import cpu_count
+from ._script import dumps
 from ._slots import Lending
 from ._work import ChunkResult, Work
 
@@ -176,7 +177,7 @@ class ProcessExecutor:
         shipped = self._shipped.get(id(work))
         if shipped is None:
             key = f"{os.getpid()}-{id(self)}-{len(self._shipped)}"
-            shipped = self._shipped[id(work)] = (work, key, cloudpickle.dumps(work))
+            shipped = self._shipped[id(work)] = (work, key, dumps(work))
         return shipped
 
     # --- what its lanes draw on (``_lane.Feed``) ----------------------------
