@@ -29,6 +29,7 @@ from ._stages._base import Context, InlineSpec, InWorkers, Moved, Spec, Stage, S
 from ._stages._inline import FusedSteps
 from ._stats import Figures, StageClock, Statistics
 from ._stats import take as take_statistics
+from ._tracebacks import trimmed
 from ._workers._executors import Executors, open_executors
 from ._workers._options import WorkerOptions, cpu_count
 from ._workers._script import dumps
@@ -171,7 +172,7 @@ async def open_pipeline(
         async with open_inner(specs, output_chunks=output_chunks, reporting=reporting) as items:
             yield items
     except BaseException as exc:
-        error = uncarried(exc)
+        error = trimmed(uncarried(exc))
         if error is exc:
             raise
         raise_as_is(error)
