@@ -30,8 +30,10 @@ from typing import Any, ClassVar
 
 import cloudpickle
 
-#: A function of the script, as tested: ``("main", qualname, code,
-#: defaults, keyword defaults, ((global name, its token), ...))``.
+#: What a worker tests its own value against: ``("absent",)``, ``("=",
+#: constant)``, ``("module", name)``, ``("named", module, qualname)``, or for
+#: a function of the script ``("main", qualname, code, defaults, keyword
+#: defaults, ((global name, its token), ...))``.
 Token = tuple[Any, ...]
 
 _ABSENT = object()
