@@ -19,6 +19,7 @@ Package map (the engine, from the builder down to the workers):
   _report      reporting statistics while a pipeline runs, and progress
   _errors      stage notes on a user's exceptions
   _nursery     how errors leave snake's nurseries
+  _tracebacks  a user's traceback, snake's frames cut, as the error leaves snake
   _exceptions  the errors snake raises itself
   _validate    argument checks, with messages that name the fix
   _collate     batch(collate="default" | "torch")

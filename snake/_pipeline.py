@@ -18,6 +18,7 @@ from ._stages._inline import Filter, FlatMap, Map
 from ._stages._parallel import ParMap, ParThen
 from ._stages._source import IterableSource
 from ._sync import PipelineIterator
+from ._tracebacks import trimmed
 from ._workers import _persistent as persistent
 from ._workers._forkserver import fork_server_here
 from ._workers._options import RayOptions, WorkerOptions, check_workers
@@ -609,12 +610,16 @@ class Pipeline(Generic[T]):
         reporting = Reporting(report, report_every, progress)
         run = self._epoch(epoch)
         kept = persistent.current()
-        async with open_pipeline(self._specs, run, reporting=reporting, kept=kept) as items:
-            while True:
-                try:
-                    out += await items.receive_chunk()
-                except trio.EndOfChannel:
-                    return out
+        try:
+            async with open_pipeline(self._specs, run, reporting=reporting, kept=kept) as items:
+                while True:
+                    try:
+                        out += await items.receive_chunk()
+                    except trio.EndOfChannel:
+                        return out
+        except BaseException as exc:
+            trimmed(exc)
+            raise  # as it is: from the caller straight to the user's frames
 
     def __iter__(self) -> PipelineIterator[T]:
         """Iterate synchronously, with trio running the pipeline in a thread.

@@ -30,8 +30,10 @@ from ._stages._base import Context, InlineSpec, InWorkers, Moved, Spec, Stage, S
 from ._stages._inline import FusedSteps
 from ._stats import Figures, StageClock, Statistics
 from ._stats import take as take_statistics
+from ._tracebacks import trimmed
 from ._workers._executors import Executors, open_executors
 from ._workers._options import WorkerOptions, cpu_count
+from ._workers._script import dumps
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -101,7 +103,7 @@ def into_workers(p: StagePlan) -> StagePlan:
         if spec.in_workers is InWorkers.NO:
             break
         # Ray's tasks, like processes, receive them pickled.
-        pickled = None if where == "thread" else _pickled(spec)
+        pickled = None if where == "thread" else _pickled(spec, where)
         if where != "thread" and pickled is None:
             break
         moved.append(Moved(label(index, spec), spec, pickled))
@@ -110,10 +112,10 @@ def into_workers(p: StagePlan) -> StagePlan:
     return attrs.evolve(p, in_workers=tuple(moved), fused=p.fused[len(moved) :])
 
 
-def _pickled(spec: InlineSpec) -> bytes | None:
-    """``spec`` pickled, to go to worker processes; ``None`` if it cannot be."""
+def _pickled(spec: InlineSpec, where: str) -> bytes | None:
+    """``spec`` pickled, to go to worker processes or Ray; ``None`` if it cannot be."""
     try:
-        return cloudpickle.dumps(spec)  # type: ignore[no-any-return]
+        return dumps(spec) if where == "process" else cloudpickle.dumps(spec)
     except Exception:
         return None
 
@@ -179,7 +181,7 @@ async def open_pipeline(
         async with opening as items:
             yield items
     except BaseException as exc:
-        error = uncarried(exc)
+        error = trimmed(uncarried(exc))
         if error is exc:
             raise
         raise_as_is(error)

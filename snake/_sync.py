@@ -25,6 +25,7 @@ import trio
 
 from ._errors import uncarried
 from ._nursery import raise_as_is
+from ._tracebacks import trimmed
 from ._weight import CHUNK_BYTES, nbytes, per_chunk
 
 if TYPE_CHECKING:
@@ -193,6 +194,9 @@ def _chunks(open_pipeline: Opener[T]) -> Generator[Iterator[T], None, None]:
             while handoff:
                 current = iter(handoff.pop())
                 yield current
+    except BaseException as exc:
+        trimmed(exc)
+        raise  # as it is: from the consumer's loop straight to the user's frames
     finally:
         # After close(), the chunk being read must not go on giving items.
         collections.deque(current, maxlen=0)

@@ -16,6 +16,7 @@ import trio
 from conftest import running_span
 
 import snake
+from snake._workers import _shm
 
 #: A death must surface within this, measured from its moment (about a
 #: second; more is allowed for a loaded CI machine).
@@ -116,6 +117,28 @@ async def test_an_unpicklable_result_is_a_type_error_naming_the_item_and_stage()
         "snake: in stage #1 par_map(unpicklable_at_3), the result of item 3 of its input "
         "cannot be sent back (pickled)"
     ) in info.value.__notes__
+
+
+def identity(x: object) -> object:
+    return x
+
+
+@pytest.mark.parametrize("shared_memory", [True, False], ids=["shm", "no-shm"])
+async def test_an_unpicklable_item_is_a_type_error_naming_the_item_and_stage(
+    monkeypatch: pytest.MonkeyPatch, shared_memory: bool
+) -> None:
+    # Without shared memory (not Linux) items are pickled as their job is
+    # sent; either way the job's stage fails, with the item named.
+    monkeypatch.setattr(_shm, "AVAILABLE", shared_memory and _shm.AVAILABLE)
+    items = [0, 1, 2, (3, threading.Lock()), 4]
+    with trio.fail_after(20):
+        with pytest.raises(TypeError, match="cannot pickle '_thread\\.lock' object") as info:
+            await snake.from_iterable(items).par_map(identity, concurrency=1).collect()
+    assert info.value.__notes__ == [
+        "snake: in stage #1 par_map(identity), item 3 of its input cannot be sent to a "
+        "worker process (pickled): pass something picklable (a path rather than an open "
+        'file, say), or use executor="thread"'
+    ]
 
 
 NO_GUARD = """

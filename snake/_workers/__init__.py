@@ -15,6 +15,7 @@ Both sides:
   _wire       length-prefixed messages on a worker's socket
   _shm        what both sides agree on about shared memory
   _packing    large buffers out of band, into shared memory
+  _script     pickling work: the script's functions by reference where workers have them
   _work       what a job does to its items (also in worker threads)
 A worker process:
   _worker     its set-up and job loop

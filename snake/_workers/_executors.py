@@ -14,7 +14,6 @@ import math
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
-import cloudpickle
 import trio
 import trio_parallel
 
@@ -25,6 +24,7 @@ from ._forkserver import check_spawn_loads_main, start_forkserver
 from ._options import MapOptions, RayOptions, WorkerOptions, cpu_count
 from ._persistent import settings
 from ._pool import ProcessExecutor
+from ._script import dumps
 from ._work import ChunkResult, Work, apply_chunk
 from ._worker import start
 
@@ -144,7 +144,7 @@ class WorkerStart:
     """The set-up ``trio_parallel`` sends each new worker of one context."""
 
     def __init__(self, options: WorkerOptions) -> None:
-        self._init = None if options.init is None else cloudpickle.dumps(options.init)
+        self._init = None if options.init is None else dumps(options.init)
         self._max_items = options.max_items
 
     def __call__(self) -> None:  # pragma: no cover - only its pickled form runs

@@ -31,6 +31,7 @@ from ._deaths import died
 from ._lane import Job, Lane, drain
 from ._messages import Result
 from ._options import cpu_count
+from ._script import dumps
 from ._slots import Lending
 from ._work import ChunkResult, Work
 
@@ -140,7 +141,11 @@ class ProcessExecutor:
         if self._broken is not None:
             raise died(self._broken, work.label, len(items), base, running=False)
         _, key, _ = self._ship(work)
-        loan = self._memory.lend(id(work), items)
+        try:
+            loan = self._memory.lend(id(work), items)
+        except Exception as exc:  # they cannot be pickled
+            exc.add_note(f"snake: in stage {work.label}, {_unsendable(items, base)}")
+            raise
         job = Job(work, key, loan.items, len(items), base, loan.slot, (limiter, self._budget))
         self._queue_send.send_nowait(job)
         try:
@@ -172,7 +177,7 @@ class ProcessExecutor:
         shipped = self._shipped.get(id(work))
         if shipped is None:
             key = f"{os.getpid()}-{id(self)}-{len(self._shipped)}"
-            shipped = self._shipped[id(work)] = (work, key, cloudpickle.dumps(work))
+            shipped = self._shipped[id(work)] = (work, key, dumps(work))
         return shipped
 
     # --- what its lanes draw on (``_lane.Feed``) ----------------------------
@@ -241,3 +246,18 @@ class ProcessExecutor:
         lane: Lane = self._lanes[index]
         lane.pid = pid
         return lane
+
+
+def _unsendable(items: list[Any], base: int) -> str:
+    """Which item could not be pickled for a worker, as an error note says it."""
+    what = f"the items from {base} of its input"
+    for k, item in enumerate(items):
+        try:
+            cloudpickle.dumps(item)
+        except Exception:  # this is the one
+            what = f"item {base + k} of its input"
+            break
+    return (
+        f"{what} cannot be sent to a worker process (pickled): pass something picklable "
+        '(a path rather than an open file, say), or use executor="thread"'
+    )

@@ -137,14 +137,23 @@ class Lending:
 
     def lend(self, key: int, items: list[Any]) -> Loan:
         """What one job of the work ``key`` borrows: its items, packed into a slot
-        if they hold large buffers, and a slot for its results."""
-        results = self._results.get(key)
-        slot = None if results is None else results.take()
+        if they hold large buffers, and a slot for its results.
+
+        The items are pickled here, even with nothing to lend, so an item
+        that cannot be pickled fails its own job (see ``_pool``); it raises
+        before anything is borrowed.
+        """
         inputs, prefix = self._inputs, self.prefix
         if inputs is None or prefix is None:
-            return Loan(items, slot, results)
+            return Loan(pack(items, None), None)
         in_slot = inputs.take()
-        packed = pack(items, prefix, in_slot)
+        try:
+            packed = pack(items, prefix, in_slot)
+        except BaseException:
+            inputs.put(in_slot)
+            raise
+        results = self._results.get(key)
+        slot = None if results is None else results.take()
         if packed.reused:
             return Loan(packed, slot, results, inputs, packed.name)
         inputs.put(in_slot)
