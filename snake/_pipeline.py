@@ -79,7 +79,8 @@ class Pipeline(Generic[T]):
     Every method returns a new pipeline and leaves this one as it was, so a
     pipeline can be extended in several ways and run many times. Nothing
     runs until ``open()``, ``collect()`` or iteration. Start one with
-    :func:`snake.from_iterable`.
+    :func:`snake.from_iterable`. ``len(pipeline)`` is the number of items a
+    run gives, where its operators say it (see ``__len__``).
     """
 
     _specs: tuple[Spec, ...]
@@ -97,6 +98,37 @@ class Pipeline(Generic[T]):
         error notes and statistics use (``#2 par_map(decode)``).
         """
         return describe(self._specs)
+
+    def __len__(self) -> int:
+        """The number of items a run yields, known before it runs: for LR
+        schedulers and progress bars.
+
+        Known when the source has a ``len()`` (a list, a range, a dataset
+        with ``__len__``; not a generator) and every operator after it says
+        how many items it makes of its input: all but ``filter``,
+        ``flat_map``, ``unbatch``, ``interleave``, a stage with
+        ``errors="skip"`` and ``mix`` with ``stop="first_exhausted"``. After
+        an endless ``repeat()``, ``take(n)`` makes it ``n``.
+
+        Raises:
+          TypeError: it is unknown, naming the operator that makes it so.
+          OverflowError: it is more than ``sys.maxsize``.
+
+        Example:
+            >>> len(snake.from_iterable(range(10)).shard(0, 4).batch(2))
+            2
+            >>> len(snake.from_iterable(range(10)).filter(bool))
+            Traceback (most recent call last):
+              ...
+            TypeError: len() is unknown: #1 filter(bool) may drop items
+        """
+        from ._stages._length import known
+
+        return known(self._specs)
+
+    def __bool__(self) -> bool:
+        # Always true: `if pipeline:` asks whether there is one, not its len().
+        return True
 
     def _add(self, spec: Spec) -> Pipeline[Any]:
         return Pipeline((*self._specs, spec))

@@ -4,9 +4,10 @@ Both run as one more task of the pipeline's nursery, reading the figures the
 stages keep anyway, so they cost the stages nothing. The callback (say, to
 send the figures to a logger or TensorBoard) gets a ``Statistics`` every
 ``report_every`` seconds and once more at the end. The progress display
-shows items, items/s, elapsed time and the bottleneck: with ``tqdm`` if it
-is installed, else a plain line on stderr, redrawn in place on a terminal
-and printed once per report otherwise.
+shows items (of how many, when the pipeline's ``len()`` is known), items/s,
+elapsed time and the bottleneck: with ``tqdm`` if it is installed, else a
+plain line on stderr, redrawn in place on a terminal and printed once per
+report otherwise.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ class Reporting:
         default=1.0, validator=check.validator(check.check_seconds, finite=True)
     )
     progress: bool = attrs.field(default=False, validator=check.validator(check.check_bool))
+    #: The number of items the run yields, if known: the progress's total,
+    #: which the run sets (see ``Pipeline.__len__``).
+    total: int | None = None
 
     @property
     def wanted(self) -> bool:
@@ -48,7 +52,7 @@ class Reporting:
 
 async def watch(reporting: Reporting, statistics: Callable[[], Statistics]) -> None:
     """Report every ``report_every`` seconds until cancelled, then once more."""
-    display = _display() if reporting.progress else None
+    display = _display(reporting.total) if reporting.progress else None
     try:
         while True:
             await trio.sleep(reporting.report_every)
@@ -72,15 +76,16 @@ def _report(reporting: Reporting, stats: Statistics, display: _Display | None) -
 class _Display:
     """A plain progress line on stderr."""
 
-    def __init__(self) -> None:
+    def __init__(self, total: int | None) -> None:
         self._terminal = sys.stderr.isatty()
         self._shown = False
+        self._of = "" if total is None else f"/{total:,}"
 
     def show(self, stats: Statistics) -> None:
         done = stats.stages[-1].items_out if stats.stages else 0
         rate = done / stats.elapsed if stats.elapsed > 0 else 0.0
         line = (
-            f"snake: {done:,} items, {rate:,.0f} items/s, {stats.elapsed:.1f} s; "
+            f"snake: {done:,}{self._of} items, {rate:,.0f} items/s, {stats.elapsed:.1f} s; "
             f"bottleneck {stats.verdict()}"
         )
         if self._terminal:
@@ -99,8 +104,8 @@ class _Display:
 class _Tqdm(_Display):
     """The progress as a ``tqdm`` bar."""
 
-    def __init__(self, tqdm: Any) -> None:
-        self._bar = tqdm(unit=" items", desc="snake", dynamic_ncols=True)
+    def __init__(self, tqdm: Any, total: int | None) -> None:
+        self._bar = tqdm(total=total, unit=" items", desc="snake", dynamic_ncols=True)
         self._done = 0
 
     def show(self, stats: Statistics) -> None:
@@ -115,9 +120,9 @@ class _Tqdm(_Display):
         self._bar.close()
 
 
-def _display() -> _Display:
+def _display(total: int | None) -> _Display:
     try:
         from tqdm import tqdm  # type: ignore[import-untyped,import-not-found,unused-ignore]
     except ImportError:
-        return _Display()
-    return _Tqdm(tqdm)
+        return _Display(total)
+    return _Tqdm(tqdm, total)

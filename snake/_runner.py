@@ -28,6 +28,7 @@ from ._receiver import PipelineReceiver
 from ._report import Reporting, watch
 from ._stages._base import Context, InlineSpec, InWorkers, Moved, Spec, Stage, StageSpec
 from ._stages._inline import FusedSteps
+from ._stages._length import total
 from ._stats import Figures, StageClock, Statistics
 from ._stats import take as take_statistics
 from ._tracebacks import trimmed
@@ -203,6 +204,8 @@ async def open_inner(
     process maps use the run's workers and CPU budget, and ``epoch=None``:
     it runs in the epoch of the stage running it.
     """
+    if reporting.progress:  # the progress shows the run's total, if known
+        reporting = attrs.evolve(reporting, total=total(specs))
     tokens, workers = process_workers(specs)
     async with contextlib.AsyncExitStack() as stack:
         if executors is None:

@@ -163,7 +163,7 @@ async def test_progress_prints_items_rate_and_bottleneck(
     await snake.from_iterable(range(100)).then(slow).collect(progress=True, report_every=0.5)
     lines = capsys.readouterr().err.splitlines()  # not a terminal: a line per report
     assert len(lines) >= 2
-    assert lines[-1].startswith("snake: 100 items, ")
+    assert lines[-1].startswith("snake: 100/100 items, ")  # its len() is the total
     assert "items/s" in lines[-1]
     assert "bottleneck #1 then(slow)" in lines[-1]
 

@@ -14,7 +14,9 @@ operator types or label text:
 * a stage operator (:class:`StageSpec`) makes its stage for one run with
   ``build``, says with ``workers`` where it runs user code that inline
   operators after it may follow, and with ``processes`` which worker
-  processes it needs.
+  processes it needs;
+* ``length(n)``: how many items it yields from ``n``, for ``len(pipeline)``
+  (see ``_length``); ``most``, the bound a ``take`` puts on endless items.
 
 Buffering: what a running step or stage holds is its own (a batch's partial
 batch, a shuffle's buffer, a parallel stage's window), bounded by its spec's
@@ -37,11 +39,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 import attrs
 
+from ._length import Unknown
+
 if TYPE_CHECKING:
     from .._chunking import Inbox, Outbox
-    from .._policy import Failures
+    from .._policy import ErrorPolicy, Failures
     from .._workers._executors import Executors
     from .._workers._options import MapOptions
+    from ._length import Length
 
 
 class Spec(ABC):
@@ -57,6 +62,25 @@ class Spec(ABC):
     @abstractmethod
     def describe(self) -> str:
         """The operator as the user wrote it, such as ``par_map(decode)``."""
+
+    def length(self, n: int) -> Length:
+        """How many items it yields from ``n`` items, for ``len(pipeline)``.
+
+        ``n`` is its input's number of items (0 for a source, which has no
+        input; a source counts its own, or its pipelines', with
+        ``_length.nested``). ``ENDLESS``: items that never end.
+
+        Raises:
+          Unknown: the number depends on the items or on a function, saying
+            why, as the end of a sentence that starts with the operator.
+        """
+        raise Unknown("may change the number of items")
+
+    @property
+    def most(self) -> int | None:
+        """The most items it yields however many it gets (``take(n)``'s ``n``):
+        what it makes of endless items. ``None``: they stay endless."""
+        return None
 
 
 class Stage(Protocol):
@@ -105,6 +129,19 @@ class Context:
     #: The inline operators that run in its workers after its function
     #: (see ``StageSpec.workers``).
     in_workers: tuple[Moved, ...] = ()
+
+
+class OnePerItem:
+    """A stage that yields an item per item it gets (``then``, ``par_map``, ...),
+    unless it skips the failing ones (``errors="skip"``)."""
+
+    __slots__ = ()
+    policy: ErrorPolicy
+
+    def length(self, n: int) -> int:
+        if self.policy.skips:
+            raise Unknown('skips the items that fail (errors="skip")')
+        return n
 
 
 class StageSpec(Spec):

@@ -17,6 +17,7 @@ from .._errors import failed_at, item_error
 from .._validate import func_name
 from ._base import InlineSpec, InWorkers, Step
 from ._inline import ItemStep
+from ._length import Unknown
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -35,6 +36,9 @@ class Unbatch(InlineSpec):
 
     def step(self, label: str, position: int = 0) -> Step:
         return _UnbatchStep(label, position)
+
+    def length(self, n: int) -> int:
+        raise Unknown("yields as many items as its batches hold")
 
 
 @attrs.define(eq=False)
@@ -101,3 +105,6 @@ class Batch(InlineSpec):
     @property
     def unit(self) -> int:
         return self.size
+
+    def length(self, n: int) -> int:
+        return n // self.size if self.drop_last else -(-n // self.size)

@@ -22,12 +22,14 @@ from .._info import seeded
 from .._nursery import open_nursery
 from .._runner import forward, open_inner, processes, pump
 from ._base import Context, Spec, Stage, StageSpec
+from ._length import ENDLESS, Unknown, nested
 
 if TYPE_CHECKING:
     from .._policy import Failures
     from .._receiver import PipelineReceiver
     from .._workers._executors import Executors
     from .._workers._options import MapOptions
+    from ._length import Length
 
 Pipelines = tuple[tuple[Spec, ...], ...]
 
@@ -44,6 +46,17 @@ class _Combining(StageSpec):
 
     def processes(self) -> list[tuple[MapOptions, int | None]]:
         return [wanted for specs in self.pipelines for wanted in processes(specs)]
+
+    def _lengths(self) -> tuple[list[int], bool]:
+        """Its pipelines' numbers of items, those that end, and whether any does not."""
+        each = [nested(specs, k) for k, specs in enumerate(self.pipelines)]
+        ends = [n for n in each if n is not ENDLESS]
+        return ends, len(ends) < len(each)
+
+    def _sum(self) -> Length:
+        """The items of all its pipelines, each run to its end."""
+        ends, endless = self._lengths()
+        return ENDLESS if endless else sum(ends)
 
 
 class _Combined:
@@ -70,6 +83,15 @@ class Concat(_Combining):
     def describe(self) -> str:
         return f"concat({_inner(self.pipelines)})"
 
+    def length(self, n: int) -> Length:
+        total = 0
+        for k, specs in enumerate(self.pipelines):
+            one = nested(specs, k)
+            if one is ENDLESS:
+                return ENDLESS  # the pipelines after it never run
+            total += one
+        return total
+
     def build(self, context: Context) -> Stage:
         return _ConcatStage(self.pipelines, context.executors)
 
@@ -88,6 +110,10 @@ class Zip(_Combining):
 
     def describe(self) -> str:
         return f"zip({_inner(self.pipelines)})"
+
+    def length(self, n: int) -> Length:
+        ends, endless = self._lengths()
+        return min(ends) if ends else ENDLESS if endless else 0
 
     def build(self, context: Context) -> Stage:
         return _ZipStage(self.pipelines, context.executors)
@@ -119,6 +145,9 @@ class Merge(_Combining):
     def describe(self) -> str:
         return f"merge({_inner(self.pipelines)})"
 
+    def length(self, n: int) -> Length:
+        return self._sum()
+
     def build(self, context: Context) -> Stage:
         return _MergeStage(self.pipelines, context.executors)
 
@@ -148,6 +177,14 @@ class Mix(_Combining):
 
     def describe(self) -> str:
         return f"mix([{_inner(self.pipelines)}], {list(self.weights)})"
+
+    def length(self, n: int) -> Length:
+        if self.stop == "first_exhausted":
+            raise Unknown(
+                "stops when a pipeline it draws from runs out, which its draws decide; "
+                'with stop="all_exhausted" its length is known'
+            )
+        return self._sum()
 
     def build(self, context: Context) -> Stage:
         return _MixStage(self, context.executors)

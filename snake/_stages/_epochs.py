@@ -17,6 +17,7 @@ import attrs
 from .._info import current, enter, leave, seeded
 from .._runner import processes, pump
 from ._base import Context, InlineSpec, Spec, Stage, StageSpec, Step
+from ._length import ENDLESS, nested
 
 if TYPE_CHECKING:
     import random
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from .._policy import Failures
     from .._workers._executors import Executors
     from .._workers._options import MapOptions
+    from ._length import Length
 
 
 @attrs.define(eq=False)
@@ -62,6 +64,9 @@ class Shuffle(InlineSpec):
 
     def describe(self) -> str:
         return f"shuffle({self.size}" + ("" if self.seed is None else f", seed={self.seed}") + ")"
+
+    def length(self, n: int) -> int:
+        return n
 
     def step(self, label: str, position: int = 0) -> Step:
         return _ShuffleStep(self.size, seeded(self.seed))
@@ -127,6 +132,13 @@ class Shard(InlineSpec):
     def step(self, label: str, position: int = 0) -> Step:
         return _ShardStep(self.index, self.count, self.equal)
 
+    def length(self, n: int) -> int:
+        if self.equal == "drop":
+            return n // self.count  # complete rounds
+        if self.equal == "pad":
+            return -(-n // self.count)  # rounds, the last one completed
+        return max(0, -(-(n - self.index) // self.count))
+
 
 @attrs.frozen
 class Repeat(StageSpec):
@@ -145,6 +157,12 @@ class Repeat(StageSpec):
 
     def processes(self) -> list[tuple[MapOptions, int | None]]:
         return processes(self.specs)
+
+    def length(self, n: int) -> Length:
+        if not self.times:  # 0 times, or for ever: whatever its pipeline holds
+            return 0 if self.times == 0 else ENDLESS
+        once = nested(self.specs)
+        return ENDLESS if once is ENDLESS else once * self.times
 
     def build(self, context: Context) -> Stage:
         return _RepeatStage(self.specs, self.times, context.executors)

@@ -20,6 +20,7 @@ import attrs
 from .._errors import failed_at, item_error
 from .._validate import func_name
 from ._base import InlineSpec, InWorkers, Step
+from ._length import Unknown
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -93,6 +94,9 @@ class Map(InlineSpec):
     def step(self, label: str, position: int = 0) -> Step:
         return _MapStep(label, position, self.fn)
 
+    def length(self, n: int) -> int:
+        return n
+
 
 @attrs.frozen
 class Filter(InlineSpec):
@@ -106,6 +110,9 @@ class Filter(InlineSpec):
     def step(self, label: str, position: int = 0) -> Step:
         return _FilterStep(label, position, self.fn)
 
+    def length(self, n: int) -> int:
+        raise Unknown("may drop items")
+
 
 @attrs.frozen
 class FlatMap(InlineSpec):
@@ -116,6 +123,9 @@ class FlatMap(InlineSpec):
 
     def step(self, label: str, position: int = 0) -> Step:
         return _FlatMapStep(label, position, self.fn)
+
+    def length(self, n: int) -> int:
+        raise Unknown("yields as many items as fn returns for each")
 
 
 class FusedSteps:

@@ -20,6 +20,7 @@ from .._nursery import open_nursery
 from .._runner import forward
 from .._validate import func_name
 from ._base import Context, Spec, Stage, StageSpec
+from ._length import Unknown
 from ._source import IterableSource
 
 if TYPE_CHECKING:
@@ -41,6 +42,9 @@ class Interleave(StageSpec):
 
     def describe(self) -> str:
         return f"interleave({func_name(self.fn)})"
+
+    def length(self, n: int) -> int:
+        raise Unknown("yields as many items as the pipelines fn returns hold")
 
     def build(self, context: Context) -> Stage:
         return _InterleaveStage(self, context.executors)

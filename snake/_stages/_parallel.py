@@ -38,7 +38,7 @@ from .._weight import CHUNK_BYTES, nbytes
 from .._workers._deaths import WorkerDiedError
 from .._workers._options import MapOptions, WorkerOptions
 from .._workers._work import ChunkResult, Work
-from ._base import Context, Stage, StageSpec
+from ._base import Context, OnePerItem, Stage, StageSpec
 
 if TYPE_CHECKING:
     from .._stats import StageClock
@@ -91,7 +91,7 @@ def _skipped_or_raise(exc: Exception, label: str, base: int, skips: bool) -> Chu
 
 
 @attrs.frozen
-class ParThen(StageSpec):
+class ParThen(OnePerItem, StageSpec):
     fn: Callable[[Any], Awaitable[Any]]
     concurrency: int
     ordered: bool
@@ -125,7 +125,7 @@ class ParThen(StageSpec):
 
 
 @attrs.frozen
-class ParMap(StageSpec):
+class ParMap(OnePerItem, StageSpec):
     fn: Callable[[Any], Any]
     concurrency: int | None
     ordered: bool

@@ -39,6 +39,9 @@ class Enumerate(InlineSpec):
     def step(self, label: str, position: int = 0) -> Step:
         return _EnumerateStep(self.start)
 
+    def length(self, n: int) -> int:
+        return n
+
 
 @attrs.define(eq=False)
 class _TakeStep:
@@ -67,6 +70,13 @@ class Take(InlineSpec):
     def step(self, label: str, position: int = 0) -> Step:
         return _TakeStep(self.n, self.n == 0)
 
+    def length(self, n: int) -> int:
+        return min(n, self.n)
+
+    @property
+    def most(self) -> int:
+        return self.n
+
 
 @attrs.define(eq=False)
 class _SkipStep:
@@ -94,3 +104,6 @@ class Skip(InlineSpec):
 
     def step(self, label: str, position: int = 0) -> Step:
         return _SkipStep(self.n)
+
+    def length(self, n: int) -> int:
+        return max(0, n - self.n)

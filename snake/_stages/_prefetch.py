@@ -33,6 +33,9 @@ class Prefetch(StageSpec):
     def build(self, context: Context) -> Stage:
         return _PrefetchStage(self.size)
 
+    def length(self, n: int) -> int:
+        return n
+
 
 class _PrefetchStage:
     failures: Failures | None = None  # never skips

@@ -21,6 +21,7 @@ from .._errors import item_error
 from .._flushing import watching
 from .._validate import func_name
 from ._base import Context, Stage, StageSpec
+from ._length import counted
 
 if TYPE_CHECKING:
     from .._policy import Failures
@@ -36,6 +37,9 @@ class IterableSource(StageSpec):
         obj = self.obj
         generator = inspect.isgenerator(obj) or inspect.isasyncgen(obj)
         return f"from_iterable({func_name(obj) if generator else type(obj).__name__})"
+
+    def length(self, n: int) -> int:
+        return counted(self.obj)
 
     def build(self, context: Context) -> Stage:
         if hasattr(self.obj, "__aiter__"):

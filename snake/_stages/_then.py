@@ -19,14 +19,14 @@ from .._errors import add_stage_note, carried, failed_at
 from .._flushing import watching
 from .._policy import ErrorPolicy, Failures, retrying_async
 from .._validate import func_name
-from ._base import Context, Stage, StageSpec
+from ._base import Context, OnePerItem, Stage, StageSpec
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
 
 @attrs.frozen
-class Then(StageSpec):
+class Then(OnePerItem, StageSpec):
     fn: Callable[[Any], Awaitable[Any]]
     policy: ErrorPolicy = ErrorPolicy()
 
