@@ -101,6 +101,12 @@ def _stages() -> st.SearchStrategy[Op]:
                 lambda p: p.par_map(identity, executor="thread", ordered=o, concurrency=2),
             )
         ),
+        st.just(
+            Op(
+                '.par_map(identity, executor="inline")',
+                lambda p: p.par_map(identity, executor="inline"),
+            )
+        ),
         st.integers(1, 5).map(lambda n: Op(f".prefetch({n})", lambda p: p.prefetch(n))),
         st.integers(0, 3).map(lambda n: Op(f".repeat({n})", lambda p: p.repeat(n))),
     )
@@ -244,6 +250,7 @@ class NoLen:
         (P([1]).then(same, errors="skip"), '#1 then(same) skips the items that fail (errors="skip")'),
         (P([1]).par_then(same, errors="skip"), "#1 par_then(same) skips the items that fail"),
         (P([1]).par_map(abs, errors="skip"), "#1 par_map(abs) skips the items that fail"),
+        (P([1]).par_map(abs, executor="inline", errors="skip"), "#1 par_map(abs) skips the items that fail"),
         (P(gen_of(3)), "#0 from_iterable(gen_of) has no len() (a generator): "
                        "start from one that has, such as a list, a range or a dataset with __len__"),
         (P(agen()), "#0 from_iterable(agen) has no len() (an async_generator)"),

@@ -44,7 +44,7 @@ class Then(OnePerItem, StageSpec):
 
 
 @attrs.frozen
-class InlineMap(StageSpec):
+class InlineMap(OnePerItem, StageSpec):
     """``par_map(fn, executor="inline")``: ``fn`` called as ``then`` awaits its
     function, one item at a time, in the pipeline's own thread, so that a
     breakpoint in it stops there; errors and skipping as every map has them."""
