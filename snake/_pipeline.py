@@ -566,14 +566,16 @@ class Pipeline(Generic[T]):
         A last stage before a training loop: each batch (through dicts,
         tuples and lists) is copied to pinned memory and on to the device
         without blocking, in a worker thread, so the copy of the next batch
-        overlaps the step on this one. torch and, for ``"cuda"``, a CUDA
-        device must be present: otherwise this raises when the pipeline is
-        built, saying so.
+        overlaps the step on this one. Pinning helps copies to a CUDA device
+        only, so ``pin_memory`` applies to those: to ``"cpu"``, tensors are
+        moved without pinning, and the same code runs with or without a
+        GPU. torch and, for ``"cuda"``, a CUDA device must be present:
+        otherwise this raises when the pipeline is built, saying so.
         """
         check.check_bool(pin_memory, "pin_memory")
         from ._device import check_device, mover
 
-        name = check_device(device, pin_memory)
+        name = check_device(device)
         move = mover(name, pin_memory)
         move.__name__ = move.__qualname__ = f"to_device_{name.replace(':', '_')}"
         return self._add(ParMap(move, 1, True, "thread", WorkerOptions()))
