@@ -11,6 +11,7 @@ import trio
 
 from . import _validate as check
 from ._policy import ErrorPolicy
+from ._receiver import Opened
 from ._report import Reporting
 from ._runner import describe, open_inner, open_pipeline, processes
 from ._stages._inline import Filter, FlatMap, Map
@@ -46,7 +47,7 @@ def from_iterable(obj: Iterable[T] | AsyncIterable[T], /) -> Pipeline[T]:
         stops early. A re-iterable ``obj`` lets the pipeline run many times.
 
     Raises:
-      TypeError: ``obj`` is not iterable.
+      TypeError: ``obj`` is not iterable, or is a pipeline already.
 
     Example:
         >>> list(snake.from_iterable(range(3)).map(str))
@@ -57,6 +58,11 @@ def from_iterable(obj: Iterable[T] | AsyncIterable[T], /) -> Pipeline[T]:
         raise TypeError(
             f"from_iterable() got the generator function {name}, not a generator: "
             f"call it, as in from_iterable({name}())"
+        )
+    if isinstance(obj, Pipeline):
+        raise TypeError(
+            "from_iterable() got a Pipeline: use the pipeline itself, chaining onto it "
+            "(pipeline.map(fn), ...), or join pipelines with snake.concat(first, second)"
         )
     if not any(hasattr(obj, a) for a in ("__iter__", "__aiter__", "__getitem__")):
         raise TypeError(
@@ -629,7 +635,7 @@ class Pipeline(Generic[T]):
             b
         """
         reporting = Reporting(report, report_every, progress)
-        return open_pipeline(self._specs, reporting=reporting)
+        return Opened(open_pipeline(self._specs, reporting=reporting))
 
     async def collect(
         self,
