@@ -3,7 +3,9 @@
 Ordering: the iterable's. Buffering: one pending chunk. On cancel or error,
 a generator or async generator source is closed, so its ``finally`` runs.
 A sync iterable is pulled in the event loop's thread, so its ``next()``
-must be quick; slow producers belong in an async iterable.
+must be quick (a cancel waits for the unit of calls in progress, one call
+once calls are slow, and starts no other); slow producers belong in an
+async iterable.
 """
 
 from __future__ import annotations
@@ -16,7 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .._chunking import CHECK_EVERY, LATENCY_BUDGET, MAX_CHUNK, Inbox, Outbox, Pacer
+from .._chunking import (
+    CHECK_EVERY,
+    LATENCY_BUDGET,
+    MAX_CHUNK,
+    Inbox,
+    Outbox,
+    Pacer,
+    before_sync_work,
+)
 from .._errors import item_error
 from .._flushing import watching
 from .._validate import func_name
@@ -62,6 +72,7 @@ class _SyncSource:
         pacer = Pacer()
         produced = 0
         while not outbox.done:
+            await before_sync_work()
             size = pacer.size
             began = time.perf_counter()
             items: list[Any] = []
