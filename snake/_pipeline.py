@@ -30,19 +30,24 @@ if TYPE_CHECKING:
 
     from ._receiver import PipelineReceiver
     from ._stages._base import Spec
+    from ._stages._source import MapStyle
     from ._stats import Statistics
 
 T = TypeVar("T")
 U = TypeVar("U")
 
 
-def from_iterable(obj: Iterable[T] | AsyncIterable[T], /) -> Pipeline[T]:
+def from_iterable(obj: Iterable[T] | AsyncIterable[T] | MapStyle[T], /) -> Pipeline[T]:
     """A pipeline whose items come from ``obj``.
 
     Args:
-      obj: a sync iterable (list, range, generator, ...) or an async iterable
-        (async generator, ``trio`` receive channel). A sync iterable is
-        pulled in the event loop's thread, so its items must be quick to
+      obj: a sync iterable (list, range, generator, ...), an async iterable
+        (async generator, ``trio`` receive channel) or a map-style dataset:
+        an object with ``__len__`` and ``__getitem__`` but no ``__iter__``,
+        such as a torch ``Dataset``, read as ``obj[0]``, ...,
+        ``obj[len(obj) - 1]`` with ``len(obj)`` taken afresh each run (with
+        ``__iter__``, as a list has, ``obj`` is iterated). A sync iterable
+        is pulled in the event loop's thread, so its items must be quick to
         produce; a generator or async generator is closed when the pipeline
         stops early. A re-iterable ``obj`` lets the pipeline run many times.
 
