@@ -15,11 +15,14 @@ pending chunk goes out lives here. It goes out
 
 Synchronous work (pulling from a sync iterator, running fused inline ops) is
 cut into units sized to take about half the budget (:class:`Pacer`), so the
-last rule can be kept between units.
+last rule can be kept between units. Such work holds the event loop, so a
+cancel takes effect only between units: each unit starts with
+:func:`before_sync_work`, and none starts once the stage is cancelled.
 """
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +32,8 @@ import trio
 from ._weight import CHUNK_BYTES, nbytes, per_chunk
 
 if TYPE_CHECKING:
+    import threading
+
     from ._stages._base import Step
     from ._stats import StageClock
 
@@ -44,6 +49,27 @@ CHECK_EVERY = 15
 #: Wakes a stage that sent a large item once the next stage has taken it;
 #: one per channel, shared by the stage sending and the one receiving.
 Taken = trio.lowlevel.ParkingLot
+
+
+#: Set by the synchronous bridge (``_sync``) once its consumer has stopped.
+#: The cancel it sends from the consumer's thread reaches the stages only
+#: when the event loop is free again: until then, work that holds the loop
+#: must not start.
+STOPPING: ContextVar[threading.Event | None] = ContextVar("snake_stopping", default=None)
+
+
+async def before_sync_work() -> None:
+    """Raise ``Cancelled`` if the stage is cancelled, or its cancel is on its way.
+
+    Called before each unit of synchronous user code (a source's ``next()``,
+    fused inline ops), which blocks the event loop while it runs: so no unit
+    starts after a cancel, and stopping waits for the unit in progress only,
+    a single call once calls take longer than the ``Pacer``'s target.
+    """
+    stopping = STOPPING.get()
+    if stopping is not None and stopping.is_set():
+        await trio.sleep_forever()  # the bridge's cancel is queued: it ends this
+    await trio.lowlevel.checkpoint_if_cancelled()
 
 
 class DownstreamClosed(Exception):
@@ -259,6 +285,7 @@ class Outbox:
             size = pacer.size
             part = items if start == 0 and size >= count else items[start : start + size]
             start += size
+            await before_sync_work()
             began = perf_counter()
             out = chain.process(part)
             elapsed = perf_counter() - began
@@ -270,6 +297,7 @@ class Outbox:
         """End of input: send what the hosted ops still hold, such as a last batch."""
         await self.emit_raw()
         if self._chain is not None:
+            await before_sync_work()
             await self._add(self._chain.finish())
         await self.flush()
 

@@ -3,7 +3,9 @@
 Every tensor in a batch (through dicts, tuples, named tuples and lists) is
 copied to pinned memory (with ``pin_memory``, for a CUDA device) and then
 to the device without blocking, in a worker thread of its own stage, so the
-copy of the next batch runs while the training step uses this one.
+copy of the next batch runs while the training step uses this one. Pinning
+helps copies to a CUDA device only: for any other, ``pin_memory`` is
+ignored, so the same code runs with and without a GPU.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 from ._torch import import_torch
 
 
-def check_device(device: object, pin_memory: bool) -> str:
+def check_device(device: object) -> str:
     """The device as torch names it; an error now if torch or the device is missing."""
     torch = import_torch("to_device() moves torch tensors", " or a CUDA build")
     try:
@@ -26,16 +28,13 @@ def check_device(device: object, pin_memory: bool) -> str:
             f"to_device({device!r}): no CUDA device here (torch.cuda.is_available() is "
             "False; a CPU build of torch, or no GPU). Leave out to_device, or use 'cpu'"
         )
-    if pin_memory and not name.startswith("cuda"):
-        raise ValueError(
-            f"to_device({device!r}, pin_memory=True): pinned memory only helps copies to a "
-            "CUDA device; pass pin_memory=False"
-        )
     return name
 
 
 def mover(device: str, pin_memory: bool) -> Callable[[Any], Any]:
-    """A function moving every tensor of a batch to ``device``."""
+    """A function moving every tensor of a batch to ``device``, through pinned
+    memory if ``pin_memory`` and ``device`` is a CUDA device."""
+    pin_memory = pin_memory and device.startswith("cuda")
 
     def move(value: Any) -> Any:
         if hasattr(value, "to") and hasattr(value, "is_pinned"):  # a tensor

@@ -12,6 +12,7 @@ import trio
 from . import _validate as check
 from ._info import Runs
 from ._policy import ErrorPolicy
+from ._receiver import Opened
 from ._report import Reporting
 from ._runner import describe, open_inner, open_pipeline, processes
 from ._stages._inline import Filter, FlatMap, Map
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from ._info import Epoch
     from ._receiver import PipelineReceiver
     from ._stages._base import Spec
+    from ._stages._source import MapStyle
     from ._stats import Statistics
 
 # Covariant: a pipeline only yields its items, so a Pipeline[list[int]] is a
@@ -41,18 +43,22 @@ T = TypeVar("T", covariant=True)
 U = TypeVar("U")
 
 
-def from_iterable(obj: Iterable[T] | AsyncIterable[T], /) -> Pipeline[T]:
+def from_iterable(obj: Iterable[T] | AsyncIterable[T] | MapStyle[T], /) -> Pipeline[T]:
     """A pipeline whose items come from ``obj``.
 
     Args:
-      obj: a sync iterable (list, range, generator, ...) or an async iterable
-        (async generator, ``trio`` receive channel). A sync iterable is
-        pulled in the event loop's thread, so its items must be quick to
+      obj: a sync iterable (list, range, generator, ...), an async iterable
+        (async generator, ``trio`` receive channel) or a map-style dataset:
+        an object with ``__len__`` and ``__getitem__`` but no ``__iter__``,
+        such as a torch ``Dataset``, read as ``obj[0]``, ...,
+        ``obj[len(obj) - 1]`` with ``len(obj)`` taken afresh each run (with
+        ``__iter__``, as a list has, ``obj`` is iterated). A sync iterable
+        is pulled in the event loop's thread, so its items must be quick to
         produce; a generator or async generator is closed when the pipeline
         stops early. A re-iterable ``obj`` lets the pipeline run many times.
 
     Raises:
-      TypeError: ``obj`` is not iterable.
+      TypeError: ``obj`` is not iterable, or is a pipeline already.
 
     Example:
         >>> list(snake.from_iterable(range(3)).map(str))
@@ -63,6 +69,11 @@ def from_iterable(obj: Iterable[T] | AsyncIterable[T], /) -> Pipeline[T]:
         raise TypeError(
             f"from_iterable() got the generator function {name}, not a generator: "
             f"call it, as in from_iterable({name}())"
+        )
+    if isinstance(obj, Pipeline):
+        raise TypeError(
+            "from_iterable() got a Pipeline: use the pipeline itself, chaining onto it "
+            "(pipeline.map(fn), ...), or join pipelines with snake.concat(first, second)"
         )
     if not any(hasattr(obj, a) for a in ("__iter__", "__aiter__", "__getitem__")):
         raise TypeError(
@@ -546,14 +557,16 @@ class Pipeline(Generic[T]):
         A last stage before a training loop: each batch (through dicts,
         tuples and lists) is copied to pinned memory and on to the device
         without blocking, in a worker thread, so the copy of the next batch
-        overlaps the step on this one. torch and, for ``"cuda"``, a CUDA
-        device must be present: otherwise this raises when the pipeline is
-        built, saying so.
+        overlaps the step on this one. Pinning helps copies to a CUDA device
+        only, so ``pin_memory`` applies to those: to ``"cpu"``, tensors are
+        moved without pinning, and the same code runs with or without a
+        GPU. torch and, for ``"cuda"``, a CUDA device must be present:
+        otherwise this raises when the pipeline is built, saying so.
         """
         check.check_bool(pin_memory, "pin_memory")
         from ._device import check_device, mover
 
-        name = check_device(device, pin_memory)
+        name = check_device(device)
         move = mover(name, pin_memory)
         move.__name__ = move.__qualname__ = f"to_device_{name.replace(':', '_')}"
         return self._add(ParMap(move, 1, True, "thread", WorkerOptions()))
@@ -615,7 +628,8 @@ class Pipeline(Generic[T]):
         """
         reporting = Reporting(report, report_every, progress)
         kept = persistent.current()
-        return open_pipeline(self._specs, self._epoch(epoch), reporting=reporting, kept=kept)
+        run = self._epoch(epoch)
+        return Opened(open_pipeline(self._specs, run, reporting=reporting, kept=kept))
 
     def _epoch(self, epoch: int | None) -> Epoch:
         if epoch is not None:

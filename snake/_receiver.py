@@ -1,19 +1,21 @@
-"""The channel ``Pipeline.open()`` yields: items out of the last stage's chunks."""
+"""What ``Pipeline.open()`` returns, and the channel it yields: items out of the
+last stage's chunks."""
 
 from __future__ import annotations
 
 import collections
 import itertools
+from contextlib import AbstractAsyncContextManager
 from operator import length_hint
 from time import perf_counter
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 import trio
 
 from ._chunking import LATENCY_BUDGET, Pacer, Taken
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+    from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterator
     from types import AsyncGeneratorType
 
     from ._stats import Statistics
@@ -196,3 +198,32 @@ class PipelineReceiver(trio.abc.ReceiveChannel[T]):
         finally:
             self._fetching = False
             self._fetched.unpark_all()
+
+
+class Opened(AbstractAsyncContextManager[T]):
+    """``open()``'s async context manager, which a plain ``with`` names the fix for.
+
+    ``__aenter__`` and ``__aexit__`` hand back ``manager``'s awaitables
+    rather than awaiting them, so tracebacks gain no frame of this class.
+    """
+
+    __slots__ = ("_manager",)
+
+    def __init__(self, manager: AbstractAsyncContextManager[T]) -> None:
+        self._manager = manager
+
+    def __aenter__(self) -> Coroutine[Any, Any, T]:
+        return self._manager.__aenter__()
+
+    def __aexit__(self, *exc_info: Any) -> Coroutine[Any, Any, bool | None]:
+        return self._manager.__aexit__(*exc_info)
+
+    def __enter__(self) -> NoReturn:
+        raise TypeError(
+            "pipeline.open() runs the pipeline in a trio nursery, so it needs `async with`: "
+            "inside trio, `async with pipeline.open() as items: async for x in items: ...`; "
+            "in synchronous code, `for x in pipeline: ...` or `pipeline.iterate()`"
+        )
+
+    def __exit__(self, *exc_info: object) -> None:  # `with` needs it; never reached
+        return None

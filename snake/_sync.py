@@ -9,7 +9,9 @@ own channels hold. Items of a MiB or more cross one per handoff, at most
 ``LARGE_HANDOFFS`` of them waiting, and the next is taken from the pipeline
 only once there is room for it. Stopping (``break``, ``close()``,
 garbage collection, an exception such as Ctrl-C's ``KeyboardInterrupt`` in
-the consumer) cancels the run and joins the thread before returning.
+the consumer) cancels the run and joins the thread before returning; a
+synchronous call blocking the event loop then (a source's ``next()``, an
+inline ``map``) ends, and no other starts (``_chunking.STOPPING``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 import trio
 
+from ._chunking import STOPPING
 from ._errors import uncarried
 from ._nursery import raise_as_is
 from ._tracebacks import trimmed
@@ -76,7 +79,7 @@ class _Bridge(Generic[T]):
         self._open = open_pipeline
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._token: trio.lowlevel.TrioToken | None = None
-        self._stopping = False
+        self._stopping = threading.Event()
         self._scope = trio.CancelScope()
         self._room = trio.Semaphore(HANDOFFS)
         self._thread = threading.Thread(
@@ -97,8 +100,10 @@ class _Bridge(Generic[T]):
             # The consuming thread reaches the scope and the semaphore through
             # the token; a stop asked for before it was published is seen here.
             self._token = trio.lowlevel.current_trio_token()
-            if self._stopping:
+            if self._stopping.is_set():
                 self._scope.cancel()
+            # The stages see a stop at once, before the cancel reaches them.
+            STOPPING.set(self._stopping)
             async with self._open(output_chunks=OUTPUT_CHUNKS) as items:
                 await self._hand_over(items)
 
@@ -143,7 +148,7 @@ class _Bridge(Generic[T]):
 
     def close(self) -> None:
         """Cancel the run, if still going, and wait for its thread to end."""
-        self._stopping = True
+        self._stopping.set()
         self._call_soon(self._scope.cancel)
         self._thread.join()
 

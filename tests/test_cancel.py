@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import sys
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -15,7 +17,7 @@ import snake
 from snake._chunking import MAX_CHUNK
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import AsyncIterator, Callable, Iterator
 
 #: "Within about 100 ms" of the contract, with room for a busy 2-core machine.
 PROMPT = 0.5
@@ -218,3 +220,96 @@ async def test_an_error_at_the_moment_of_an_outer_cancel_arrives_bare_with_worke
 
         with pytest.raises(ValueError, match="three"):
             await snake.from_iterable(range(10)).par_map(abs).then(fails_and_cancels).collect()
+
+
+def _counted(where: str, call: Callable[[int], None]) -> snake.Pipeline[int]:
+    """A pipeline that runs ``call(i)`` on pulling each item from a sync
+    source, or in an inline map after it."""
+
+    def source() -> Iterator[int]:
+        for i in itertools.count():
+            call(i)
+            yield i
+
+    def mapped(i: int) -> int:
+        call(i)
+        return i
+
+    if where == "source":
+        return snake.from_iterable(source())
+    return snake.from_iterable(itertools.count()).map(mapped)
+
+
+@pytest.mark.parametrize("where", ["source", "map"])
+async def test_leaving_open_starts_no_call_of_a_sync_source_or_map(where: str) -> None:
+    calls: list[int] = []
+    async with _counted(where, calls.append).open() as items:
+        async for _ in items:
+            break
+        made = len(calls)
+    assert len(calls) == made
+
+
+@pytest.mark.parametrize("where", ["source", "map"])
+async def test_a_cancel_during_a_sync_call_lets_no_other_start(where: str) -> None:
+    calls: list[int] = []
+    with trio.CancelScope() as scope:
+
+        def call(i: int) -> None:
+            calls.append(i)
+            time.sleep(0.001)  # slow: each call is a unit of work of its own
+            if i == 3:
+                scope.cancel()  # as a deadline expiring while the call blocks
+
+        await _counted(where, call).collect()
+    assert scope.cancelled_caught
+    assert calls == [0, 1, 2, 3]
+
+
+def _joining(thread: threading.Thread) -> bool:
+    """Whether ``thread`` waits in ``Thread.join()``."""
+    frame = sys._current_frames().get(thread.ident or 0)
+    while frame is not None:
+        if frame.f_code is threading.Thread.join.__code__:
+            return True
+        frame = frame.f_back
+    return False
+
+
+@pytest.mark.parametrize("where", ["source", "map"])
+@pytest.mark.parametrize("stop", ["break", "close"])
+def test_stopping_a_sync_iteration_waits_for_the_call_in_progress_only(
+    where: str, stop: str
+) -> None:
+    consumer = threading.current_thread()
+    calls: list[int] = []
+    stopping = threading.Event()  # the consumer has its item and is about to stop
+    in_progress: list[int] = []
+
+    def call(i: int) -> None:
+        calls.append(i)
+        time.sleep(0.001)  # slow: each call is a unit of work of its own
+        if stopping.is_set() and not in_progress:
+            # In progress when the consumer stops: it ends once the consumer
+            # waits for the pipeline's thread, inside close().
+            in_progress.append(i)
+            for _ in range(10_000):
+                if _joining(consumer):
+                    break
+                time.sleep(0.001)
+
+    it = iter(_counted(where, call))
+    for _ in it:
+        stopping.set()
+        for _ in range(10_000):  # until a call is in progress
+            if in_progress:
+                break
+            time.sleep(0.001)
+        made = len(calls)
+        if stop == "close":
+            it.close()
+        break
+    del it  # with "break", stops the pipeline
+    assert in_progress
+    assert len(calls) == made
+    assert calls[-1] == in_progress[0]

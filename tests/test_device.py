@@ -47,12 +47,17 @@ def test_without_cuda_it_says_so_when_built(torch: Any) -> None:
         RuntimeError, match=r"no CUDA device here \(torch.cuda.is_available\(\) is False"
     ):
         snake.from_iterable([1]).to_device()
-    with pytest.raises(ValueError, match="pinned memory only helps copies to a CUDA device"):
-        snake.from_iterable([1]).to_device("cpu")
-    assert (
-        next(iter(snake.from_iterable([FakeTensor(5)]).to_device("cpu", pin_memory=False))).value
-        == 5
-    )
+    for pin_memory in (True, False):  # pinning helps CUDA only: no need to branch for the CPU
+        (moved,) = snake.from_iterable([FakeTensor(5)]).to_device("cpu", pin_memory=pin_memory)
+        assert (moved.value, moved.device, moved.pinned) == (5, "cpu", False)
+
+
+def test_with_real_torch_the_defaults_run_on_the_cpu() -> None:
+    torch = pytest.importorskip("torch")
+    batches = [{"x": torch.full((2,), i)} for i in range(3)]
+    got = list(snake.from_iterable(batches).to_device("cpu"))
+    assert [b["x"].tolist() for b in got] == [[0, 0], [1, 1], [2, 2]]
+    assert not any(b["x"].is_pinned() for b in got)
 
 
 def test_an_unknown_device_or_no_torch_is_refused(

@@ -12,12 +12,14 @@ import trio
 import trio.lowlevel
 import trio.testing
 from conftest import worker_processes
+from hypothesis import given
+from hypothesis import strategies as st
 from operators import OPERATORS, Boom, Endless, Naturals, Operator
 
 import snake
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 T = TypeVar("T")
 
@@ -78,6 +80,73 @@ async def test_sources_sync_and_async() -> None:
             await send.send(i)
     for source in [range(4), [0, 1, 2, 3], gen(), agen(), OldStyle(), recv]:
         assert await snake.from_iterable(source).collect() == [0, 1, 2, 3], source
+
+
+class Indexed:
+    """A map-style dataset, as torch's: ``__len__`` and ``__getitem__``, no
+    ``__iter__``, and no ``IndexError`` past the end. Records what is read."""
+
+    def __init__(self, items: list[int], fail_at: int = -1) -> None:
+        self.items = items
+        self.fail_at = fail_at
+        self.reads: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> int:
+        self.reads.append(i)
+        if i == self.fail_at:
+            raise KeyError(i)
+        return self.items[i] if i < len(self.items) else -1  # past the end: no IndexError
+
+
+async def test_a_map_style_dataset_is_read_by_index_up_to_its_length_each_run() -> None:
+    ds = Indexed([10, 11, 12])
+    assert await snake.from_iterable(ds).take(6).collect() == [10, 11, 12]
+    assert ds.reads == [0, 1, 2]
+    assert await snake.from_iterable(ds).repeat(2).collect() == [10, 11, 12] * 2
+    ds.items.append(13)  # the length is taken afresh each run
+    assert await snake.from_iterable(ds).collect() == [10, 11, 12, 13]
+    assert repr(snake.from_iterable(ds)) == "snake.from_iterable(Indexed)"
+
+
+async def test_a_map_style_dataset_that_fails_names_the_index() -> None:
+    with pytest.raises(KeyError) as info:
+        await snake.from_iterable(Indexed(list(range(20)), fail_at=13)).collect()
+    assert info.value.__notes__ == ["snake: in stage #0 from_iterable(Indexed), producing item 13"]
+
+
+async def test_an_object_with_iter_as_well_is_iterated() -> None:
+    class Both(Indexed):  # as a list: __iter__ wins over indexing
+        def __iter__(self) -> Iterator[int]:
+            return reversed(self.items)
+
+    ds = Both([1, 2, 3])
+    assert await snake.from_iterable(ds).collect() == [3, 2, 1]
+    assert ds.reads == []
+
+
+@given(st.lists(st.integers(-5, 5), max_size=40), st.integers(0, 50))
+def test_a_map_style_dataset_gives_its_items_by_index(items: list[int], n: int) -> None:
+    ds = Indexed(items)
+    expected = [ds[i] for i in range(len(ds))]
+    assert trio.run(snake.from_iterable(ds).collect) == expected
+    assert trio.run(snake.from_iterable(ds).take(n).collect) == expected[:n]
+
+
+def test_a_torch_map_style_dataset_is_read_by_index() -> None:
+    pytest.importorskip("torch")
+    from torch.utils.data import Dataset
+
+    class Squares(Dataset[int]):
+        def __len__(self) -> int:
+            return 4
+
+        def __getitem__(self, i: int) -> int:
+            return i * i  # no IndexError: torch's samplers never ask past len()
+
+    assert list(snake.from_iterable(Squares()).take(10)) == [0, 1, 4, 9]
 
 
 async def test_an_empty_source_gives_nothing_through_every_operator() -> None:

@@ -144,6 +144,28 @@ def test_an_uncalled_generator_function_is_refused_with_the_fix() -> None:
         snake.from_iterable(anumbers)  # type: ignore[arg-type]
 
 
+def test_a_pipeline_given_to_from_iterable_names_chaining_and_concat() -> None:
+    with pytest.raises(
+        TypeError,
+        match=r"got a Pipeline: use the pipeline itself, chaining onto it \(pipeline\.map\(fn\), "
+        r"\.\.\.\), or join pipelines with snake\.concat\(first, second\)",
+    ):
+        snake.from_iterable(SRC)
+
+
+async def test_open_under_a_plain_with_names_async_with_and_sync_iteration() -> None:
+    opened = SRC.open()
+    with pytest.raises(
+        TypeError,
+        match=r"needs `async with`: inside trio, `async with pipeline\.open\(\) as items: .*"
+        r"in synchronous code, `for x in pipeline: \.\.\.` or `pipeline\.iterate\(\)`",
+    ):
+        with opened:  # type: ignore[attr-defined]
+            pass
+    async with opened as items:  # still an async context manager, unharmed
+        assert [x async for x in items] == [0, 1, 2]
+
+
 @pytest.mark.parametrize("method", ["then", "par_then"])
 async def test_a_non_awaitable_from_then_fails_with_a_clear_type_error(method: str) -> None:
     with pytest.raises(
@@ -181,7 +203,9 @@ def test_the_function_is_positional_only_and_knobs_keyword_only() -> None:
         (
             lambda: snake.WorkerOptions(init=fetch),
             TypeError,
-            "WorkerOptions() calls `init` synchronously, but fetch is an async function",
+            "WorkerOptions(init=...) must be a plain (sync) function, called once in each worker "
+            "process with its number, but fetch is an async function: for async set-up, run it "
+            "from a plain function, as in `def init(worker): trio.run(fetch, worker)`",
         ),
         (lambda: snake.WorkerOptions("spawn"), TypeError, "positional"),
         (

@@ -1,9 +1,11 @@
 """Sources: where a pipeline's items come from.
 
-Ordering: the iterable's. Buffering: one pending chunk. On cancel or error,
-a generator or async generator source is closed, so its ``finally`` runs.
-A sync iterable is pulled in the event loop's thread, so its ``next()``
-must be quick; slow producers belong in an async iterable.
+Ordering: the iterable's; a map-style dataset's, by index. Buffering: one
+pending chunk. On cancel or error, a generator or async generator source is
+closed, so its ``finally`` runs. A sync iterable is pulled in the event
+loop's thread, so its ``next()`` must be quick (a cancel waits for the unit
+of calls in progress, one call once calls are slow, and starts no other);
+slow producers belong in an async iterable.
 """
 
 from __future__ import annotations
@@ -11,12 +13,21 @@ from __future__ import annotations
 import contextlib
 import inspect
 import itertools
+import operator
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
 
-from .._chunking import CHECK_EVERY, LATENCY_BUDGET, MAX_CHUNK, Inbox, Outbox, Pacer
+from .._chunking import (
+    CHECK_EVERY,
+    LATENCY_BUDGET,
+    MAX_CHUNK,
+    Inbox,
+    Outbox,
+    Pacer,
+    before_sync_work,
+)
 from .._errors import item_error
 from .._flushing import watching
 from .._validate import func_name
@@ -24,7 +35,37 @@ from ._base import Context, Stage, StageSpec
 from ._length import counted
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from .._policy import Failures
+
+T_co = TypeVar("T_co", covariant=True)
+
+
+class MapStyle(Protocol[T_co]):
+    """A map-style dataset, as PyTorch calls it: items ``obj[0]`` to ``obj[len(obj) - 1]``."""
+
+    def __len__(self) -> int: ...
+    def __getitem__(self, index: int, /) -> T_co: ...
+
+
+def is_map_style(obj: object) -> bool:
+    """``__len__`` and ``__getitem__`` but no ``__iter__``, as a torch ``Dataset``.
+
+    Python would iterate it by index until ``IndexError``, which such a
+    dataset need not raise. With ``__iter__`` (a list, an array), that wins.
+    """
+    kind = type(obj)
+    return (
+        hasattr(kind, "__getitem__") and hasattr(kind, "__len__") and not hasattr(kind, "__iter__")
+    )
+
+
+def _items(obj: Any) -> Iterator[Any]:
+    """A fresh iterator over a sync source: by index for a map-style dataset."""
+    if is_map_style(obj):
+        return map(operator.getitem, itertools.repeat(obj), range(len(obj)))
+    return iter(obj)
 
 
 @attrs.frozen
@@ -55,7 +96,7 @@ class _SyncSource:
         self._label = label
 
     async def run(self, inbox: Inbox | None, outbox: Outbox) -> None:
-        it = iter(self._obj)
+        it = _items(self._obj)
         try:
             await self._pull(it, outbox)
         finally:
@@ -66,6 +107,7 @@ class _SyncSource:
         pacer = Pacer()
         produced = 0
         while not outbox.done:
+            await before_sync_work()
             size = pacer.size
             began = time.perf_counter()
             items: list[Any] = []

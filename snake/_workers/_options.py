@@ -38,7 +38,15 @@ def _start_method(value: object, name: str) -> None:
 
 
 def _init(value: object, name: str) -> None:
-    check.check_sync_fn(value, "WorkerOptions", name)
+    check.check_callable(value, "WorkerOptions", name)
+    if check.is_async_callable(value):
+        fname = check.func_name(value)
+        raise TypeError(
+            f"WorkerOptions(init=...) must be a plain (sync) function, called once in each "
+            f"worker process with its number, but {fname} is an async function: for async "
+            f"set-up, run it from a plain function, as in "
+            f"`def init(worker): trio.run({fname}, worker)`"
+        )
     check.check_picklable(value, "WorkerOptions")
 
 
