@@ -13,12 +13,16 @@ worker process imports it without trio or the engine.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import random
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 @attrs.frozen
@@ -86,12 +90,22 @@ def current() -> Epoch | None:
     return _epoch.get()
 
 
-def enter(epoch: Epoch) -> contextvars.Token[Epoch | None]:
-    return _epoch.set(epoch)
+def enter(epoch: Epoch) -> None:
+    """Set the epoch for good, where nothing else runs after it: a worker's job."""
+    _epoch.set(epoch)
 
 
-def leave(token: contextvars.Token[Epoch | None]) -> None:
-    _epoch.reset(token)
+@contextlib.contextmanager
+def entered(epoch: Epoch | None) -> Iterator[None]:
+    """In ``epoch`` inside the block (``None``: in the current one)."""
+    if epoch is None:
+        yield
+        return
+    token = _epoch.set(epoch)
+    try:
+        yield
+    finally:
+        _epoch.reset(token)
 
 
 def seeded(seed: int | None) -> random.Random:
@@ -180,12 +194,10 @@ def worker_info() -> WorkerInfo | None:
     return _worker.get()
 
 
-def enter_worker(info: WorkerInfo | None) -> contextvars.Token[WorkerInfo | None]:
-    return _worker.set(info)
-
-
-def leave_worker(token: contextvars.Token[WorkerInfo | None]) -> None:
-    _worker.reset(token)
+def enter_worker(info: WorkerInfo | None) -> None:
+    """Set this worker's info for good: in a worker process, or the copy of a
+    context a worker thread's call runs in."""
+    _worker.set(info)
 
 
 def seed_globals(seed: int, skip: set[str] | frozenset[str] = frozenset()) -> None:

@@ -257,53 +257,36 @@ async def _open(
 ) -> AsyncIterator[PipelineReceiver[Any]]:
     began = trio.current_time()
     await executors.provide(workers)
-    # Its stages are built and their tasks started in its epoch: they, and
-    # the functions they call, read it from the context they inherit.
-    entered = None if epoch is None else _info.enter(epoch)
-    try:
-        async with _started(plans, executors, output_chunks, reporting, began) as items:
-            if entered is not None:
-                _info.leave(entered)
-                entered = None
-            yield items
-    finally:
-        if entered is not None:
-            _info.leave(entered)
-
-
-@contextlib.asynccontextmanager
-async def _started(
-    plans: list[StagePlan],
-    executors: Executors,
-    output_chunks: int,
-    reporting: Reporting,
-    began: float,
-) -> AsyncIterator[PipelineReceiver[Any]]:
     async with open_nursery() as nursery:
-        scopes = [trio.CancelScope() for _ in plans]
-        recv: trio.MemoryReceiveChannel[list[Any]] | None = None
-        taken: Taken | None = None
-        running: list[_Running] = []
-        for position, p in enumerate(plans):
-            last = position == len(plans) - 1
-            buffer = output_chunks if last else CHANNEL_CHUNKS
-            send, next_recv = trio.open_memory_channel[list[Any]](buffer)
-            next_taken = Taken()
-            name = label(p.index, p.spec)
-            stage = p.spec.build(Context(name, executors, p.in_workers))
-            steps = [spec.step(label(i, spec)) for i, spec in p.fused]
-            clock = StageClock()
-            measured = clock if MEASURE else None
-            chain = FusedSteps(steps) if steps else None
-            outbox = Outbox(send, chain, scopes[position], measured, next_taken)
-            inbox = Inbox(recv, outbox, measured, taken) if recv is not None else None
-            fused = tuple(spec.describe() for _, spec in p.fused)
-            running.append(_Running(name, fused, p.spec.advice, stage, clock, inbox, outbox, send))
-            stop_upstream = functools.partial(_cancel, scopes[:position])
-            nursery.start_soon(
-                _run_stage, stage, inbox, recv, outbox, send, scopes[position], stop_upstream
-            )
-            recv, taken = next_recv, next_taken
+        # Its stages are built and their tasks started in its epoch: they, and
+        # the functions they call, read it from the context they inherit.
+        with _info.entered(epoch):
+            scopes = [trio.CancelScope() for _ in plans]
+            recv: trio.MemoryReceiveChannel[list[Any]] | None = None
+            taken: Taken | None = None
+            running: list[_Running] = []
+            for position, p in enumerate(plans):
+                last = position == len(plans) - 1
+                buffer = output_chunks if last else CHANNEL_CHUNKS
+                send, next_recv = trio.open_memory_channel[list[Any]](buffer)
+                next_taken = Taken()
+                name = label(p.index, p.spec)
+                stage = p.spec.build(Context(name, executors, p.in_workers))
+                steps = [spec.step(label(i, spec)) for i, spec in p.fused]
+                clock = StageClock()
+                measured = clock if MEASURE else None
+                chain = FusedSteps(steps) if steps else None
+                outbox = Outbox(send, chain, scopes[position], measured, next_taken)
+                inbox = Inbox(recv, outbox, measured, taken) if recv is not None else None
+                fused = tuple(spec.describe() for _, spec in p.fused)
+                running.append(
+                    _Running(name, fused, p.spec.advice, stage, clock, inbox, outbox, send)
+                )
+                stop_upstream = functools.partial(_cancel, scopes[:position])
+                nursery.start_soon(
+                    _run_stage, stage, inbox, recv, outbox, send, scopes[position], stop_upstream
+                )
+                recv, taken = next_recv, next_taken
         assert recv is not None
         executors.start()
         statistics = functools.partial(_statistics, began, running, executors)

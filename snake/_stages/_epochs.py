@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from .._info import current, enter, leave, seeded
+from .._info import current, entered, seeded
 from .._runner import processes, pump
 from ._base import Context, InlineSpec, Spec, Stage, StageSpec, Step
 from ._length import ENDLESS, nested
@@ -181,10 +181,7 @@ class _RepeatStage:
         run = current()
         assert run is not None, "a run sets its epoch before its stages start"
         for i in epochs:
-            token = enter(run.repeated(i, self._times))
-            try:
+            with entered(run.repeated(i, self._times)):
                 await pump(self._specs, self._executors, outbox.emit, lambda: outbox.done)
-            finally:
-                leave(token)
             if outbox.done:
                 return
