@@ -36,11 +36,7 @@ class Then(OnePerItem, StageSpec):
         return f"then({func_name(self.fn)})"
 
     def build(self, context: Context) -> Stage:
-        label = context.label
-        failures = self.policy.failures(label)
-        retries = self.policy.retries
-        fn = retrying_async(self.fn, retries) if retries else self.fn
-        return _ThenStage(fn, label, failures)
+        return _stage(self.fn, self.policy, context.label)
 
 
 @attrs.frozen
@@ -63,9 +59,13 @@ class InlineMap(OnePerItem, StageSpec):
         async def call(x: Any) -> Any:
             return fn(x)
 
-        retries = self.policy.retries
-        retried = retrying_async(call, retries) if retries else call
-        return _ThenStage(retried, context.label, self.policy.failures(context.label))
+        return _stage(call, self.policy, context.label)
+
+
+def _stage(fn: Callable[[Any], Awaitable[Any]], policy: ErrorPolicy, label: str) -> Stage:
+    """``fn`` awaited on each item in turn, retried and skipping as ``policy`` says."""
+    retried = retrying_async(fn, policy.retries) if policy.retries else fn
+    return _ThenStage(retried, label, policy.failures(label))
 
 
 #: Slices start at multiples of 16: this samples one slice in eight.
