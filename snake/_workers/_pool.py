@@ -20,7 +20,6 @@ import os
 import secrets
 from typing import TYPE_CHECKING, Any
 
-import cloudpickle
 import trio
 
 from .._exceptions import timed_out
@@ -34,6 +33,7 @@ from ._options import cpu_count
 from ._script import dumps
 from ._slots import Lending
 from ._work import ChunkResult, Work
+from ._worker import first_unpicklable
 
 if TYPE_CHECKING:
     import trio_parallel
@@ -250,13 +250,8 @@ class ProcessExecutor:
 
 def _unsendable(items: list[Any], base: int) -> str:
     """Which item could not be pickled for a worker, as an error note says it."""
-    what = f"the items from {base} of its input"
-    for k, item in enumerate(items):
-        try:
-            cloudpickle.dumps(item)
-        except Exception:  # this is the one
-            what = f"item {base + k} of its input"
-            break
+    k = first_unpicklable(items)
+    what = f"the items from {base} of its input" if k is None else f"item {base + k} of its input"
     return (
         f"{what} cannot be sent to a worker process (pickled): pass something picklable "
         '(a path rather than an open file, say), or use executor="thread"'

@@ -140,18 +140,24 @@ def apply_shipped(job: JobMessage) -> Result:
     return Result(packed, time.perf_counter() - began, sent)
 
 
+def first_unpicklable(values: list[Any]) -> int | None:
+    """The index of the first of ``values`` that cannot be pickled, if one cannot."""
+    for k, value in enumerate(values):
+        try:
+            cloudpickle.dumps(value)
+        except Exception:  # this is the one
+            return k
+    return None
+
+
 def _unsendable(work: Work, results: list[Any], base: int) -> str:
     """Which result could not be pickled, as an error note says it."""
-    for k, result in enumerate(results):
-        try:
-            cloudpickle.dumps(result)
-        except Exception:  # this is the one
-            if work.one_to_one:
-                return f"the result of item {base + k} of its input cannot be sent back (pickled)"
-            return (
-                f"result {k} of the job from item {base} of its input cannot be sent back (pickled)"
-            )
-    return f"the results of items from {base} of its input cannot be sent back (pickled)"
+    k = first_unpicklable(results)
+    if k is None:
+        return f"the results of items from {base} of its input cannot be sent back (pickled)"
+    if work.one_to_one:
+        return f"the result of item {base + k} of its input cannot be sent back (pickled)"
+    return f"result {k} of the job from item {base} of its input cannot be sent back (pickled)"
 
 
 def serve(
