@@ -21,6 +21,10 @@ Package map (the engine, from the builder down to the workers):
   _nursery     how errors leave snake's nurseries
   _tracebacks  a user's traceback, snake's frames cut, as the error leaves snake
   _exceptions  the errors snake raises itself
+  _position    where each running operator stands, for exact resume
+  _checkpoint  a run's saved state (JSON) and loading it into a resumed run
+  _plan        a pipeline's operators grouped into stages
+  _running     open(), collect() and iteration: a run, fresh or resumed
   _validate    argument checks, with messages that name the fix
   _collate     batch(collate="default" | "torch")
   _device      to_device: moving batches to a torch device
@@ -46,7 +50,9 @@ _HOMES = {
     "PipelineReceiver": "._receiver",
     "RayOptions": "._workers._options",
     "RemoteError": "._exceptions",
+    "Resumable": "._stages._source",
     "StageStatistics": "._stats",
+    "StateMismatchError": "._exceptions",
     "Statistics": "._stats",
     "WorkerDiedError": "._workers._deaths",
     "WorkerError": "._exceptions",
@@ -72,6 +78,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from ._combinators import zip as zip  # noqa: A004 - snake.zip, as Python's
     from ._exceptions import ItemTimeoutError as ItemTimeoutError
     from ._exceptions import RemoteError as RemoteError
+    from ._exceptions import StateMismatchError as StateMismatchError
     from ._exceptions import WorkerError as WorkerError
     from ._info import WorkerInfo as WorkerInfo
     from ._info import current_epoch as current_epoch
@@ -79,6 +86,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from ._pipeline import Pipeline as Pipeline
     from ._pipeline import from_iterable as from_iterable
     from ._receiver import PipelineReceiver as PipelineReceiver
+    from ._stages._source import Resumable as Resumable
     from ._stats import StageStatistics as StageStatistics
     from ._stats import Statistics as Statistics
     from ._stats import WorkerStatistics as WorkerStatistics

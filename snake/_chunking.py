@@ -34,7 +34,7 @@ from ._weight import CHUNK_BYTES, nbytes, per_chunk
 if TYPE_CHECKING:
     import threading
 
-    from ._stages._base import Step
+    from ._stages._inline import FusedSteps
     from ._stats import StageClock
 
 #: Most items in one chunk.
@@ -114,7 +114,7 @@ class Outbox:
     """
 
     _send: trio.MemorySendChannel[list[Any]]
-    _chain: Step | None
+    _chain: FusedSteps | None
     _scope: trio.CancelScope | None = None
     #: Where the time spent waiting for room downstream is added up.
     clock: StageClock | None = None
@@ -324,7 +324,8 @@ class Inbox:
 
     Before it waits for input it flushes the stage's outbox, so nothing
     finished sits in a pending chunk while the stage is idle. ``received``
-    counts the items taken in.
+    counts the items taken in; ``position`` is where they end in the input
+    (in a resumed run, counted from its start: see ``_position``).
     """
 
     _recv: trio.MemoryReceiveChannel[list[Any]]
@@ -334,6 +335,12 @@ class Inbox:
     #: Set off on taking each chunk (see ``Outbox``).
     taken: Taken | None = None
     received: int = attrs.field(default=0, init=False)
+    #: The position of its first item.
+    start: int = attrs.field(default=0, kw_only=True)
+
+    @property
+    def position(self) -> int:
+        return self.start + self.received
 
     async def next(self, *, flush: bool = True) -> list[Any] | None:
         """The next chunk, or ``None`` at the end of the input.

@@ -78,7 +78,9 @@ def mix(
     Example:
         >>> a, b = snake.from_iterable("aaaa"), snake.from_iterable("bbbb")
         >>> list(snake.mix([a, b], [3, 1], seed=0))
-        ['a', 'a', 'b', 'a', 'a', 'b', 'b']
+        ['a', 'a', 'a', 'a', 'b']
+        >>> list(snake.mix([a, b], [3, 1], seed=0, stop="all_exhausted"))
+        ['a', 'a', 'a', 'a', 'b', 'b', 'b', 'b']
     """
     specs = check.check_pipelines(pipelines, "mix")
     weights = check.check_weights(weights, len(specs))

@@ -50,5 +50,15 @@ class RemoteError(RuntimeError):
         )
 
 
-for _error in (WorkerError, RemoteError, ItemTimeoutError):
+class StateMismatchError(ValueError):
+    """A saved state handed to ``open(state=...)`` does not fit the pipeline.
+
+    Its message names what differs: the format version, or the first
+    operator whose shape (kind, seed, size, source and length) is not the
+    one that saved it. Concurrency, executors, workers and ``prefetch`` may
+    change between a save and a resume; the pipeline's operators may not.
+    """
+
+
+for _error in (WorkerError, RemoteError, ItemTimeoutError, StateMismatchError):
     _error.__module__ = _PUBLIC_MODULE

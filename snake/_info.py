@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
 
 @attrs.frozen
@@ -73,6 +73,12 @@ class Runs:
         self._next = 0
         self._seed: int | None = None
 
+    def resumed(self, epoch: int, seed: int) -> Epoch:
+        """The epoch of a run resumed from a state saved in ``epoch`` of a
+        pipeline whose seed was ``seed``: its runs go on from there."""
+        self._next, self._seed = epoch + 1, seed
+        return Epoch((epoch,), seed)
+
     def next(self, epoch: int | None) -> Epoch:
         if epoch is None:
             epoch = self._next
@@ -108,14 +114,77 @@ def entered(epoch: Epoch | None) -> Iterator[None]:
         _epoch.reset(token)
 
 
-def seeded(seed: int | None) -> random.Random:
-    """A generator for a seeded operator in the current epoch: from ``(seed,
-    epoch)``, so each epoch draws differently and the same again; with no
-    ``seed``, a fresh one from the system."""
-    if seed is None:
-        return random.Random()
-    epoch = _epoch.get()
-    return random.Random(f"{seed}/{'0' if epoch is None else epoch.key}")
+#: Draws from one generator before the next one is seeded: a resumed run
+#: replays fewer than this many draws to be where it left off.
+BLOCK = 4096
+
+
+#: The operators without a seed of the run's pipeline, nested ones included:
+#: ``id(spec)`` to its place among them (see ``Draws``).
+_unseeded: contextvars.ContextVar[dict[int, int] | None] = contextvars.ContextVar(
+    "snake_unseeded", default=None
+)
+
+
+@contextlib.contextmanager
+def numbered(unseeded: Sequence[object]) -> Iterator[None]:
+    """Inside the block, the operators ``unseeded`` draw from the run's seed."""
+    token = _unseeded.set({id(spec): k for k, spec in enumerate(unseeded)})
+    try:
+        yield
+    finally:
+        _unseeded.reset(token)
+
+
+class Draws:
+    """The random draws of a ``shuffle`` or a ``mix`` in one run: block ``b``
+    of ``BLOCK`` draws comes from a generator seeded by ``(seed, epoch, b)``,
+    so each epoch draws differently and the same again, and a resume starts
+    at the block of its position. With no ``seed``, the operator ``spec``
+    draws from the run's seed (from Python's ``random`` at a pipeline's first
+    run, so ``random.seed`` at the top of a program makes its runs
+    repeatable) and its place in the pipeline; one the run cannot number (in
+    a pipeline an ``interleave`` makes) draws a seed of its own, saved with
+    its position (``unseeded``).
+    """
+
+    __slots__ = ("_key", "drawn", "left", "random", "unseeded")
+
+    def __init__(self, seed: int | None, spec: object, unseeded: int | None = None) -> None:
+        self.unseeded = None
+        epoch = _epoch.get()
+        key = "0" if epoch is None else epoch.key
+        place = (_unseeded.get() or {}).get(id(spec))
+        if seed is not None:
+            self._key = f"{seed}/{key}"
+        elif place is not None and epoch is not None:
+            self._key = f"unseeded/{epoch.seed}/{place}/{key}"
+        else:
+            self.unseeded = random.getrandbits(63) if unseeded is None else unseeded
+            self._key = f"unseeded/{self.unseeded}"
+        #: Draws made, and left in this block.
+        self.drawn = 0
+        self.left = BLOCK
+        self.random = random.Random(f"{self._key}/0")
+
+    def next_block(self) -> random.Random:
+        """The generator of the next block, once ``left`` is 0."""
+        self.left = BLOCK
+        self.random = random.Random(f"{self._key}/{self.drawn // BLOCK}")
+        return self.random
+
+    def skip_to(self, drawn: int, draw: Any) -> None:
+        """Be where ``drawn`` draws leave it: ``draw(generator)`` makes one."""
+        within = drawn % BLOCK
+        self.drawn = drawn - within
+        self.next_block()
+        for _ in range(within):
+            draw(self.random)
+        self.drawn, self.left = drawn, BLOCK - within
+
+    def last(self) -> random.Random:
+        """The generator for what it does once its input ends."""
+        return random.Random(f"{self._key}/end")
 
 
 def current_epoch() -> int:

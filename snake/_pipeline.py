@@ -2,40 +2,35 @@
 
 from __future__ import annotations
 
-import functools
 import inspect
 from typing import TYPE_CHECKING, Any, Generic, Literal, NoReturn, TypeVar, overload
 
 import attrs
-import trio
 
 from . import _validate as check
 from ._info import Runs
+from ._plan import describe
 from ._policy import ErrorPolicy
-from ._receiver import Opened
 from ._report import Reporting
-from ._runner import describe, open_inner, open_pipeline, processes
+from ._running import Run, collected, iterated, opened
 from ._stages._inline import Filter, FlatMap, Map
 from ._stages._parallel import ParMap, ParThen
 from ._stages._source import IterableSource
-from ._sync import PipelineIterator
 from ._tracebacks import trimmed
-from ._workers import _persistent as persistent
-from ._workers._forkserver import fork_server_here
 from ._workers._options import RayOptions, WorkerOptions, check_workers
 
 # The operators' modules not every pipeline uses are imported by the methods
 # that add them: a fresh program loads only what its pipeline runs.
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+    from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
     from contextlib import AbstractAsyncContextManager
 
-    from ._info import Epoch
     from ._receiver import PipelineReceiver
     from ._stages._base import Spec
     from ._stages._source import MapStyle
     from ._stats import Statistics
+    from ._sync import PipelineIterator
 
 # Covariant: a pipeline only yields its items, so a Pipeline[list[int]] is a
 # Pipeline[Iterable[int]], which is what unbatch() asks of its self.
@@ -460,7 +455,7 @@ class Pipeline(Generic[T]):
 
         Example:
             >>> list(snake.from_iterable(range(6)).shuffle(6, seed=0))
-            [0, 5, 1, 4, 3, 2]
+            [3, 0, 5, 1, 4, 2]
         """
         check.check_int(buffer_size, "buffer_size", minimum=1)
         if seed is not None:
@@ -588,6 +583,7 @@ class Pipeline(Generic[T]):
         self,
         *,
         epoch: int | None = None,
+        state: Mapping[str, Any] | None = None,
         progress: bool = False,
         report: Callable[[Statistics], object] | None = None,
         report_every: float = 1.0,
@@ -626,20 +622,27 @@ class Pipeline(Generic[T]):
             a
             b
         """
-        reporting = Reporting(report, report_every, progress)
-        kept = persistent.current()
-        run = self._epoch(epoch)
-        return Opened(open_pipeline(self._specs, run, reporting=reporting, kept=kept))
+        run = self._run(epoch, state, progress, report, report_every)
+        return opened(run)
 
-    def _epoch(self, epoch: int | None) -> Epoch:
+    def _run(
+        self,
+        epoch: int | None,
+        state: Mapping[str, Any] | None,
+        progress: bool,
+        report: Callable[[Statistics], object] | None,
+        report_every: float,
+    ) -> Run:
         if epoch is not None:
             check.check_int(epoch, "epoch", minimum=0)
-        return self._runs.next(epoch)
+        reporting = Reporting(report, report_every, progress)
+        return Run.start(self._specs, self._runs, epoch, state, reporting)
 
     async def collect(
         self,
         *,
         epoch: int | None = None,
+        state: Mapping[str, Any] | None = None,
         progress: bool = False,
         report: Callable[[Statistics], object] | None = None,
         report_every: float = 1.0,
@@ -652,17 +655,9 @@ class Pipeline(Generic[T]):
             >>> trio.run(snake.from_iterable(range(3)).collect)
             [0, 1, 2]
         """
-        out: list[T] = []
-        reporting = Reporting(report, report_every, progress)
-        run = self._epoch(epoch)
-        kept = persistent.current()
+        run = self._run(epoch, state, progress, report, report_every)
         try:
-            async with open_pipeline(self._specs, run, reporting=reporting, kept=kept) as items:
-                while True:
-                    try:
-                        out += await items.receive_chunk()
-                    except trio.EndOfChannel:
-                        return out
+            return await collected(run)
         except BaseException as exc:
             trimmed(exc)
             raise  # as it is: from the caller straight to the user's frames
@@ -686,6 +681,7 @@ class Pipeline(Generic[T]):
         self,
         *,
         epoch: int | None = None,
+        state: Mapping[str, Any] | None = None,
         progress: bool = False,
         report: Callable[[Statistics], object] | None = None,
         report_every: float = 1.0,
@@ -697,24 +693,9 @@ class Pipeline(Generic[T]):
         Example:
             >>> shuffled = snake.from_iterable(range(4)).shuffle(4, seed=0)
             >>> list(shuffled.iterate(epoch=0)), list(shuffled.iterate(epoch=1))
-            ([0, 3, 1, 2], [0, 1, 2, 3])
+            ([1, 0, 3, 2], [1, 2, 3, 0])
         """
-        reporting = Reporting(report, report_every, progress)
-        run = self._epoch(epoch)
-        if any(
-            isinstance(options, WorkerOptions) and options.start_method == "forkserver"
-            for options, _ in processes(self._specs)
-        ):
-            # Before the pipeline's thread starts: then the fork server can
-            # be a fork of the program, and workers start in milliseconds.
-            fork_server_here()
-        # The bridge takes a user's carried exception groups out itself.
-        kept = persistent.current()
-        opener = functools.partial(open_inner, self._specs, run, reporting=reporting, kept=kept)
-        iterator = PipelineIterator(opener)
-        if kept is not None:
-            kept.keep(iterator)  # closed when its block ends
-        return iterator
+        return iterated(self._run(epoch, state, progress, report, report_every))
 
     def __aiter__(self) -> NoReturn:
         raise TypeError(

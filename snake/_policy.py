@@ -22,6 +22,7 @@ import trio
 from . import _validate as check
 from ._errors import carried
 from ._exceptions import timed_out
+from ._position import Saved
 from ._retry import retry_delay, tried
 
 if TYPE_CHECKING:
@@ -57,9 +58,14 @@ class ErrorPolicy:
     def skips(self) -> bool:
         return self.errors == "skip"
 
-    def failures(self, label: str) -> Failures | None:
-        """What one run of stage ``label`` skips, if it skips failing items."""
-        return Failures(label, self.max_failures) if self.skips else None
+    def failures(self, label: str, saved: Saved | None = None) -> Failures | None:
+        """What one run of stage ``label`` skips, if it skips failing items;
+        resumed from ``saved``, with the items it had skipped before."""
+        if not self.skips:
+            return None
+        skipped = 0 if saved is None or saved.own is None else saved.own.get("skipped", 0)
+        at = 0 if saved is None else saved.at
+        return Failures(label, self.max_failures, seen=at, skipped=skipped, before=skipped)
 
 
 def retrying_async(
@@ -105,6 +111,10 @@ class Failures:
     #: Items of the stage's input whose call has ended, at least.
     seen: int = 0
     skipped: int = 0
+    #: The positions skipped, in the order they were, from the
+    #: ``before``-th on (see ``resumed_at``).
+    positions: list[int] = attrs.Factory(list)
+    before: int = 0
 
     def skip(self, exc: Exception, position: int) -> None:
         """Skip the item at ``position``, or raise ``exc`` if that is one too many.
@@ -113,6 +123,7 @@ class Failures:
         """
         self.skipped += 1
         self.seen = max(self.seen, position + 1)
+        self.positions.append(position)
         limit = self._limit
         if limit is not None:
             allowed = limit if isinstance(limit, int) else max(1, int(limit * self.seen))
@@ -130,3 +141,16 @@ class Failures:
                 "counted, not logged)",
                 self._label, position, kind.__name__, exc, kind.__name__,
             )  # fmt: skip
+
+    def resumed_at(self, out: int) -> Saved:
+        """Where an ordered stage's input stood once it had yielded ``out``
+        results: past ``out`` items and those it skipped among them, with the
+        number skipped, which its budget counts on from."""
+        at, before, positions = out + self.before, self.before, self.positions
+        for position in positions:
+            if position >= at:
+                break
+            at += 1
+        del positions[: at - out - before]
+        self.before = at - out
+        return Saved(at, own={"skipped": self.before} if self.before else None)

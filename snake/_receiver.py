@@ -13,14 +13,20 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 import trio
 
 from ._chunking import LATENCY_BUDGET, Pacer, Taken
+from ._position import NotResumable
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterator
     from types import AsyncGeneratorType
 
+    from ._position import Saved
     from ._stats import Statistics
 
 T = TypeVar("T")
+
+#: Chunks received between two walks that let the operators forget the
+#: positions the consumer has passed (see ``_position``).
+TRIM_EVERY = 32
 
 
 class PipelineReceiver(trio.abc.ReceiveChannel[T]):
@@ -36,8 +42,9 @@ class PipelineReceiver(trio.abc.ReceiveChannel[T]):
     """
 
     __slots__ = (
-        "_busy", "_chunks", "_fetched", "_fetching", "_iterator", "_pending", "_statistics",
-        "_stop", "_taken", "_yield_at",
+        "_busy", "_chunks", "_fetched", "_fetching", "_iterator", "_pending", "_received",
+        "_since_trim", "_state", "_statistics", "_stop", "_taken", "_trim_at", "_walk",
+        "_yield_at",
     )  # fmt: skip
 
     def __init__(
@@ -62,6 +69,63 @@ class PipelineReceiver(trio.abc.ReceiveChannel[T]):
         # order, and the later chunk would be read first.
         self._fetching = False
         self._fetched = trio.lowlevel.ParkingLot()
+        # Positions (see ``_position``): items taken out of the channel, in
+        # a resumed run counted from where it resumed; where each operator
+        # stood at a position; the run's state at one (the runner's).
+        self._received = 0
+        self._walk: Callable[[int], list[Saved]] | None = None
+        self._state: Callable[[int], dict[str, Any]] | None = None
+        # Chunks since the operators last forgot positions behind the
+        # consumer, and where the consumer is, for that.
+        self._since_trim = 0
+        self._trim_at: Callable[[], int] | None = None
+
+    def _track(self, walk: Callable[[int], list[Saved]], start: int, *, trims: bool) -> None:
+        """Keep positions: the run's operators' ``walk``, from ``start`` items;
+        ``trims``: the operators forget the positions the consumer has passed
+        every ``TRIM_EVERY`` chunks (a nested run's are trimmed by its stage's)."""
+        self._walk = walk
+        self._received = start
+        if trims:
+            self._trim_at = self._position
+
+    def _position(self) -> int:
+        """Items the consumer has received."""
+        return self._received - length_hint(self._pending)
+
+    def _saved(self, out: int) -> list[Saved]:
+        if self._walk is None:
+            raise NotResumable(
+                "this run does not keep positions (a pipeline nested in one that cannot save them)"
+            )
+        return self._walk(out)
+
+    def _took_chunk(self, size: int) -> None:
+        self._received += size
+        if self._trim_at is not None:
+            self._since_trim += 1
+            if self._since_trim >= TRIM_EVERY:
+                self._since_trim = 0
+                self._saved(self._trim_at())
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the run stands, after the last item received, as JSON-ready data.
+
+        Synchronous and cheap: call it at any time, as often as you like. It
+        holds positions, never items. ``pipeline.open(state=...)`` (or
+        ``iterate``, ``collect``) runs the rest of the run: exactly the items
+        that would have followed, for a pipeline that keeps its order.
+
+        Raises:
+          RuntimeError: the pipeline cannot save its position, saying which
+            operator and what to do instead.
+        """
+        return self._state_at(self._position())
+
+    def _state_at(self, position: int) -> dict[str, Any]:
+        if self._state is None:
+            raise NotResumable("state_dict() is for the receiver that pipeline.open() yields")
+        return self._state(position)
 
     def statistics(self) -> Statistics:
         """Each stage's figures so far, and the bottleneck: see :class:`snake.Statistics`.
@@ -101,6 +165,7 @@ class PipelineReceiver(trio.abc.ReceiveChannel[T]):
             return rest
         chunk = await self._chunks.receive()
         self._took()
+        self._took_chunk(len(chunk))
         return chunk
 
     def __aiter__(self) -> AsyncIterator[T]:  # type: ignore[override]
@@ -169,6 +234,7 @@ class PipelineReceiver(trio.abc.ReceiveChannel[T]):
                 break
             into.append(chunk)
             added += len(chunk)
+            self._took_chunk(len(chunk))
         self._took()
         return added
 
@@ -192,8 +258,10 @@ class PipelineReceiver(trio.abc.ReceiveChannel[T]):
         self._fetching = True
         try:
             # Only this task installs a chunk, and only once the last is read.
-            self._pending = iter(await self._chunks.receive())
+            chunk = await self._chunks.receive()
+            self._pending = iter(chunk)
             self._took()
+            self._took_chunk(len(chunk))
             self._yield_at = perf_counter() + LATENCY_BUDGET
         finally:
             self._fetching = False

@@ -17,16 +17,17 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 import attrs
-import cloudpickle
 import trio
 
-from . import _info
+from . import _checkpoint, _info
 from ._chunking import CHANNEL_CHUNKS, DownstreamClosed, Inbox, Outbox, Taken
 from ._errors import carried, uncarried
 from ._nursery import open_nursery, raise_as_is
+from ._plan import StagePlan, label, plan
+from ._position import Saved, tracked, tracking
 from ._receiver import PipelineReceiver
 from ._report import Reporting, watch
-from ._stages._base import Context, InlineSpec, InWorkers, Moved, Spec, Stage, StageSpec
+from ._stages._base import Context, Spec, Stage, StageSpec
 from ._stages._inline import FusedSteps
 from ._stages._length import total
 from ._stats import Figures, StageClock, Statistics
@@ -34,104 +35,17 @@ from ._stats import take as take_statistics
 from ._tracebacks import trimmed
 from ._workers._executors import Executors, open_executors
 from ._workers._options import WorkerOptions, cpu_count
-from ._workers._script import dumps
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
+    from ._checkpoint import Resume
     from ._workers._options import MapOptions
     from ._workers._persistent import persistent_workers
 
 #: Whether stages measure their waits and latencies. Always on: the
 #: benchmark of stage boundaries turns it off to measure what it costs.
 MEASURE = True
-
-
-def label(index: int, spec: Spec) -> str:
-    """How notes and messages name an operator: ``#2 par_map(decode)``."""
-    return f"#{index} {spec.describe()}"
-
-
-@attrs.frozen
-class StagePlan:
-    """One stage: an operator with a task of its own, and the inline ops it hosts.
-
-    ``in_workers`` run in its workers, right after its function; ``fused``
-    run in its task, on what it hands over, each with its index in the
-    pipeline.
-    """
-
-    index: int
-    spec: StageSpec
-    in_workers: tuple[Moved, ...] = ()
-    fused: tuple[tuple[int, InlineSpec], ...] = ()
-
-
-def plan(specs: Sequence[Spec]) -> list[StagePlan]:
-    """Group a pipeline's operators into stages; inline ops join the stage before.
-
-    Those that may, and follow a stage that runs user code in workers (a
-    ``par_map``), run there instead (see :func:`into_workers`).
-    """
-    plans: list[StagePlan] = []
-    for index, spec in enumerate(specs):
-        if isinstance(spec, InlineSpec):
-            last = plans[-1]
-            plans[-1] = attrs.evolve(last, fused=(*last.fused, (index, spec)))
-        else:
-            assert isinstance(spec, StageSpec)
-            plans.append(StagePlan(index, spec))
-    return [into_workers(p) for p in plans]
-
-
-def into_workers(p: StagePlan) -> StagePlan:
-    """Move the inline ops that may run in a stage's workers there.
-
-    Their output then crosses the process boundary instead of their input
-    (a collated batch instead of its items), and the event loop, whose CPU
-    the workers need, does less (with threads: collating no longer holds the
-    loop). Ops move in order while their step keeps items at their
-    positions (``InWorkers.KEEPS_POSITIONS``), and then one more that may be
-    the last (``InWorkers.LAST``), so error notes stay exact. For
-    processes, an op that cannot be pickled stays in the main process, with
-    what follows it.
-    """
-    where = p.spec.workers()
-    if where is None:
-        return p
-    moved: list[Moved] = []
-    for index, spec in p.fused:
-        if spec.in_workers is InWorkers.NO:
-            break
-        # Ray's tasks, like processes, receive them pickled.
-        pickled = None if where == "thread" else _pickled(spec, where)
-        if where != "thread" and pickled is None:
-            break
-        moved.append(Moved(label(index, spec), spec, pickled))
-        if spec.in_workers is InWorkers.LAST:
-            break
-    return attrs.evolve(p, in_workers=tuple(moved), fused=p.fused[len(moved) :])
-
-
-def _pickled(spec: InlineSpec, where: str) -> bytes | None:
-    """``spec`` pickled, to go to worker processes or Ray; ``None`` if it cannot be."""
-    try:
-        return dumps(spec) if where == "process" else cloudpickle.dumps(spec)
-    except Exception:
-        return None
-
-
-def describe(specs: Sequence[Spec]) -> str:
-    """The stages a run of ``specs`` has, a line each, with what is fused into them."""
-    lines = []
-    for p in plan(specs):
-        line = label(p.index, p.spec)
-        if p.in_workers:
-            line += "; in its workers: " + ", ".join(m.label for m in p.in_workers)
-        if p.fused:
-            line += "; then fused: " + ", ".join(label(i, spec) for i, spec in p.fused)
-        lines.append(line)
-    return "\n".join(lines)
 
 
 def processes(specs: Sequence[Spec]) -> list[tuple[MapOptions, int | None]]:
@@ -165,20 +79,22 @@ async def open_pipeline(
     output_chunks: int = CHANNEL_CHUNKS,
     reporting: Reporting = Reporting(),
     kept: persistent_workers | None = None,
+    resume: Resume | None = None,
 ) -> AsyncIterator[PipelineReceiver[Any]]:
     """Run a pipeline for the duration of the block; see ``Pipeline.open``.
 
     ``epoch`` is the run's; ``kept``, the ``persistent_workers`` scope it
     takes its worker processes from, if any; ``output_chunks`` is the buffer of the last
     channel, the one ``items`` reads from; ``reporting``, what to report
-    while it runs. Here errors
+    while it runs; ``resume``, the loaded state it resumes from. Here errors
     leave snake: a user's exception group, carried inside the pipeline,
     leaves as the object the user raised (see ``_errors.Carried``).
     """
     try:
         opening = open_inner(
-            specs, epoch, output_chunks=output_chunks, reporting=reporting, kept=kept
-        )
+            specs, epoch, output_chunks=output_chunks, reporting=reporting, kept=kept,
+            resume=resume,
+        )  # fmt: skip
         async with opening as items:
             yield items
     except BaseException as exc:
@@ -197,22 +113,43 @@ async def open_inner(
     reporting: Reporting = Reporting(),
     executors: Executors | None = None,
     kept: persistent_workers | None = None,
+    resume: Resume | None = None,
 ) -> AsyncIterator[PipelineReceiver[Any]]:
     """``open_pipeline`` with a user's exception groups still carried: for the
     synchronous bridge, whose own boundary takes them out, and for a pipeline
     run inside another one, which passes the ``executors`` of the run: its
     process maps use the run's workers and CPU budget, and ``epoch=None``:
-    it runs in the epoch of the stage running it.
+    it runs in the epoch of the stage running it, keeping positions if it does.
     """
     if reporting.progress:  # the progress shows the run's total, if known
         reporting = attrs.evolve(reporting, total=total(specs))
+    why = None if epoch is None else _checkpoint.not_resumable(specs)
+    track = tracking() if epoch is None else why is None
+    with tracked(track):
+        plans = plan(specs, resume)
     tokens, workers = process_workers(specs)
     async with contextlib.AsyncExitStack() as stack:
         if executors is None:
             executors = await stack.enter_async_context(open_executors(tokens, kept))
-        running = _open(plan(specs), executors, workers, output_chunks, reporting, epoch)
-        async with running as items:
+        numbered = [] if epoch is None else _checkpoint.unseeded(specs)
+        first = _checkpoint.first_reordering(specs)
+        run = _Run(plans, executors, epoch, resume, track, numbered, first)
+        async with _open(run, workers, output_chunks, reporting) as items:
+            if epoch is not None:
+                items._state = functools.partial(_state, specs, epoch, items, why)
             yield items
+
+
+def _state(
+    specs: Sequence[Spec],
+    epoch: _info.Epoch,
+    items: PipelineReceiver[Any],
+    why: str | None,
+    position: int,
+) -> dict[str, Any]:
+    if why is not None:
+        raise _checkpoint.refuse(why)
+    return _checkpoint.state(specs, epoch, position, items._saved(position))
 
 
 async def pump(
@@ -220,11 +157,16 @@ async def pump(
     executors: Executors,
     deliver: Callable[[list[Any]], Awaitable[None]],
     done: Callable[[], bool] = lambda: False,
+    *,
+    resume: Resume | None = None,
+    opened: Callable[[PipelineReceiver[Any]], object] = lambda items: None,
 ) -> None:
     """Run the pipeline ``specs``, nested in this task on the run's
     ``executors``, each chunk to ``deliver``, until it ends or ``done()``: how
-    a stage made of other pipelines runs them."""
-    async with open_inner(specs, None, executors=executors) as items:
+    a stage made of other pipelines runs them. ``opened`` is told its
+    receiver, which says where it stands; ``resume``, where it resumes."""
+    async with open_inner(specs, None, executors=executors, resume=resume) as items:
+        opened(items)
         while not done():
             try:
                 chunk = await items.receive_chunk()
@@ -246,39 +188,91 @@ def _cancel(scopes: Sequence[trio.CancelScope]) -> None:
         scope.cancel()
 
 
+@attrs.frozen
+class _Run:
+    """What one run's stages are built from."""
+
+    plans: list[StagePlan]
+    executors: Executors
+    #: ``None`` for a nested pipeline, which runs in its stage's epoch.
+    epoch: _info.Epoch | None
+    resume: Resume | None
+    #: Whether its operators keep their positions (see ``_position``).
+    track: bool
+    #: Its pipeline's operators with no seed (see ``_info.Draws``); none
+    #: for a nested pipeline, whose are its stage's run's.
+    unseeded: list[Spec]
+    #: The first of its operators that reorders items, if any.
+    reordered: int | None
+
+    def build(self, p: StagePlan) -> tuple[Stage, FusedSteps | None, int]:
+        """Stage ``p``'s running operators, made fresh or where ``resume`` left
+        them, and the position of its first input."""
+        entries: list[Saved | None] = [None] * (1 + len(p.in_workers) + len(p.fused))
+        if self.resume is not None:
+            entries = list(self.resume.entries[p.index : p.index + len(entries)])
+        kept = entries[: 1 + len(p.in_workers)]
+        saved = tuple(e for e in kept if e is not None)
+        name = label(p.index, p.spec)
+        stage = p.spec.build(Context(name, self.executors, p.in_workers, saved))
+        steps, drop = [], []
+        for (i, spec), entry in zip(p.fused, entries[len(kept) :], strict=True):
+            with tracked(self.track, exactly=self.reordered is not None and self.reordered < i):
+                if entry is None:
+                    steps.append(spec.step(label(i, spec)))
+                else:
+                    steps.append(spec.step(label(i, spec), entry.at, entry))
+            drop.append(0 if entry is None else entry.skip)
+        return stage, FusedSteps(steps, drop) if steps else None, saved[0].at if saved else 0
+
+
+def _walk(stages: Sequence[tuple[Stage, FusedSteps | None]], out: int) -> list[Saved]:
+    """Where each operator of a run stood when its consumer had ``out`` items."""
+    entries: list[Saved] = []
+    for stage, chain in reversed(stages):
+        if chain is not None:
+            steps = chain.saved(out)
+            entries[:0] = steps
+            out = steps[0].at
+        own = stage.saved(out)
+        if own:
+            entries[:0] = own
+            out = own[0].at
+    return entries
+
+
 @contextlib.asynccontextmanager
 async def _open(
-    plans: list[StagePlan],
-    executors: Executors,
-    workers: dict[MapOptions, int],
-    output_chunks: int,
-    reporting: Reporting,
-    epoch: _info.Epoch | None,
+    run: _Run, workers: dict[MapOptions, int], output_chunks: int, reporting: Reporting
 ) -> AsyncIterator[PipelineReceiver[Any]]:
     began = trio.current_time()
+    executors = run.executors
     await executors.provide(workers)
     async with open_nursery() as nursery:
         # Its stages are built and their tasks started in its epoch: they, and
         # the functions they call, read it from the context they inherit.
-        with _info.entered(epoch):
-            scopes = [trio.CancelScope() for _ in plans]
+        numbered = _info.numbered(run.unseeded) if run.epoch else contextlib.nullcontext()
+        with _info.entered(run.epoch), tracked(run.track), numbered:
+            scopes = [trio.CancelScope() for _ in run.plans]
             recv: trio.MemoryReceiveChannel[list[Any]] | None = None
             taken: Taken | None = None
             running: list[_Running] = []
-            for position, p in enumerate(plans):
-                last = position == len(plans) - 1
+            built: list[tuple[Stage, FusedSteps | None]] = []
+            for position, p in enumerate(run.plans):
+                last = position == len(run.plans) - 1
                 buffer = output_chunks if last else CHANNEL_CHUNKS
                 send, next_recv = trio.open_memory_channel[list[Any]](buffer)
                 next_taken = Taken()
-                name = label(p.index, p.spec)
-                stage = p.spec.build(Context(name, executors, p.in_workers))
-                steps = [spec.step(label(i, spec)) for i, spec in p.fused]
+                stage, chain, start = run.build(p)
+                built.append((stage, chain))
                 clock = StageClock()
                 measured = clock if MEASURE else None
-                chain = FusedSteps(steps) if steps else None
                 outbox = Outbox(send, chain, scopes[position], measured, next_taken)
-                inbox = Inbox(recv, outbox, measured, taken) if recv is not None else None
+                inbox = None
+                if recv is not None:
+                    inbox = Inbox(recv, outbox, measured, taken, start=start)
                 fused = tuple(spec.describe() for _, spec in p.fused)
+                name = label(p.index, p.spec)
                 running.append(
                     _Running(name, fused, p.spec.advice, stage, clock, inbox, outbox, send)
                 )
@@ -296,6 +290,9 @@ async def _open(
         stop = functools.partial(_cancel, scopes)
         with recv:
             items = PipelineReceiver(recv, stop, statistics, taken)
+            if run.track:
+                start = 0 if run.resume is None else run.resume.position
+                items._track(functools.partial(_walk, built), start, trims=run.epoch is not None)
             try:
                 yield items
             except ExceptionGroup as group:  # the body's own: it leaves as raised

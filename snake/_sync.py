@@ -21,6 +21,7 @@ import contextlib
 import itertools
 import queue
 import threading
+from operator import length_hint
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 import trio
@@ -75,8 +76,12 @@ _END = object()
 
 
 class _Bridge(Generic[T]):
-    def __init__(self, open_pipeline: Opener[T]) -> None:
+    def __init__(self, open_pipeline: Opener[T], consumer: _Consumer[T]) -> None:
         self._open = open_pipeline
+        self._consumer = consumer
+        # The receiver, once the pipeline runs: where its run stands.
+        self._items: PipelineReceiver[T] | None = None
+        self._opened = threading.Event()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._token: trio.lowlevel.TrioToken | None = None
         self._stopping = threading.Event()
@@ -105,6 +110,14 @@ class _Bridge(Generic[T]):
             # The stages see a stop at once, before the cancel reaches them.
             STOPPING.set(self._stopping)
             async with self._open(output_chunks=OUTPUT_CHUNKS) as items:
+                if items._trim_at is not None:
+                    # Positions are forgotten behind the consumer, not behind
+                    # the handoffs: ``before`` is read across threads, and is
+                    # at most late.
+                    consumer = self._consumer
+                    items._trim_at = lambda: consumer.before
+                self._items = items
+                self._opened.set()
                 await self._hand_over(items)
 
     async def _hand_over(self, items: PipelineReceiver[T]) -> None:
@@ -146,6 +159,22 @@ class _Bridge(Generic[T]):
         chunks: list[list[T]] = got
         return chunks
 
+    def state(self, position: int) -> dict[str, Any]:
+        """The run's state once the consumer has ``position`` items, computed
+        in the pipeline's thread while it runs (its stages keep positions there)."""
+        while not self._opened.wait(0.01):
+            if not self._thread.is_alive():
+                raise RuntimeError("the pipeline ended before it started: it has no state")
+        items = self._items
+        assert items is not None
+        if self._thread.is_alive():
+            with contextlib.suppress(trio.RunFinishedError):
+                state: dict[str, Any] = trio.from_thread.run_sync(
+                    items._state_at, position, trio_token=self._token
+                )
+                return state
+        return items._state_at(position)
+
     def close(self) -> None:
         """Cancel the run, if still going, and wait for its thread to end."""
         self._stopping.set()
@@ -167,42 +196,82 @@ class PipelineIterator(itertools.chain[T], Generic[T]):
     iterator) stops every stage and joins the thread.
     """
 
-    __slots__ = ("__weakref__", "_chunks")
+    __slots__ = ("__weakref__", "_chunks", "_consumer")
 
     _chunks: Generator[Iterator[T], None, None]
+    _consumer: _Consumer[T]
 
-    def __new__(cls, open_pipeline: Opener[T]) -> PipelineIterator[T]:
+    def __new__(cls, open_pipeline: Opener[T], start: int = 0) -> PipelineIterator[T]:
         if trio.lowlevel.in_trio_run():
             raise RuntimeError(
                 "iterating a pipeline synchronously would block this trio program: "
                 "use `await pipeline.collect()` or "
                 "`async with pipeline.open() as items: async for x in items: ...`"
             )
-        chunks = _chunks(open_pipeline)
+        consumer = _Consumer(open_pipeline, start)
+        chunks = _chunks(consumer)
         self = cast("PipelineIterator[T]", cls.from_iterable(chunks))
         self._chunks = chunks
+        self._consumer = consumer
         return self
 
     def close(self) -> None:
         """Stop the pipeline; the iterator is exhausted afterwards."""
         self._chunks.close()
 
+    def state_dict(self) -> dict[str, Any]:
+        """Where the run stands, after the last item taken: see
+        :meth:`snake.PipelineReceiver.state_dict`. Resume with
+        ``pipeline.iterate(state=...)``. Before the first item, it starts
+        the pipeline."""
+        consumer = self._consumer
+        return consumer.bridge().state(consumer.position())
 
-def _chunks(open_pipeline: Opener[T]) -> Generator[Iterator[T], None, None]:
-    bridge = _Bridge(open_pipeline)
-    current: Iterator[T] = iter(())
+
+class _Consumer(Generic[T]):
+    """The consuming thread's side: the bridge, started when first needed, and
+    the items taken: ``before`` the chunk being read, and of it."""
+
+    __slots__ = ("_bridge", "_open", "before", "current", "size")
+
+    def __init__(self, open_pipeline: Opener[T], start: int) -> None:
+        self._open = open_pipeline
+        self._bridge: _Bridge[T] | None = None
+        self.before = start
+        self.current: Iterator[T] = iter(())
+        self.size = 0
+
+    def bridge(self) -> _Bridge[T]:
+        if self._bridge is None:
+            self._bridge = _Bridge(self._open, self)
+        return self._bridge
+
+    def position(self) -> int:
+        return self.before + self.size - length_hint(self.current)
+
+    def closed(self) -> None:
+        # After close(), the chunk being read must not go on giving items.
+        collections.deque(self.current, maxlen=0)
+        if self._bridge is not None:
+            self._bridge.close()
+
+
+def _chunks(consumer: _Consumer[T]) -> Generator[Iterator[T], None, None]:
+    bridge = consumer.bridge()
     try:
         while (handoff := bridge.get()) is not None:
             # Popped, so that nothing here holds a chunk once it is read: its
             # items are the consumer's alone while the next handoff comes.
             handoff.reverse()
             while handoff:
-                current = iter(handoff.pop())
+                chunk = handoff.pop()
+                consumer.before += consumer.size
+                consumer.size = len(chunk)
+                consumer.current = current = iter(chunk)
+                del chunk
                 yield current
     except BaseException as exc:
         trimmed(exc)
         raise  # as it is: from the consumer's loop straight to the user's frames
     finally:
-        # After close(), the chunk being read must not go on giving items.
-        collections.deque(current, maxlen=0)
-        bridge.close()
+        consumer.closed()

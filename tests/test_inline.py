@@ -9,7 +9,7 @@ import pytest
 import trio
 
 import snake
-from snake._runner import plan
+from snake._plan import plan
 
 DATA = list(range(50))
 

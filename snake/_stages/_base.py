@@ -24,10 +24,12 @@ arguments and documented per operator in ``docs/operators.md``.
 
 State: a spec never changes and holds no state of a run; what a run has done
 (positions, held items, random generators) lives on its running objects, the
-:class:`Step` and the :class:`Stage`, and nowhere else. Saving and restoring
-a position (exact resume) belongs on those two protocols: a method that
-returns a step's or stage's state as plain data, and the same state handed
-back through ``step()`` or :class:`Context` when a run resumes.
+:class:`Step` and the :class:`Stage`, and nowhere else. Each says where it
+stood at a point of its output with ``saved(out)`` (see ``_position``), and
+is made from that again with ``step(..., saved=)`` or :class:`Context`'s
+``saved`` when a run resumes. ``shape()`` is what a saved state must have
+been made by (``describe()`` and what else changes its output); a spec that
+``holds_nothing`` (``prefetch``) may come and go between a save and a resume.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from ._length import Unknown
 if TYPE_CHECKING:
     from .._chunking import Inbox, Outbox
     from .._policy import ErrorPolicy, Failures
+    from .._position import Saved
     from .._workers._executors import Executors
     from .._workers._options import MapOptions
     from ._length import Length
@@ -76,6 +79,30 @@ class Spec(ABC):
         """
         raise Unknown("may change the number of items")
 
+    def shape(self) -> str:
+        """What a saved state of it must come from: by default ``describe()``."""
+        return self.describe()
+
+    def inner(self) -> tuple[tuple[Spec, ...], ...]:
+        """The pipelines it runs nested (``concat``'s, ``repeat``'s)."""
+        return ()
+
+    #: It draws at random with no seed of its own (a ``shuffle()``).
+    unseeded: ClassVar[bool] = False
+
+    def reorders(self) -> bool:
+        """Whether its items may leave in another order from run to run."""
+        return False
+
+    def unresumable(self, reordered: str | None) -> str | None:
+        """Why a run with it cannot save its position (continuing its label), if
+        it cannot; ``reordered`` names an operator before it that ``reorders``."""
+        return None
+
+    #: It keeps no position (``prefetch``): absent from saved states, so it
+    #: may be added or removed between a save and a resume.
+    holds_nothing: ClassVar[bool] = False
+
     @property
     def most(self) -> int | None:
         """The most items it yields however many it gets (``take(n)``'s ``n``):
@@ -96,6 +123,12 @@ class Stage(Protocol):
     failures: Failures | None
 
     async def run(self, inbox: Inbox | None, outbox: Outbox) -> None: ...
+
+    def saved(self, out: int) -> list[Saved]:
+        """Where it stood when it had yielded ``out`` items (before the steps
+        fused after it): one entry per operator it runs, in their order (a
+        ``par_map`` and the steps in its workers)."""
+        ...
 
 
 @attrs.frozen
@@ -129,6 +162,9 @@ class Context:
     #: The inline operators that run in its workers after its function
     #: (see ``StageSpec.workers``).
     in_workers: tuple[Moved, ...] = ()
+    #: Where it and its workers' steps resume from, one entry each; empty
+    #: for a fresh run.
+    saved: tuple[Saved, ...] = ()
 
 
 class OnePerItem:
@@ -180,6 +216,10 @@ class Step(Protocol):
 
     def finish(self) -> list[Any]: ...
 
+    def saved(self, out: int) -> Saved:
+        """Where it stood when it had yielded ``out`` items."""
+        ...
+
 
 class InWorkers(enum.Enum):
     """Whether an inline operator's step may also run in a map's workers."""
@@ -202,11 +242,12 @@ class InlineSpec(Spec):
     in_workers: ClassVar[InWorkers] = InWorkers.NO
 
     @abstractmethod
-    def step(self, label: str, position: int = 0) -> Step:
+    def step(self, label: str, position: int = 0, saved: Saved | None = None) -> Step:
         """A fresh step for one run (or, in a worker, one job).
 
         ``label`` names it in notes; ``position`` is the position of the
-        first item it will see, in the input of the stage it belongs to.
+        first item it will see, in its input; ``saved``, where a resumed run
+        left it (``position`` is then ``saved.at``).
         """
 
     @property
@@ -214,3 +255,8 @@ class InlineSpec(Spec):
         """In a map's workers, jobs hold whole multiples of this many items
         (a batch's size), all but the last."""
         return 1
+
+    #: In a map's workers, each item it gives stands for ``unit`` items it
+    #: got (the last for fewer): so positions in and out are known exactly
+    #: (not so for a ``filter``).
+    whole_units: ClassVar[bool] = True

@@ -1,8 +1,8 @@
 """``batch`` and ``unbatch``: inline steps that group items and ungroup them.
 
 Fused into the stage before them like every inline step (see ``_inline``).
-``batch`` holds at most one partial batch; ``collate`` runs on each full one
-as it forms. A batch may run in a ``par_map``'s workers, after its function:
+``batch`` holds at most one partial batch, read again on resume; ``collate``
+runs on each full one as it forms. A batch may run in a ``par_map``'s workers, after its function:
 its jobs then hold whole batches.
 """
 
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._errors import failed_at, item_error
+from .._position import Saved, split_after
 from .._validate import func_name
 from ._base import InlineSpec, InWorkers, Step
 from ._inline import ItemStep
@@ -34,11 +35,14 @@ class Unbatch(InlineSpec):
     def describe(self) -> str:
         return "unbatch()"
 
-    def step(self, label: str, position: int = 0) -> Step:
-        return _UnbatchStep(label, position)
+    def step(self, label: str, position: int = 0, saved: Saved | None = None) -> Step:
+        return _UnbatchStep(label, position, out=0 if saved is None else saved.first)
 
     def length(self, n: int) -> int:
         raise Unknown("yields as many items as its batches hold")
+
+    def unresumable(self, reordered: str | None) -> str | None:
+        return split_after(reordered, "a batch")
 
 
 @attrs.define(eq=False)
@@ -68,6 +72,10 @@ class _BatchStep:
         if not held or self.drop_last:
             return []
         return self._collate([held], last_position=self.seen - 1)
+
+    def saved(self, out: int) -> Saved:
+        # A partial batch is read again; after the last one, the end.
+        return Saved(min(out * self.size, self.seen))
 
     def _collate(self, batches: list[list[Any]], last_position: int) -> list[Any]:
         collate = self.collate
@@ -99,7 +107,7 @@ class Batch(InlineSpec):
             extra += f", collate={func_name(self.collate)}"
         return f"batch({self.size}{extra})"
 
-    def step(self, label: str, position: int = 0) -> Step:
+    def step(self, label: str, position: int = 0, saved: Saved | None = None) -> Step:
         return _BatchStep(self.size, self.drop_last, self.collate, label, position)
 
     @property

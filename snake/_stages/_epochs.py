@@ -14,13 +14,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from .._info import current, entered, seeded
+from .._checkpoint import not_resumable, shape
+from .._info import Draws, current, entered
+from .._position import NotResumable, Saved, tracking
 from .._runner import processes, pump
 from ._base import Context, InlineSpec, Spec, Stage, StageSpec, Step
 from ._length import ENDLESS, nested
+from ._nested import Sequential
 
 if TYPE_CHECKING:
-    import random
     from collections.abc import Sequence
 
     from .._policy import Failures
@@ -31,30 +33,105 @@ if TYPE_CHECKING:
 
 @attrs.define(eq=False)
 class _ShuffleStep:
-    """tf.data's buffer shuffle: each item leaves at a random place of a full buffer."""
+    """tf.data's buffer shuffle: each item leaves at a random place of a full buffer.
+
+    Where the run keeps positions, it knows the input position of each
+    slot's item, and how to undo its draws back to the consumer's: its
+    saved state is the slots' positions and the number of draws, and a
+    resumed one reads its input again from the oldest slot's item, putting
+    back the items still in a slot (``refill``) until it is where it was.
+    """
 
     size: int
-    random: random.Random
+    draws: Draws
+    #: Items taken.
+    seen: int
     buffer: list[Any] = attrs.Factory(list)
+    #: The input position of each slot's item, where the run keeps positions.
+    positions: list[int] | None = None
+    #: For each draw since ``undo_base``: its slot, and the position it replaced.
+    undo: list[tuple[int, int]] = attrs.Factory(list)
+    undo_base: int = 0
+    #: Resuming: the slot of each input position still in one, up to ``refill_end``.
+    refill: dict[int, int] | None = None
+    refill_end: int = 0
     done = False
     ends = False
 
     def process(self, items: list[Any]) -> list[Any]:
-        out = []
-        buffer, size, below = self.buffer, self.size, self.random.randrange
-        for x in items:
-            if len(buffer) < size:
-                buffer.append(x)
-                continue
-            at = below(size)
-            out.append(buffer[at])
-            buffer[at] = x
+        if self.refill is not None:
+            items = self._refilled(items)
+        buffer, size, positions = self.buffer, self.size, self.positions
+        i, n = 0, len(items)
+        while len(buffer) < size and i < n:
+            buffer.append(items[i])
+            if positions is not None:
+                positions.append(self.seen + i)
+            i += 1
+        out: list[Any] = []
+        draws = self.draws
+        while i < n:
+            below = (draws.random if draws.left else draws.next_block()).randrange
+            k = min(n - i, draws.left)
+            part = items[i : i + k] if i or k < n else items
+            if positions is None:
+                for x in part:
+                    at = below(size)
+                    out.append(buffer[at])
+                    buffer[at] = x
+            else:
+                undo, position = self.undo.append, self.seen + i
+                for x in part:
+                    at = below(size)
+                    out.append(buffer[at])
+                    buffer[at] = x
+                    undo((at, positions[at]))
+                    positions[at] = position
+                    position += 1
+            i += k
+            draws.left -= k
+            draws.drawn += k
+        self.seen += n
         return out
 
+    def _refilled(self, items: list[Any]) -> list[Any]:
+        assert self.refill is not None
+        refill, buffer, seen = self.refill, self.buffer, self.seen
+        take = min(len(items), self.refill_end - seen)
+        for j in range(take):
+            slot = refill.get(seen + j)
+            if slot is not None:
+                buffer[slot] = items[j]
+        self.seen += take
+        if self.seen == self.refill_end:
+            self.refill = None
+        return items[take:]
+
     def finish(self) -> list[Any]:
+        if self.refill is not None:
+            raise NotResumable(
+                "a resumed shuffle's input ended before the position it was saved at: "
+                "the pipeline before it gives fewer items than when the state was saved"
+            )
         rest, self.buffer = self.buffer, []
-        self.random.shuffle(rest)
+        self.draws.last().shuffle(rest)
         return rest
+
+    def saved(self, out: int) -> Saved:
+        own: dict[str, Any] = {}
+        if self.draws.unseeded is not None:
+            own["seed"] = self.draws.unseeded
+        drawn = min(out, self.draws.drawn)
+        if not drawn or self.positions is None:
+            return Saved(0, out, own or None)  # still filling: from the start
+        slots = list(self.positions)
+        undo, base = self.undo, self.undo_base
+        for at, position in reversed(undo[drawn - base :]):
+            slots[at] = position
+        del undo[: drawn - base]
+        self.undo_base = drawn
+        own.update(slots=slots, drawn=drawn)
+        return Saved(min(slots), out - drawn, own)
 
 
 @attrs.frozen
@@ -68,8 +145,33 @@ class Shuffle(InlineSpec):
     def length(self, n: int) -> int:
         return n
 
-    def step(self, label: str, position: int = 0) -> Step:
-        return _ShuffleStep(self.size, seeded(self.seed))
+    @property
+    def unseeded(self) -> bool:  # type: ignore[override]
+        return self.seed is None
+
+    def unresumable(self, reordered: str | None) -> str | None:
+        if reordered is None:
+            return None
+        return (
+            f"comes after {reordered}, which may give its items in another order when "
+            "resumed, so the items in the shuffle buffer cannot be found again: "
+            "shuffle before it, or make it keep its order (ordered=True)"
+        )
+
+    def step(self, label: str, position: int = 0, saved: Saved | None = None) -> Step:
+        own = {} if saved is None or saved.own is None else saved.own
+        draws = Draws(self.seed, self, own.get("seed"))
+        step = _ShuffleStep(self.size, draws, position)
+        if tracking():
+            step.positions = []
+        if "slots" in own:
+            size = self.size
+            slots, drawn = list(own["slots"]), int(own["drawn"])
+            draws.skip_to(drawn, lambda r: r.randrange(size))
+            step.buffer, step.positions = [None] * len(slots), slots
+            step.refill = {position: k for k, position in enumerate(slots)}
+            step.refill_end, step.undo_base = size + drawn, drawn
+        return step
 
 
 #: No item yet.
@@ -118,6 +220,13 @@ class _ShardStep:
             return []
         return [self.first[(self.index - place) % len(self.first)]]
 
+    def saved(self, out: int) -> Saved:
+        if self.equal == "pad":
+            # The padding is made of the first items: read them all again.
+            return Saved(0, out)
+        # From the start of the round after the last item out: nothing held.
+        return Saved(min(out * self.count, self.seen))
+
 
 @attrs.frozen
 class Shard(InlineSpec):
@@ -129,8 +238,8 @@ class Shard(InlineSpec):
         extra = "" if self.equal is None else f", equal={self.equal!r}"
         return f"shard({self.index}, {self.count}{extra})"
 
-    def step(self, label: str, position: int = 0) -> Step:
-        return _ShardStep(self.index, self.count, self.equal)
+    def step(self, label: str, position: int = 0, saved: Saved | None = None) -> Step:
+        return _ShardStep(self.index, self.count, self.equal, position)
 
     def length(self, n: int) -> int:
         if self.equal == "drop":
@@ -165,23 +274,56 @@ class Repeat(StageSpec):
         return ENDLESS if once is ENDLESS else once * self.times
 
     def build(self, context: Context) -> Stage:
-        return _RepeatStage(self.specs, self.times, context.executors)
+        return _RepeatStage(self.specs, self.times, context.executors, context.saved)
+
+    def shape(self) -> str:
+        inner = ".".join(shape(self.specs))
+        return f"{inner}.repeat({'' if self.times is None else self.times})"
+
+    def reorders(self) -> bool:
+        return any(spec.reorders() for spec in self.specs)
+
+    def inner(self) -> tuple[tuple[Spec, ...], ...]:
+        return (self.specs,)
+
+    def unresumable(self, reordered: str | None) -> str | None:
+        return not_resumable(self.specs)
 
 
 class _RepeatStage:
+    """Its pipeline's passes one after another; where it stood is the pass and
+    where that pass stood (see ``_nested.Sequential``)."""
+
     failures: Failures | None = None  # never skips
 
-    def __init__(self, specs: Sequence[Spec], times: int | None, executors: Executors) -> None:
+    def __init__(
+        self, specs: Sequence[Spec], times: int | None, executors: Executors, saved: Sequence[Saved]
+    ) -> None:
         self._specs = specs
         self._times = times
         self._executors = executors  # every epoch runs on the run's workers
+        self._passes = Sequential(saved)
+
+    def saved(self, out: int) -> list[Saved]:
+        return self._passes.saved(out)
 
     async def run(self, inbox: Any, outbox: Any) -> None:
-        epochs = itertools.count() if self._times is None else range(self._times)
+        passes = self._passes
+        first = passes.first
+        epochs = itertools.count(first) if self._times is None else range(first, self._times)
         run = current()
         assert run is not None, "a run sets its epoch before its stages start"
+
+        async def deliver(chunk: list[Any]) -> None:
+            passes.out += len(chunk)
+            await outbox.emit(chunk)
+
         for i in epochs:
+            inner = passes.begin(i, self._specs)
             with entered(run.repeated(i, self._times)):
-                await pump(self._specs, self._executors, outbox.emit, lambda: outbox.done)
+                await pump(
+                    self._specs, self._executors, deliver, lambda: outbox.done,
+                    resume=inner.resume, opened=inner.opened,
+                )  # fmt: skip
             if outbox.done:
                 return

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._errors import failed_at, item_error
+from .._position import Marks, Saved, exact, split_after, tracking
 from .._validate import func_name
 from ._base import InlineSpec, InWorkers, Step
 from ._length import Unknown
@@ -28,16 +29,35 @@ if TYPE_CHECKING:
 
 @attrs.define(eq=False)
 class ItemStep:
-    """A step that may fail on an item: it counts positions, for error notes."""
+    """A step that may fail on an item: it counts positions, for error notes.
+
+    One that yields an item per item (``ONE_TO_ONE``) is where its input
+    is; others mark, after each unit, how many items they had yielded and
+    taken, and resume from the last mark before a position, dropping the
+    items they yield again.
+    """
 
     label: str
-    #: The position of the next item in the input of the stage it belongs
-    #: to (starting at a job's first item's, in a worker).
+    #: The position of the next item in its input (starting at a job's
+    #: first item's, in a worker).
     seen: int
     done = False
     ends = False
+    ONE_TO_ONE = False
+    #: Items yielded, and the marks, where the run keeps positions; one per
+    #: item where it must mark them ``exact``ly.
+    out: int = attrs.field(default=0, kw_only=True)
+    marks: Marks[int] | None = attrs.field(default=None, kw_only=True)
+    each: bool = attrs.field(default=False, kw_only=True)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.ONE_TO_ONE and tracking():
+            self.marks = Marks(self.out, self.seen)
+            self.each = exact()
 
     def process(self, items: list[Any]) -> list[Any]:
+        if self.each and len(items) > 1:
+            return [y for x in items for y in self.process([x])]
         it = iter(items)
         try:
             out = self._apply(it)
@@ -47,7 +67,16 @@ class ItemStep:
                 raise
             raise error from exc
         self.seen += len(items)
+        if self.marks is not None:
+            self.out += len(out)
+            self.marks.add(self.out, self.seen)
         return out
+
+    def saved(self, out: int) -> Saved:
+        if self.marks is None:
+            return Saved(out)  # one to one
+        first, at = self.marks.find(out)
+        return Saved(at, out - first)
 
     def _apply(self, it: Iterator[Any]) -> list[Any]:
         raise NotImplementedError
@@ -65,6 +94,8 @@ class _FnStep(ItemStep):
 
 @attrs.define(eq=False)
 class _MapStep(_FnStep):
+    ONE_TO_ONE = True
+
     def _apply(self, it: Iterator[Any]) -> list[Any]:
         return list(map(self.fn, it))
 
@@ -91,7 +122,7 @@ class Map(InlineSpec):
     def describe(self) -> str:
         return f"map({func_name(self.fn)})"
 
-    def step(self, label: str, position: int = 0) -> Step:
+    def step(self, label: str, position: int = 0, saved: Saved | None = None) -> Step:
         return _MapStep(label, position, self.fn)
 
     def length(self, n: int) -> int:
@@ -103,12 +134,13 @@ class Filter(InlineSpec):
     fn: Callable[[Any], Any]
 
     in_workers = InWorkers.LAST
+    whole_units = False
 
     def describe(self) -> str:
         return f"filter({func_name(self.fn)})"
 
-    def step(self, label: str, position: int = 0) -> Step:
-        return _FilterStep(label, position, self.fn)
+    def step(self, label: str, position: int = 0, saved: Saved | None = None) -> Step:
+        return _FilterStep(label, position, self.fn, out=0 if saved is None else saved.first)
 
     def length(self, n: int) -> int:
         raise Unknown("may drop items")
@@ -121,41 +153,71 @@ class FlatMap(InlineSpec):
     def describe(self) -> str:
         return f"flat_map({func_name(self.fn)})"
 
-    def step(self, label: str, position: int = 0) -> Step:
-        return _FlatMapStep(label, position, self.fn)
+    def step(self, label: str, position: int = 0, saved: Saved | None = None) -> Step:
+        return _FlatMapStep(label, position, self.fn, out=0 if saved is None else saved.first)
 
     def length(self, n: int) -> int:
         raise Unknown("yields as many items as fn returns for each")
+
+    def unresumable(self, reordered: str | None) -> str | None:
+        return split_after(reordered, "an item")
 
 
 class FusedSteps:
     """Consecutive inline steps applied one after another to each chunk.
 
     Once a step is done (a ``take`` has its items), the steps before it are
-    cut off and only the ones after it are finished at the end.
+    cut off and only the ones after it are finished at the end. In a
+    resumed run, each step's first ``drop`` outputs (made again, see
+    ``_position``) are dropped before the next step.
     """
 
-    __slots__ = ("_cut", "_steps", "done", "ends")
+    __slots__ = ("_cut", "_drop", "_steps", "done", "ends")
 
-    def __init__(self, steps: list[Step]) -> None:
+    def __init__(self, steps: list[Step], drop: list[int] | None = None) -> None:
         self._steps = steps
         self.ends = any(step.ends for step in steps)
         self._cut = next((i for i, s in enumerate(steps) if s.done), -1)
         self.done = self._cut >= 0
+        self._drop = drop if drop and any(drop) else None
 
     def process(self, items: list[Any]) -> list[Any]:
         for i, step in enumerate(self._steps):
             items = step.process(items)
+            if self._drop is not None:
+                items = self._dropped(i, items)
             if step.done and not self.done:
                 self.done, self._cut = True, i
             if not items:
                 break
         return items
 
+    def _dropped(self, i: int, items: list[Any]) -> list[Any]:
+        assert self._drop is not None
+        drop = self._drop[i]
+        if drop:
+            self._drop[i] = max(0, drop - len(items))
+            items = items[drop:]
+            if not any(self._drop):
+                self._drop = None
+        return items
+
     def finish(self) -> list[Any]:
         out: list[Any] = []
-        for step in self._steps[self._cut + 1 :]:
+        for i in range(self._cut + 1, len(self._steps)):
+            step = self._steps[i]
             if out:
                 out = step.process(out)
             out += step.finish()
+            if self._drop is not None:
+                out = self._dropped(i, out)
         return out
+
+    def saved(self, out: int) -> list[Saved]:
+        """Where each step stood when the last had yielded ``out`` items."""
+        entries = []
+        for step in reversed(self._steps):
+            entry = step.saved(out)
+            entries.append(entry)
+            out = entry.at
+        return entries[::-1]

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from .._chunking import Outbox
     from .._policy import Failures
+    from .._position import Saved
     from .._workers._executors import Executors
 
 
@@ -45,6 +46,15 @@ class Interleave(StageSpec):
 
     def length(self, n: int) -> int:
         raise Unknown("yields as many items as the pipelines fn returns hold")
+
+    def reorders(self) -> bool:
+        return not self.ordered
+
+    def unresumable(self, reordered: str | None) -> str | None:
+        return (
+            "cannot save its position yet: run the pipelines fn returns with "
+            "snake.concat() (in turn) or snake.merge() (as they come), which can"
+        )
 
     def build(self, context: Context) -> Stage:
         return _InterleaveStage(self, context.executors)
@@ -64,6 +74,9 @@ class _InterleaveStage:
     def __init__(self, spec: Interleave, executors: Executors) -> None:
         self._spec = spec
         self._executors = executors  # the sub-pipelines run on the run's workers
+
+    def saved(self, out: int) -> list[Saved]:
+        raise AssertionError("a run with interleave keeps no positions")
 
     async def run(self, inbox: Any, outbox: Outbox) -> None:
         assert inbox is not None

@@ -39,8 +39,11 @@ from .._workers._deaths import WorkerDiedError
 from .._workers._options import MapOptions, WorkerOptions
 from .._workers._work import ChunkResult, Work
 from ._base import Context, OnePerItem, Stage, StageSpec
+from ._delivered import Delivered, InOrder, MaybeUnordered, positions
+from ._window import Window
 
 if TYPE_CHECKING:
+    from .._position import Saved
     from .._stats import StageClock
     from .._workers._executors import Executor
 
@@ -91,7 +94,7 @@ def _skipped_or_raise(exc: Exception, label: str, base: int, skips: bool) -> Chu
 
 
 @attrs.frozen
-class ParThen(OnePerItem, StageSpec):
+class ParThen(MaybeUnordered, OnePerItem, StageSpec):
     fn: Callable[[Any], Awaitable[Any]]
     concurrency: int
     ordered: bool
@@ -117,15 +120,15 @@ class ParThen(OnePerItem, StageSpec):
             except Exception as exc:
                 return _skipped_or_raise(exc, label, base, skips)
 
-        failures = self.policy.failures(label)
+        failures = self.policy.failures(label, context.saved[0] if context.saved else None)
         return _ParallelStage(
-            call, self.concurrency, self.ordered, Pacer(maximum=1), failures=failures,
-            large=LARGE_CALLS,
+            call, self.concurrency, positions(context, self.ordered, failures),
+            Pacer(maximum=1), failures=failures, large=LARGE_CALLS,
         )  # fmt: skip
 
 
 @attrs.frozen
-class ParMap(OnePerItem, StageSpec):
+class ParMap(MaybeUnordered, OnePerItem, StageSpec):
     fn: Callable[[Any], Any]
     concurrency: int | None
     ordered: bool
@@ -188,14 +191,13 @@ class ParMap(OnePerItem, StageSpec):
         sizer = Pacer(RAY_JOB_SECONDS if ray else JOB_SECONDS, most, JOB_BYTES)
         # Jobs hold whole batches of a batch that runs in the workers.
         unit = math.lcm(*(moved.spec.unit for moved in context.in_workers))
-        failures = self.policy.failures(label)
+        failures = self.policy.failures(label, context.saved[0] if context.saved else None)
         # Large results: the jobs running, and one more, waiting in the
         # channel to be taken while the workers go on. No more than those run
         # at once: the stage starts there, until its results are weighed.
         large = concurrency + 1
-        return _ParallelStage(
-            call, window, self.ordered, sizer, unit, failures, large, start_large=True
-        )
+        where = positions(context, self.ordered, failures)
+        return _ParallelStage(call, window, where, sizer, unit, failures, large, start_large=True)
 
 
 @attrs.frozen
@@ -219,46 +221,12 @@ class _Ran:
 Finished = tuple[int, "_Ran | _Failed"]
 
 
-class _Window:
-    """Jobs in flight or waiting to leave: at most ``limit``, which may change.
-
-    As ``trio.Semaphore``: ``acquire`` is a checkpoint, and waiters are let
-    in first come, first served.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.used = 0
-        self._room = trio.lowlevel.ParkingLot()
-
-    async def acquire(self) -> None:
-        await trio.lowlevel.checkpoint_if_cancelled()
-        if self.used < self.limit and not self._room:
-            self.used += 1
-            await trio.lowlevel.cancel_shielded_checkpoint()
-            return
-        await self._room.park()  # release() lets us in, counted
-
-    def release(self) -> None:
-        self.used -= 1
-        self._admit()
-
-    def resize(self, limit: int) -> None:
-        self.limit = limit
-        self._admit()
-
-    def _admit(self) -> None:
-        while self._room and self.used < self.limit:
-            self.used += 1
-            self._room.unpark()
-
-
 class _ParallelStage:
     def __init__(
         self,
         call: Call,
         concurrency: int,
-        ordered: bool,
+        positions: InOrder | Delivered,
         sizer: Pacer,
         unit: int = 1,
         failures: Failures | None = None,
@@ -276,8 +244,9 @@ class _ParallelStage:
         # are weighed, so a full window of large ones is not under way before
         # it shrinks: for a stage whose jobs past `large` would only wait.
         self._large = concurrency if large is None else min(large, concurrency)
-        self._window = _Window(self._large if start_large else concurrency)
-        self._ordered = ordered
+        self._window = Window(self._large if start_large else concurrency)
+        self._positions = positions
+        self._ordered = isinstance(positions, InOrder)
         self._sizer = sizer
         self._unit = unit  # jobs hold whole multiples of it, but the last
         self._failed: tuple[int, Exception] | None = None  # earliest failure
@@ -321,7 +290,7 @@ class _ParallelStage:
         inbox: Inbox,
         nursery: trio.Nursery,
         done_send: trio.MemorySendChannel[Finished],
-        slots: _Window,
+        slots: Window,
     ) -> None:
         with done_send:
             seq = 0
@@ -329,26 +298,28 @@ class _ParallelStage:
             held: list[Any] = []  # fewer than `unit` items, waiting for more
             # The collector flushes when it waits; this task must not touch the outbox.
             while (chunk := await inbox.next(flush=False)) is not None:
-                items = held + chunk if held else chunk
-                base = inbox.received - len(items)
-                usable = len(items) - len(items) % unit
-                start = 0
-                while start < usable:
-                    size = max(unit, self._sizer.size // unit * unit)
-                    whole = start == 0 and size >= usable == len(items)
-                    job = items if whole else items[start : min(start + size, usable)]
-                    await slots.acquire()
-                    if self._failed_jobs:
-                        return
-                    nursery.start_soon(self._job, seq, job, base + start, done_send.clone())
-                    seq += 1
-                    start += len(job)
-                held = items[usable:]
+                # Resumed unordered, the inputs it had delivered are not run again.
+                for items, base in self._positions.runs(
+                    held + chunk if held else chunk, inbox.position
+                ):
+                    usable = len(items) - len(items) % unit
+                    start = 0
+                    while start < usable:
+                        size = max(unit, self._sizer.size // unit * unit)
+                        whole = start == 0 and size >= usable == len(items)
+                        job = items if whole else items[start : min(start + size, usable)]
+                        await slots.acquire()
+                        if self._failed_jobs:
+                            return
+                        nursery.start_soon(self._job, seq, job, base + start, done_send.clone())
+                        seq += 1
+                        start += len(job)
+                    held = items[usable:]
             if held:  # the end of the input: a short last batch
                 await slots.acquire()
                 if self._failed_jobs:
                     return
-                base = inbox.received - len(held)
+                base = inbox.position - len(held)
                 nursery.start_soon(self._job, seq, held, base, done_send.clone())
 
     async def _job(
@@ -388,7 +359,7 @@ class _ParallelStage:
     async def _collect(
         self,
         done_recv: trio.MemoryReceiveChannel[Finished],
-        slots: _Window,
+        slots: Window,
         outbox: Outbox,
     ) -> None:
         reorder: Reorderer[_Ran | _Failed] | None = Reorderer() if self._ordered else None
@@ -435,5 +406,13 @@ class _ParallelStage:
                         self._fail(position, over)
                     return False
             failures.seen = max(failures.seen, ran.base + ran.count)
+        positions = self._positions
+        if isinstance(positions, InOrder):
+            results = positions.released(results, ran.count)
+        else:
+            positions.released(ran.base, ran.count, [p for p, _ in ran.result.skipped])
         await outbox.emit(results)
         return True
+
+    def saved(self, out: int) -> list[Saved]:
+        return self._positions.saved(out)

@@ -2,7 +2,8 @@
 
 Fused into the stage before them like every inline step (see ``_inline``).
 ``take`` marks itself done once it has its items, so the stage hosting it
-stops and the stages upstream are cancelled.
+stops and the stages upstream are cancelled. Where each stood is a count,
+so a resumed one is made from the position of its input alone.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 import attrs
 
+from .._position import Saved
 from ._base import InlineSpec, Step
 
 
@@ -28,6 +30,9 @@ class _EnumerateStep:
     def finish(self) -> list[Any]:
         return []
 
+    def saved(self, out: int) -> Saved:
+        return Saved(out)
+
 
 @attrs.frozen
 class Enumerate(InlineSpec):
@@ -36,8 +41,8 @@ class Enumerate(InlineSpec):
     def describe(self) -> str:
         return f"enumerate(start={self.start})"
 
-    def step(self, label: str, position: int = 0) -> Step:
-        return _EnumerateStep(self.start)
+    def step(self, label: str, position: int = 0, saved: Saved | None = None) -> Step:
+        return _EnumerateStep(self.start + position)
 
     def length(self, n: int) -> int:
         return n
@@ -59,6 +64,9 @@ class _TakeStep:
     def finish(self) -> list[Any]:
         return []
 
+    def saved(self, out: int) -> Saved:
+        return Saved(out)
+
 
 @attrs.frozen
 class Take(InlineSpec):
@@ -67,8 +75,9 @@ class Take(InlineSpec):
     def describe(self) -> str:
         return f"take({self.n})"
 
-    def step(self, label: str, position: int = 0) -> Step:
-        return _TakeStep(self.n, self.n == 0)
+    def step(self, label: str, position: int = 0, saved: Saved | None = None) -> Step:
+        left = max(0, self.n - position)
+        return _TakeStep(left, left == 0)
 
     def length(self, n: int) -> int:
         return min(n, self.n)
@@ -80,19 +89,23 @@ class Take(InlineSpec):
 
 @attrs.define(eq=False)
 class _SkipStep:
-    left: int
+    n: int
+    #: Items taken.
+    seen: int
     done = False
     ends = False
 
     def process(self, items: list[Any]) -> list[Any]:
-        if not self.left:
-            return items
-        out = items[self.left :]
-        self.left = max(0, self.left - len(items))
-        return out
+        left = self.n - self.seen
+        self.seen += len(items)
+        return items[left:] if left > 0 else items
 
     def finish(self) -> list[Any]:
         return []
+
+    def saved(self, out: int) -> Saved:
+        # Before its first item out, any place up to its n-th item in will do.
+        return Saved(out + self.n if out else min(self.seen, self.n))
 
 
 @attrs.frozen
@@ -102,8 +115,8 @@ class Skip(InlineSpec):
     def describe(self) -> str:
         return f"skip({self.n})"
 
-    def step(self, label: str, position: int = 0) -> Step:
-        return _SkipStep(self.n)
+    def step(self, label: str, position: int = 0, saved: Saved | None = None) -> Step:
+        return _SkipStep(self.n, position)
 
     def length(self, n: int) -> int:
         return max(0, n - self.n)

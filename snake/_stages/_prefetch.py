@@ -21,11 +21,14 @@ from ._base import Context, Stage, StageSpec
 
 if TYPE_CHECKING:
     from .._policy import Failures
+    from .._position import Saved
 
 
 @attrs.frozen
 class Prefetch(StageSpec):
     size: int
+
+    holds_nothing = True
 
     def describe(self) -> str:
         return f"prefetch({self.size})"
@@ -43,6 +46,9 @@ class _PrefetchStage:
     def __init__(self, size: int) -> None:
         self._free = size
         self._room = trio.lowlevel.ParkingLot()
+
+    def saved(self, out: int) -> list[Saved]:
+        return []  # its items are the ones before it, in order
 
     async def run(self, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None

@@ -10,11 +10,14 @@ slow producers belong in an async iterable.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import inspect
 import itertools
+import logging
 import operator
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
@@ -30,6 +33,7 @@ from .._chunking import (
 )
 from .._errors import item_error
 from .._flushing import watching
+from .._position import Marks, NotResumable, Saved, tracking
 from .._validate import func_name
 from ._base import Context, Stage, StageSpec
 from ._length import counted
@@ -40,6 +44,7 @@ if TYPE_CHECKING:
     from .._policy import Failures
 
 T_co = TypeVar("T_co", covariant=True)
+logger = logging.getLogger("snake")
 
 
 class MapStyle(Protocol[T_co]):
@@ -61,11 +66,57 @@ def is_map_style(obj: object) -> bool:
     )
 
 
-def _items(obj: Any) -> Iterator[Any]:
-    """A fresh iterator over a sync source: by index for a map-style dataset."""
-    if is_map_style(obj):
-        return map(operator.getitem, itertools.repeat(obj), range(len(obj)))
-    return iter(obj)
+def _items(obj: Any, start: int, label: str) -> Iterator[Any]:
+    """A fresh iterator over a sync source, from its item ``start``: by index
+    for a map-style dataset, and for any sequence past its first item."""
+    if is_map_style(obj) or (start and _indexed(obj)):
+        return map(operator.getitem, itertools.repeat(obj), range(start, len(obj)))
+    it: Iterator[Any] = iter(obj)
+    if start:
+        _replayed(obj, it, label, start)
+        collections.deque(itertools.islice(it, start), maxlen=0)
+    return it
+
+
+def _indexed(obj: object) -> bool:
+    """Whether ``obj[i]`` is its item ``i``: ``__len__`` and ``__getitem__``, not a mapping."""
+    kind = type(obj)
+    return (
+        hasattr(kind, "__getitem__") and hasattr(kind, "__len__") and not isinstance(obj, Mapping)
+    )
+
+
+class Resumable(Protocol[T_co]):
+    """A source that saves and restores its own position (a file of records, by offset).
+
+    ``iter(source)`` starts at its first item, ``source.iter_from(position)``
+    at ``position``; each of its iterators says with ``position()`` where
+    its next item is, as plain JSON data (an int, a string, a dict).
+    """
+
+    def __iter__(self) -> Iterator[T_co]: ...
+    def iter_from(self, position: Any, /) -> Iterator[T_co]: ...
+
+
+def _replayed(obj: object, it: object, label: str, start: int) -> None:
+    if it is obj or inspect.isgenerator(obj) or inspect.isasyncgen(obj):
+        raise NotResumable(
+            f"cannot resume {label} at its item {start}: it is a one-shot iterator, "
+            "which cannot be read again; give from_iterable() a list or another sequence "
+            "(resumed by index), a re-iterable object, or one with iter_from() (see "
+            "snake.Resumable)"
+        )
+    if label not in _warned:
+        _warned.add(label)
+        logger.warning(
+            "resuming %s by reading its first %d items again: a sequence resumes by "
+            "index, and a source with iter_from() from its own position",
+            label, start,
+        )  # fmt: skip
+
+
+#: Sources resumed by replay: each is logged once.
+_warned: set[str] = set()
 
 
 @attrs.frozen
@@ -82,21 +133,55 @@ class IterableSource(StageSpec):
     def length(self, n: int) -> int:
         return counted(self.obj)
 
+    def shape(self) -> str:
+        described = self.describe()
+        try:
+            return f"{described[:-1]} of {len(self.obj)})"  # type: ignore[arg-type]
+        except TypeError:
+            return described
+
     def build(self, context: Context) -> Stage:
+        saved = context.saved[0] if context.saved else None
         if hasattr(self.obj, "__aiter__"):
-            return _AsyncSource(self.obj, context.label)
-        return _SyncSource(self.obj, context.label)
+            return _AsyncSource(self.obj, context.label, saved)
+        return _SyncSource(self.obj, context.label, saved)
 
 
 class _SyncSource:
+    """Items of a sync iterable, pulled in units.
+
+    Where it stood is its number of items (an index), or for a source that
+    says its own (``iter_from``), that, marked after each unit.
+    """
+
     failures: Failures | None = None  # never skips
 
-    def __init__(self, obj: Any, label: str) -> None:
+    def __init__(self, obj: Any, label: str, saved: Saved | None) -> None:
         self._obj = obj
         self._label = label
+        self._start = 0 if saved is None else saved.at
+        self._own = hasattr(obj, "iter_from") and hasattr(obj, "__iter__")
+        self._drop = 0 if saved is None else saved.skip
+        self._resumed = None if saved is None else saved.own
+        self._marks: Marks[Any] | None = None
+        if self._own and tracking():
+            self._marks = Marks(self._start, self._resumed)
+
+    def saved(self, out: int) -> list[Saved]:
+        if self._marks is None:
+            return [Saved(out)]
+        first, own = self._marks.find(out)
+        return [Saved(first, out - first, own)]
+
+    def _iterator(self) -> Iterator[Any]:
+        if not self._own:
+            return _items(self._obj, self._start, self._label)
+        own = self._resumed
+        it: Iterator[Any] = iter(self._obj) if own is None else self._obj.iter_from(own)
+        return it
 
     async def run(self, inbox: Inbox | None, outbox: Outbox) -> None:
-        it = _items(self._obj)
+        it = self._iterator()
         try:
             await self._pull(it, outbox)
         finally:
@@ -105,7 +190,8 @@ class _SyncSource:
 
     async def _pull(self, it: Any, outbox: Outbox) -> None:
         pacer = Pacer()
-        produced = 0
+        produced = self._start
+        marks, drop = self._marks, self._drop
         while not outbox.done:
             await before_sync_work()
             size = pacer.size
@@ -121,20 +207,34 @@ class _SyncSource:
                 raise error from exc
             pacer.record(len(items), time.perf_counter() - began)
             produced += len(items)
+            if marks is not None:
+                marks.add(produced, it.position())
+            ended = len(items) < size
+            if drop:
+                items, drop = items[drop:], max(0, drop - len(items))
             await outbox.emit(items)
-            if len(items) < size:
+            if ended:
                 return
 
 
 class _AsyncSource:
+    """Items of an async iterable, as they come; where it stood is its number
+    of items, and it resumes by reading as many again."""
+
     failures: Failures | None = None  # never skips
 
-    def __init__(self, obj: Any, label: str) -> None:
+    def __init__(self, obj: Any, label: str, saved: Saved | None) -> None:
         self._obj = obj
         self._label = label
+        self._start = 0 if saved is None else saved.at
+
+    def saved(self, out: int) -> list[Saved]:
+        return [Saved(out)]
 
     async def run(self, inbox: Inbox | None, outbox: Outbox) -> None:
         ait = self._obj.__aiter__()
+        if self._start:
+            _replayed(self._obj, ait, self._label, self._start)
         if inspect.isasyncgen(ait):
             async with contextlib.aclosing(ait):
                 await self._pull(ait, outbox)
@@ -146,7 +246,9 @@ class _AsyncSource:
         # instrument hands them over.
         raw = outbox.raw
         each = outbox.ends
-        produced = 0
+        produced = self._start
+        for _ in range(produced):  # resumed: read again, as it cannot seek
+            await ait.__anext__()
         yield_at = time.perf_counter() + LATENCY_BUDGET
         with watching(outbox):
             while not outbox.done:

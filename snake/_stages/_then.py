@@ -18,6 +18,7 @@ from .._chunking import CHECK_EVERY, LATENCY_BUDGET, Inbox, Outbox
 from .._errors import add_stage_note, carried, failed_at
 from .._flushing import watching
 from .._policy import ErrorPolicy, Failures, retrying_async
+from .._position import Saved
 from .._validate import func_name
 from ._base import Context, OnePerItem, Stage, StageSpec
 
@@ -36,7 +37,7 @@ class Then(OnePerItem, StageSpec):
         return f"then({func_name(self.fn)})"
 
     def build(self, context: Context) -> Stage:
-        return _stage(self.fn, self.policy, context.label)
+        return _stage(self.fn, self.policy, context)
 
 
 @attrs.frozen
@@ -59,13 +60,14 @@ class InlineMap(OnePerItem, StageSpec):
         async def call(x: Any) -> Any:
             return fn(x)
 
-        return _stage(call, self.policy, context.label)
+        return _stage(call, self.policy, context)
 
 
-def _stage(fn: Callable[[Any], Awaitable[Any]], policy: ErrorPolicy, label: str) -> Stage:
+def _stage(fn: Callable[[Any], Awaitable[Any]], policy: ErrorPolicy, context: Context) -> Stage:
     """``fn`` awaited on each item in turn, retried and skipping as ``policy`` says."""
     retried = retrying_async(fn, policy.retries) if policy.retries else fn
-    return _ThenStage(retried, label, policy.failures(label))
+    saved = context.saved[0] if context.saved else None
+    return _ThenStage(retried, context.label, policy.failures(context.label, saved))
 
 
 #: Slices start at multiples of 16: this samples one slice in eight.
@@ -80,13 +82,16 @@ class _ThenStage:
         self._label = label
         self.failures = failures  # with errors="skip"
 
+    def saved(self, out: int) -> list[Saved]:
+        return [Saved(out) if self.failures is None else self.failures.resumed_at(out)]
+
     async def run(self, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
         if outbox.done:  # take(0): not one call
             return
         with watching(outbox):
             while (chunk := await inbox.next()) is not None:
-                await self._call_each(chunk, inbox.received - len(chunk), outbox)
+                await self._call_each(chunk, inbox.position - len(chunk), outbox)
                 if outbox.done:
                     return
 

@@ -1,7 +1,7 @@
 """What a ``par_map`` job does to its items, in a worker thread or process.
 
 The map's function runs first, then the inline operators that moved into
-the workers after it (``_runner.into_workers``), as the very steps they run
+the workers after it (``_plan.into_workers``), as the very steps they run
 inline: one ``FusedSteps`` per job, each step made with the position of the
 job's first item, so an error note names the item exactly, as it would
 inline.

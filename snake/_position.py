@@ -1,0 +1,142 @@
+"""Positions: where each operator of a run stands, as plain data, for exact resume.
+
+A run's state is one :class:`Saved` per operator, found by walking back from
+the consumer: the last operator is asked where it stood when it had yielded
+the items the consumer has received (``saved(out)``); its answer says from
+which position of its input it resumes (``at``), and so where to ask the
+operator before it, down to the source. Items are never saved, only
+positions: an operator holding items (a partial batch, a shuffle buffer)
+says to resume its input early enough to read them again, and an operator
+whose positions are only known at the end of each unit of its work (a
+``filter``) says to resume from the last one and drop the first ``skip`` of
+its outputs. Items between the save and the consumer are made again:
+calls in flight at the save are made again after a resume.
+
+Operators that can only say where they stood at points of their output
+keep those points in :class:`Marks`, trimmed as the walk moves on, so what
+they keep is bounded by what the run holds beyond its consumer.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import contextvars
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+V = TypeVar("V")
+
+
+@attrs.frozen
+class Saved:
+    """Where one operator stood: resume its input at ``at``, drop its first
+    ``skip`` outputs, and restore ``own`` (plain JSON data of its own, or
+    ``None``)."""
+
+    at: int
+    skip: int = 0
+    own: Any = None
+    #: Its output position: the next operator's ``at`` (so not saved), set
+    #: when a state is loaded.
+    out: int = attrs.field(default=0, eq=False)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"at": self.at}
+        if self.skip:
+            out["skip"] = self.skip
+        if self.own is not None:
+            out["own"] = self.own
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, out: int) -> Saved:
+        return cls(int(data["at"]), int(data.get("skip", 0)), data.get("own"), out)
+
+    @property
+    def first(self) -> int:
+        """The output position it resumes at, before it drops ``skip`` items."""
+        return self.out - self.skip
+
+
+class NotResumable(RuntimeError):
+    """A run whose position cannot be saved or resumed; the message says why
+    and what to do."""
+
+
+class Marks(Generic[V]):
+    """Points of an operator's output with what it knew there: ``(out, value)``.
+
+    ``add`` records a point (replacing the last one if the output has not
+    moved); ``find(out)`` gives the last point at or before ``out`` and
+    forgets the ones before it, since later walks ask of later positions.
+    """
+
+    __slots__ = ("_outs", "_values")
+
+    def __init__(self, out: int, value: V) -> None:
+        self._outs = [out]
+        self._values = [value]
+
+    def add(self, out: int, value: V) -> None:
+        if out == self._outs[-1]:
+            self._values[-1] = value
+        else:
+            self._outs.append(out)
+            self._values.append(value)
+
+    def find(self, out: int) -> tuple[int, V]:
+        i = bisect.bisect_right(self._outs, out) - 1
+        if i < 0:
+            raise NotResumable(f"position {out} is before the earliest one kept")
+        if i:
+            del self._outs[:i], self._values[:i]
+        return self._outs[0], self._values[0]
+
+    def __len__(self) -> int:
+        return len(self._outs)
+
+
+#: Whether the operators being built keep their positions: on in a run that
+#: can save its state, off in worker processes and in runs that cannot.
+_tracking: contextvars.ContextVar[bool] = contextvars.ContextVar("snake_tracking", default=False)
+
+
+#: Whether the operator being built follows one that reorders items: then
+#: an item resumed past is not the same item again, so it marks every
+#: position exactly, never resuming early to drop what it makes again.
+_exact: contextvars.ContextVar[bool] = contextvars.ContextVar("snake_exact", default=False)
+
+
+def tracking() -> bool:
+    return _tracking.get()
+
+
+def exact() -> bool:
+    return _exact.get()
+
+
+@contextlib.contextmanager
+def tracked(on: bool, *, exactly: bool = False) -> Iterator[None]:
+    token, exact_token = _tracking.set(on), _exact.set(exactly)
+    try:
+        yield
+    finally:
+        _tracking.reset(token)
+        _exact.reset(exact_token)
+
+
+def split_after(reordered: str | None, what: str) -> str | None:
+    """Why an operator that makes several items of one (``flat_map``) cannot
+    save its position after one that reorders items, if it is after one."""
+    if reordered is None:
+        return None
+    return (
+        f"comes after {reordered}, which may give its items in another order when "
+        f"resumed: a save between two of the items it makes of {what} could not find "
+        "the others again; put it before, or keep that order (ordered=True)"
+    )

@@ -1,0 +1,39 @@
+"""The window of a ``par_then`` or ``par_map``: how many jobs it has under way."""
+
+from __future__ import annotations
+
+import trio
+
+
+class Window:
+    """Jobs in flight or waiting to leave: at most ``limit``, which may change.
+
+    As ``trio.Semaphore``: ``acquire`` is a checkpoint, and waiters are let
+    in first come, first served.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._room = trio.lowlevel.ParkingLot()
+
+    async def acquire(self) -> None:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self.used < self.limit and not self._room:
+            self.used += 1
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return
+        await self._room.park()  # release() lets us in, counted
+
+    def release(self) -> None:
+        self.used -= 1
+        self._admit()
+
+    def resize(self, limit: int) -> None:
+        self.limit = limit
+        self._admit()
+
+    def _admit(self) -> None:
+        while self._room and self.used < self.limit:
+            self.used += 1
+            self._room.unpark()
