@@ -25,6 +25,7 @@ Package map (the engine, from the builder down to the workers):
   _checkpoint  a run's saved state (JSON) and loading it into a resumed run
   _plan        a pipeline's operators grouped into stages
   _running     open(), collect() and iteration: a run, fresh or resumed
+  _loader      StatefulLoader: checkpointing as PyTorch does it
   _validate    argument checks, with messages that name the fix
   _collate     batch(collate="default" | "torch")
   _device      to_device: moving batches to a torch device
@@ -53,6 +54,7 @@ _HOMES = {
     "Resumable": "._stages._source",
     "StageStatistics": "._stats",
     "StateMismatchError": "._exceptions",
+    "StatefulLoader": "._loader",
     "Statistics": "._stats",
     "WorkerDiedError": "._workers._deaths",
     "WorkerError": "._exceptions",
@@ -83,6 +85,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from ._info import WorkerInfo as WorkerInfo
     from ._info import current_epoch as current_epoch
     from ._info import worker_info as worker_info
+    from ._loader import StatefulLoader as StatefulLoader
     from ._pipeline import Pipeline as Pipeline
     from ._pipeline import from_iterable as from_iterable
     from ._receiver import PipelineReceiver as PipelineReceiver

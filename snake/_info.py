@@ -167,6 +167,11 @@ class Draws:
         self.left = BLOCK
         self.random = random.Random(f"{self._key}/0")
 
+    @property
+    def key(self) -> str:
+        """What its generators are seeded from."""
+        return self._key
+
     def next_block(self) -> random.Random:
         """The generator of the next block, once ``left`` is 0."""
         self.left = BLOCK

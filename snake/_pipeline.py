@@ -444,22 +444,31 @@ class Pipeline(Generic[T]):
 
     # --- epochs -------------------------------------------------------------
 
-    def shuffle(self, buffer_size: int, /, *, seed: int | None = None) -> Pipeline[T]:
-        """Items in a random order, through a buffer of ``buffer_size`` (as tf.data does).
+    def shuffle(self, buffer_size: int | None = None, /, *, seed: int | None = None) -> Pipeline[T]:
+        """Items in a random order: of a sequence's indices, or through a buffer.
 
-        Inline. Each item leaves at a random place of the full buffer, so an
-        item moves at most ``buffer_size`` places earlier; a buffer as large
-        as the dataset shuffles it uniformly. A ``seed`` gives an order per
-        epoch, from ``(seed, epoch)``: each run is an epoch (see ``open``),
-        each pass of a ``repeat`` too. Holds ``buffer_size`` items.
+        Without ``buffer_size``, right after ``from_iterable(sequence)`` (a
+        list, a ``range``, an array, a map-style dataset): the items in a
+        random permutation of their indices, as Grain does, each equally
+        likely anywhere, holding no items, resumed at once from a saved
+        state. With ``buffer_size``, on any items, tf.data's shuffle:
+        inline, each item leaves at a random place of a full buffer of
+        ``buffer_size`` items, so an item moves at most ``buffer_size``
+        places earlier. A ``seed`` gives an order per epoch, from ``(seed,
+        epoch)``: each run is an epoch (see ``open``), each pass of a
+        ``repeat`` too.
 
         Example:
             >>> list(snake.from_iterable(range(6)).shuffle(6, seed=0))
             [3, 0, 5, 1, 4, 2]
+            >>> sorted(snake.from_iterable(range(6)).shuffle(seed=0)) == list(range(6))
+            True
         """
-        check.check_int(buffer_size, "buffer_size", minimum=1)
         if seed is not None:
             check.check_int(seed, "seed", minimum=-(2**63))
+        if buffer_size is None:
+            return Pipeline((check.index_shuffled(self._specs, seed),))
+        check.check_int(buffer_size, "buffer_size", minimum=1)
         from ._stages._epochs import Shuffle
 
         return self._add(Shuffle(buffer_size, seed))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import inspect
 import itertools
 import queue
 import threading
@@ -218,6 +219,10 @@ class PipelineIterator(itertools.chain[T], Generic[T]):
     def close(self) -> None:
         """Stop the pipeline; the iterator is exhausted afterwards."""
         self._chunks.close()
+
+    def _ended(self) -> bool:
+        """Whether it has given its last item, or was closed."""
+        return inspect.getgeneratorstate(self._chunks) == inspect.GEN_CLOSED
 
     def state_dict(self) -> dict[str, Any]:
         """Where the run stands, after the last item taken: see

@@ -275,3 +275,15 @@ def check_weights(weights: object, count: int) -> tuple[float, ...]:
     if count and not sum(values) > 0:
         raise ValueError("mix() weights must not all be 0")
     return tuple(float(w) for w in values)
+
+
+def index_shuffled(specs: Sequence[Any], seed: int | None) -> Any:
+    """The source of ``specs`` shuffled by index, for ``shuffle()`` with no buffer size."""
+    shuffled = specs[0].shuffled(seed) if len(specs) == 1 else None
+    if shuffled is None:
+        raise TypeError(
+            "shuffle() without a buffer size shuffles the indices of a sequence: call it "
+            "right after from_iterable(a list, a range, an array or a map-style dataset), "
+            "or give a buffer size, shuffle(10_000), to shuffle any items through a buffer"
+        )
+    return shuffled

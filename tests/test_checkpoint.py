@@ -94,7 +94,7 @@ class Again:
         return iter(self.items)
 
 
-SOURCES = {"list": list, "range": None, "records": Records, "again": Again}
+SOURCES = {"list": list, "range": None, "records": Records, "again": Again, "permuted": None}
 
 
 def source(kind: str, n: int) -> Iterable[int]:
@@ -105,7 +105,10 @@ def source(kind: str, n: int) -> Iterable[int]:
 
 def build(kind: str, n: int, chain: list[Example]) -> snake.Pipeline[Any]:
     random.seed(1234)  # unseeded shuffles and mixes draw their seed from it
-    pipeline = snake.from_iterable(source(kind, n))
+    if kind == "permuted":  # a shuffle of the indices of a sequence
+        pipeline = snake.from_iterable(range(n)).shuffle()
+    else:
+        pipeline = snake.from_iterable(source(kind, n))
     for op in chain:
         pipeline = op.add(pipeline)
     return pipeline
@@ -388,3 +391,78 @@ def test_a_source_that_says_its_own_position_resumes_from_it() -> None:
     opened.clear()
     assert head + list(pipeline.iterate(state=state)) == full
     assert opened == [state["operators"][0]["own"]]  # from its own position, once
+
+
+# --- StatefulLoader: PyTorch's checkpointing protocol --------------------------
+
+
+def test_a_stateful_loader_is_what_torch_checkpointing_saves_and_loads() -> None:
+    stateful = pytest.importorskip("torch.distributed.checkpoint.stateful")
+    pipeline = snake.from_iterable(range(40)).shuffle(10, seed=5).batch(4)
+    loader = snake.StatefulLoader(pipeline)
+    assert isinstance(loader, stateful.Stateful)
+    assert len(loader) == 10
+    epoch0 = list(loader)
+    assert loader.state_dict() == {"epoch": 1}  # ended: the next starts epoch 1
+    it = iter(loader)
+    head = [next(it) for _ in range(3)]
+    state = json.loads(json.dumps(loader.state_dict()))
+    with pytest.raises(RuntimeError, match="being iterated"):
+        loader.load_state_dict(state)  # never applied later than asked
+    it.close()
+
+    again = snake.StatefulLoader(pipeline)
+    again.load_state_dict(state)
+    assert again.state_dict() == state  # pending, as loaded
+    assert head + list(again) == list(pipeline.iterate(epoch=1))
+    assert list(again) == list(pipeline.iterate(epoch=2))  # then the next epoch
+    assert epoch0 == list(pipeline.iterate(epoch=0))
+
+
+def test_a_state_from_another_pipeline_fails_at_the_next_iteration() -> None:
+    state = snake.StatefulLoader(snake.from_iterable(range(4)))
+    it = iter(state)
+    next(it)
+    saved = state.state_dict()
+    it.close()
+    other = snake.StatefulLoader(snake.from_iterable(range(5)))
+    other.load_state_dict(saved)
+    with pytest.raises(snake.StateMismatchError, match="range of 4"):
+        iter(other)
+
+
+# --- shuffle(): a permutation of a sequence's indices --------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 3000), st.integers(0, 2**32), st.integers(0, 5))
+def test_an_index_shuffle_is_a_permutation_per_seed_and_epoch(
+    n: int, seed: int, epoch: int
+) -> None:
+    pipeline = snake.from_iterable(range(n)).shuffle(seed=seed)
+    order = list(pipeline.iterate(epoch=epoch))
+    assert sorted(order) == list(range(n))
+    assert order == list(pipeline.iterate(epoch=epoch))  # the same seed and epoch: again
+    if n >= 8:
+        assert order != list(pipeline.iterate(epoch=epoch + 1))  # another each epoch
+
+
+def test_an_index_shuffle_moves_items_anywhere_and_resumes_at_once() -> None:
+    n = 1000
+    firsts = Counter(next(iter(snake.from_iterable(range(n)).shuffle(seed=s))) for s in range(300))
+    assert len(firsts) > 200  # not a local shuffle: the first item comes from anywhere
+    pipeline = snake.from_iterable(range(n)).shuffle(seed=3).batch(10)
+    it = pipeline.iterate()
+    for _ in range(90):
+        next(it)
+    state = it.state_dict()
+    it.close()
+    assert state["operators"] == [{"at": 900}, {"at": 900}]  # one index, nothing replayed
+    assert list(pipeline.iterate(state=state)) == list(pipeline.iterate(epoch=0))[90:]
+
+
+def test_shuffle_without_a_size_needs_a_sequence_right_before_it() -> None:
+    with pytest.raises(TypeError, match="right after from_iterable"):
+        snake.from_iterable(range(3)).map(str).shuffle()
+    with pytest.raises(TypeError, match="give a buffer size"):
+        snake.from_iterable(x for x in range(3)).shuffle()

@@ -83,6 +83,11 @@ class Spec(ABC):
         """What a saved state of it must come from: by default ``describe()``."""
         return self.describe()
 
+    def shuffled(self, seed: int | None) -> StageSpec | None:
+        """A source's items in a shuffled order of their indices (``shuffle()``),
+        if it can give them so."""
+        return None
+
     def inner(self) -> tuple[tuple[Spec, ...], ...]:
         """The pipelines it runs nested (``concat``'s, ``repeat``'s)."""
         return ()

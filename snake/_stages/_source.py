@@ -1,11 +1,19 @@
 """Sources: where a pipeline's items come from.
 
-Ordering: the iterable's; a map-style dataset's, by index. Buffering: one
+Ordering: the iterable's; a map-style dataset's, by index; a sequence
+``shuffle()``d, a seeded permutation of its indices (:class:`IndexShuffle`). Buffering: one
 pending chunk. On cancel or error, a generator or async generator source is
 closed, so its ``finally`` runs. A sync iterable is pulled in the event
 loop's thread, so its ``next()`` must be quick (a cancel waits for the unit
 of calls in progress, one call once calls are slow, and starts no other);
 slow producers belong in an async iterable.
+
+``from_iterable(sequence).shuffle()`` reads ``sequence[p(i)]`` for ``i`` in
+``0 .. n-1``, ``p`` a pseudo-random permutation of the indices seeded per
+epoch (as Grain shuffles): every item is as likely at every place, no item
+is held, and a position is one index. ``p`` is a Feistel network over the
+next power of four above ``n``, walking its cycles until it lands below
+``n``: a few arithmetic steps an index, and no table of ``n`` entries.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import inspect
 import itertools
 import logging
 import operator
+import random
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -33,13 +42,14 @@ from .._chunking import (
 )
 from .._errors import item_error
 from .._flushing import watching
+from .._info import Draws
 from .._position import Marks, NotResumable, Saved, tracking
 from .._validate import func_name
 from ._base import Context, Stage, StageSpec
 from ._length import counted
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
     from .._policy import Failures
 
@@ -140,6 +150,12 @@ class IterableSource(StageSpec):
         except TypeError:
             return described
 
+    def shuffled(self, seed: int | None) -> StageSpec | None:
+        """Its items in a shuffled order of their indices, if it is a sequence."""
+        if hasattr(self.obj, "__aiter__") or not (is_map_style(self.obj) or _indexed(self.obj)):
+            return None
+        return IndexShuffle(self, seed)
+
     def build(self, context: Context) -> Stage:
         saved = context.saved[0] if context.saved else None
         if hasattr(self.obj, "__aiter__"):
@@ -156,9 +172,13 @@ class _SyncSource:
 
     failures: Failures | None = None  # never skips
 
-    def __init__(self, obj: Any, label: str, saved: Saved | None) -> None:
+    def __init__(
+        self, obj: Any, label: str, saved: Saved | None, unseeded: int | None = None
+    ) -> None:
         self._obj = obj
         self._label = label
+        # A shuffled order's own seed, if it drew one (see ``_permuted``).
+        self._unseeded = unseeded
         self._start = 0 if saved is None else saved.at
         self._own = hasattr(obj, "iter_from") and hasattr(obj, "__iter__")
         self._drop = 0 if saved is None else saved.skip
@@ -169,7 +189,8 @@ class _SyncSource:
 
     def saved(self, out: int) -> list[Saved]:
         if self._marks is None:
-            return [Saved(out)]
+            seed = None if self._unseeded is None else {"seed": self._unseeded}
+            return [Saved(out, own=seed)]
         first, own = self._marks.find(out)
         return [Saved(first, out - first, own)]
 
@@ -270,3 +291,88 @@ class _AsyncSource:
                     await outbox.emit_raw()
                     yield_at = time.perf_counter() + LATENCY_BUDGET
             await outbox.emit_raw()
+
+
+#: Rounds of the Feistel network.
+ROUNDS = 4
+
+
+class Permutation:
+    """A seeded bijection of ``range(n)``: ``permutation[i]`` is where item ``i`` comes from."""
+
+    __slots__ = ("_half", "_keys", "_mask", "_n")
+
+    def __init__(self, n: int, key: str) -> None:
+        self._n = n
+        half = max(1, ((n - 1).bit_length() + 1) // 2)
+        self._half, self._mask = half, (1 << half) - 1
+        generator = random.Random(key)
+        self._keys = [generator.getrandbits(64) for _ in range(ROUNDS)]
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i: int) -> int:
+        if not 0 <= i < self._n:
+            raise IndexError(i)
+        while True:  # cycle walking: at most a few steps, as n > 4**half / 4
+            i = self._round_trip(i)
+            if i < self._n:
+                return i
+
+    def _round_trip(self, x: int) -> int:
+        half, mask = self._half, self._mask
+        left, right = x >> half, x & mask
+        for key in self._keys:
+            mixed = (right * 0x9E3779B97F4A7C15 ^ key) & 0xFFFFFFFFFFFFFFFF
+            mixed = (mixed ^ mixed >> 29) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
+            left, right = right, left ^ (mixed >> 32) & mask
+        return left << half | right
+
+
+class _Permuted:
+    """``obj``'s items in the order of a permutation: a sequence itself."""
+
+    __slots__ = ("_obj", "_order")
+
+    def __init__(self, obj: Sequence[Any], order: Permutation) -> None:
+        self._obj, self._order = obj, order
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __getitem__(self, i: int) -> Any:
+        return self._obj[self._order[i]]
+
+
+@attrs.frozen
+class IndexShuffle(StageSpec):
+    """A sequence source whose items come in a shuffled order of their indices."""
+
+    source: IterableSource
+    seed: int | None
+
+    advice = "the source is the limit: read faster, or prefetch"
+
+    def describe(self) -> str:
+        seed = "" if self.seed is None else f"seed={self.seed}"
+        return f"{self.source.describe()}.shuffle({seed})"
+
+    def shape(self) -> str:
+        seed = "" if self.seed is None else f"seed={self.seed}"
+        return f"{self.source.shape()}.shuffle({seed})"
+
+    @property
+    def unseeded(self) -> bool:  # type: ignore[override]
+        return self.seed is None
+
+    def length(self, n: int) -> int:
+        return self.source.length(n)
+
+    def build(self, context: Context) -> Stage:
+        obj: Any = self.source.obj
+        saved = context.saved[0] if context.saved else None
+        own = None if saved is None else saved.own
+        draws = Draws(self.seed, self, None if own is None else own.get("seed"))
+        order = Permutation(len(obj), draws.key)
+        return _SyncSource(_Permuted(obj, order), context.label, saved, draws.unseeded)
