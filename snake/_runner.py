@@ -176,11 +176,17 @@ async def pump(
 
 
 async def forward(
-    specs: Sequence[Spec], executors: Executors, send: trio.MemorySendChannel[list[Any]]
+    specs: Sequence[Spec],
+    executors: Executors,
+    send: trio.MemorySendChannel[list[Any]],
+    *,
+    resume: Resume | None = None,
+    opened: Callable[[PipelineReceiver[Any]], object] = lambda items: None,
 ) -> None:
-    """Run the pipeline ``specs`` into ``send``, and close it at the end."""
+    """Run the pipeline ``specs`` into ``send``, and close it at the end
+    (``resume`` and ``opened`` as for ``pump``)."""
     with send:
-        await pump(specs, executors, send.send)
+        await pump(specs, executors, send.send, resume=resume, opened=opened)
 
 
 def _cancel(scopes: Sequence[trio.CancelScope]) -> None:

@@ -10,6 +10,7 @@ pipeline. On cancel or error, every open pipeline is stopped.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -17,10 +18,12 @@ import trio
 
 from .._errors import carried
 from .._nursery import open_nursery
+from .._position import Marks, NotResumable, Saved, tracking
 from .._runner import forward
 from .._validate import func_name
 from ._base import Context, Spec, Stage, StageSpec
 from ._length import Unknown
+from ._nested import Inner
 from ._source import IterableSource
 
 if TYPE_CHECKING:
@@ -28,7 +31,6 @@ if TYPE_CHECKING:
 
     from .._chunking import Outbox
     from .._policy import Failures
-    from .._position import Saved
     from .._workers._executors import Executors
 
 
@@ -50,14 +52,8 @@ class Interleave(StageSpec):
     def reorders(self) -> bool:
         return not self.ordered
 
-    def unresumable(self, reordered: str | None) -> str | None:
-        return (
-            "cannot save its position yet: run the pipelines fn returns with "
-            "snake.concat() (in turn) or snake.merge() (as they come), which can"
-        )
-
     def build(self, context: Context) -> Stage:
-        return _InterleaveStage(self, context.executors)
+        return _InterleaveStage(self, context)
 
 
 class _InterleaveStage:
@@ -67,16 +63,69 @@ class _InterleaveStage:
     that ends gives its slot to the next input item's, which takes its
     first turn on the next round. Unordered: items as they come, from
     whichever slot has some.
+
+    Positions: before each turn (ordered) or chunk (unordered) it marks the
+    input items it has read, and for each slot its item's position and the
+    items taken from its pipeline (see ``_nested.Inner``). A resumed one
+    reads its input again from the oldest open slot's item, opens the saved
+    slots' items where they were, skips the ones that had ended, and drops
+    what it yields again (ordered; unordered, its marks are exact).
     """
 
     failures: Failures | None = None  # never skips
 
-    def __init__(self, spec: Interleave, executors: Executors) -> None:
+    def __init__(self, spec: Interleave, context: Context) -> None:
         self._spec = spec
-        self._executors = executors  # the sub-pipelines run on the run's workers
+        self._executors = context.executors  # the sub-pipelines run on the run's workers
+        saved = context.saved[0] if context.saved else None
+        self._resumed: dict[str, Any] | None = None if saved is None else saved.own
+        self._read = 0 if saved is None else saved.at  # input items read
+        self._out = self._first = 0 if saved is None else saved.first
+        self._drop = 0 if saved is None else saved.skip
+        self._marks: Marks[tuple[Any, ...]] | None = None
+        #: Where it started: until its first item out, that says where it stands.
+        self._start = self._snapshot([], 0)
+        if tracking():
+            self._marks = Marks(self._out, self._start)
+
+    def _snapshot(self, slots: list[_Slot | None], at: int, k: int = 0) -> tuple[Any, ...]:
+        if self._resumed is not None:  # where it resumes
+            return ("resumed", self._resumed)
+        kept = tuple(None if s is None else (s.position, s.taken, s.inner) for s in slots)
+        return (self._read, at, k, kept)
 
     def saved(self, out: int) -> list[Saved]:
-        raise AssertionError("a run with interleave keeps no positions")
+        assert self._marks is not None
+        first, snapshot = (out, self._start) if out == self._first else self._marks.find(out)
+        if snapshot[0] == "resumed":
+            own = snapshot[1]
+            oldest = min([s["item"] for s in own["slots"] if s] + [own["read"]])
+            return [Saved(oldest, out - first, own)]
+        read, at, k, kept = snapshot
+        if not kept:  # no slot opened yet: from there, afresh
+            return [Saved(read, out - first)]
+        slots: list[dict[str, Any] | None] = []
+        for j, slot in enumerate(kept):
+            if slot is None:
+                slots.append(None)
+                continue
+            position, taken, inner = slot
+            if not self._spec.ordered and j == k:
+                taken += out - first  # a chunk of it, partly out: exactly
+            slots.append({"item": position, **inner.saved(taken)})
+        oldest = min([s["item"] for s in slots if s] + [read])
+        skip = out - first if self._spec.ordered else 0
+        return [Saved(oldest, skip, {"read": read, "at": at, "slots": slots})]
+
+    def _mark(self, slots: list[_Slot | None], at: int, k: int = 0) -> None:
+        if self._marks is not None:
+            self._marks.add(self._out, self._snapshot(slots, at, k))
+
+    async def _emit(self, items: list[Any], outbox: Outbox) -> None:
+        self._out += len(items)
+        if self._drop:
+            items, self._drop = items[self._drop :], max(0, self._drop - len(items))
+        await outbox.emit(items)
 
     async def run(self, inbox: Any, outbox: Outbox) -> None:
         assert inbox is not None
@@ -89,44 +138,72 @@ class _InterleaveStage:
                 if chunk is None:
                     return False, None
                 pending.extend(reversed(chunk))
+            self._read += 1
             return True, pending.pop()
 
         async with open_nursery() as nursery:
 
-            async def open_slot() -> _Slot | None:
-                more, item = await next_item()
-                if not more:
-                    return None
+            def slot_of(item: Any, data: Any = None) -> _Slot:
                 try:
                     value = spec.fn(item)
                 except ExceptionGroup as group:  # the user's own, kept as raised
                     raise carried(group) from group
-                return _Slot(nursery, _specs_of(value, spec.fn), self._executors)
+                specs = _specs_of(value, spec.fn)
+                return _Slot(nursery, self._read - 1, Inner(specs, data), self._executors)
 
-            slots: list[_Slot | None] = []
-            for _ in range(spec.cycle):
-                slot = await open_slot()
-                if slot is None:
-                    break
-                slots.append(slot)
+            async def open_slot() -> _Slot | None:
+                more, item = await next_item()
+                return slot_of(item) if more else None
+
+            slots, at = await self._reopened(next_item, slot_of, open_slot)
             if spec.ordered:
-                await self._in_turn(slots, open_slot, outbox)
+                await self._in_turn(slots, at, open_slot, outbox)
             else:
                 await self._as_they_come(slots, open_slot, outbox)
             nursery.cancel_scope.cancel()
 
-    async def _in_turn(self, slots: list[_Slot | None], open_slot: Any, outbox: Outbox) -> None:
+    async def _reopened(
+        self, next_item: Any, slot_of: Any, open_slot: Any
+    ) -> tuple[list[_Slot | None], int]:
+        """The slots to start with: the first ``cycle`` items', or a resumed run's."""
+        own, self._resumed = self._resumed, None
+        slots: list[_Slot | None] = []
+        if own is None:
+            for _ in range(self._spec.cycle):
+                slot = await open_slot()
+                if slot is None:
+                    break
+                slots.append(slot)
+            return slots, 0
+        wanted = {data["item"]: (k, data) for k, data in enumerate(own["slots"]) if data}
+        slots = [None] * len(own["slots"])
+        while self._read < own["read"]:
+            more, item = await next_item()
+            if not more:
+                raise NotResumable(
+                    "a resumed interleave's input ended before the position it was saved "
+                    "at: the pipeline before it gives fewer items than when it was saved"
+                )
+            if self._read - 1 in wanted:
+                k, data = wanted[self._read - 1]
+                slots[k] = slot_of(item, data)
+        return slots, int(own["at"])
+
+    async def _in_turn(
+        self, slots: list[_Slot | None], at: int, open_slot: Any, outbox: Outbox
+    ) -> None:
         block = self._spec.block
-        at = 0
         while any(slots) and not outbox.done:
+            self._mark(slots, at)
             slot = slots[at]
             if slot is not None:
                 taken = await slot.take(block)
                 if taken:
-                    await outbox.emit(taken)
+                    await self._emit(taken, outbox)
                 if len(taken) < block:  # it ended: the next input item takes its place
                     slots[at] = await open_slot()
             at = (at + 1) % len(slots)
+        self._mark(slots, at)
 
     async def _as_they_come(
         self, slots: list[_Slot | None], open_slot: Any, outbox: Outbox
@@ -141,26 +218,37 @@ class _InterleaveStage:
         while live and not outbox.done:
             k, chunk = await ready_recv.receive()
             if chunk is not None:
-                await outbox.emit(chunk)
+                self._mark(slots, 0, k)
+                slot = slots[k]
+                assert slot is not None
+                slot.taken += len(chunk)
+                await self._emit(chunk, outbox)
                 continue
             live -= 1
-            slot = await open_slot()
+            slots[k] = slot = await open_slot()
             if slot is not None:
                 slot.notify(k, ready_send)
                 live += 1
+        self._mark(slots, 0)
 
 
 class _Slot:
-    """One sub-pipeline, run by a task of its own, its chunks in a channel."""
+    """One sub-pipeline, run by a task of its own, its chunks in a channel;
+    the position of the input item it is of, and the items taken from it."""
 
     def __init__(
-        self, nursery: trio.Nursery, specs: tuple[Spec, ...], executors: Executors
+        self, nursery: trio.Nursery, position: int, inner: Inner, executors: Executors
     ) -> None:
         self._send, self._recv = trio.open_memory_channel[list[Any]](1)
         self._held: list[Any] = []
         self._ended = False
         self._nursery = nursery
-        nursery.start_soon(forward, specs, executors, self._send)
+        self.position = position
+        self.inner = inner
+        self.taken = inner.start
+        nursery.start_soon(functools.partial(
+            forward, inner.specs, executors, self._send, resume=inner.resume, opened=inner.opened
+        ))  # fmt: skip
 
     async def take(self, n: int) -> list[Any]:
         """Up to ``n`` items; fewer once the sub-pipeline has ended."""
@@ -170,6 +258,7 @@ class _Slot:
             except trio.EndOfChannel:
                 self._ended = True
         taken, self._held = self._held[:n], self._held[n:]
+        self.taken += len(taken)
         return taken
 
     def notify(self, k: int, ready: trio.MemorySendChannel[tuple[int, list[Any] | None]]) -> None:
