@@ -44,7 +44,7 @@ class PipelineReceiver(trio.abc.ReceiveChannel[T]):
     __slots__ = (
         "_busy", "_chunks", "_fetched", "_fetching", "_iterator", "_pending", "_received",
         "_since_trim", "_state", "_statistics", "_stop", "_taken", "_trim_at", "_walk",
-        "_yield_at",
+        "_walked", "_yield_at",
     )  # fmt: skip
 
     def __init__(
@@ -79,13 +79,17 @@ class PipelineReceiver(trio.abc.ReceiveChannel[T]):
         # consumer, and where the consumer is, for that.
         self._since_trim = 0
         self._trim_at: Callable[[], int] | None = None
+        # The furthest position walked to: the operators have forgotten the
+        # ones before it, so no walk goes back (the synchronous bridge's
+        # consumer position, read from another thread, may lag behind).
+        self._walked = 0
 
     def _track(self, walk: Callable[[int], list[Saved]], start: int, *, trims: bool) -> None:
         """Keep positions: the run's operators' ``walk``, from ``start`` items;
         ``trims``: the operators forget the positions the consumer has passed
         every ``TRIM_EVERY`` chunks (a nested run's are trimmed by its stage's)."""
         self._walk = walk
-        self._received = start
+        self._received = self._walked = start
         if trims:
             self._trim_at = self._position
 
@@ -98,6 +102,7 @@ class PipelineReceiver(trio.abc.ReceiveChannel[T]):
             raise NotResumable(
                 "this run does not keep positions (a pipeline nested in one that cannot save them)"
             )
+        self._walked = max(self._walked, out)
         return self._walk(out)
 
     def _took_chunk(self, size: int) -> None:
@@ -106,7 +111,7 @@ class PipelineReceiver(trio.abc.ReceiveChannel[T]):
             self._since_trim += 1
             if self._since_trim >= TRIM_EVERY:
                 self._since_trim = 0
-                self._saved(self._trim_at())
+                self._saved(max(self._trim_at(), self._walked))
 
     def state_dict(self) -> dict[str, Any]:
         """Where the run stands, after the last item received, as JSON-ready data.

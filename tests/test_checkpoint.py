@@ -515,3 +515,26 @@ def test_a_process_map_saved_with_jobs_in_flight_resumes_exactly(ordered: bool) 
         assert head + rest == list(snake.from_iterable(range(400)).map(lambda x: x * x).batch(8))
     else:
         assert sorted(flat(head + rest).elements()) == [x * x for x in range(400)]
+
+
+def test_states_taken_all_along_a_long_run_each_resume_exactly() -> None:
+    # Many chunks: the operators forget positions behind the consumer as it
+    # goes (from the pipeline's thread), while states are taken from this one.
+    def pipeline() -> snake.Pipeline[Any]:
+        return (
+            snake.from_iterable(range(60_000))
+            .filter(lambda x: x % 7 != 3)
+            .shuffle(300, seed=4)
+            .par_map(abs, executor="thread")
+            .batch(5)
+        )
+
+    full = list(pipeline().iterate(epoch=0))
+    it = pipeline().iterate(epoch=0)
+    states = {}
+    for k in range(len(full)):
+        if k % 997 == 0:
+            states[k] = json.loads(json.dumps(it.state_dict()))
+        assert next(it) == full[k]
+    for k in (0, 997 * 5, max(states)):
+        assert list(pipeline().iterate(state=states[k])) == full[k:]
