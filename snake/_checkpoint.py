@@ -62,13 +62,18 @@ def first_reordering(specs: Sequence[Spec]) -> int | None:
 
 def not_resumable(specs: Sequence[Spec]) -> str | None:
     """Why a run of ``specs`` cannot save its position, or ``None`` if it can."""
-    reordered = None
+    reordered, absorbs = None, False
     for k, spec in enumerate(specs):
         why = spec.unresumable(reordered)
+        if why is None and spec.reorders() and reordered is not None and not absorbs:
+            why = (
+                f"reorders items after {reordered}, which cannot take back which of its "
+                "items were delivered: keep the order of one of them"
+            )
         if why is not None:
             return f"#{k} {spec.describe()} {why}"
-        if spec.reorders():
-            reordered = f"#{k} {spec.describe()}"
+        if spec.reorders() and reordered is None:
+            reordered, absorbs = f"#{k} {spec.describe()}", spec.absorbs
     return None
 
 

@@ -154,3 +154,16 @@ class Failures:
         del positions[: at - out - before]
         self.before = at - out
         return Saved(at, own={"skipped": self.before} if self.before else None)
+
+    def sources(self, positions: frozenset[int]) -> set[int]:
+        """The input positions of an ordered stage's results at ``positions``:
+        past the items it skipped (those kept since ``resumed_at``)."""
+        found = set()
+        for q in positions:
+            at = q + self.before
+            for position in self.positions:
+                if position > at:
+                    break
+                at += 1
+            found.add(at)
+        return found

@@ -44,6 +44,10 @@ class Saved:
     #: Its output position: the next operator's ``at`` (so not saved), set
     #: when a state is loaded.
     out: int = attrs.field(default=0, eq=False)
+    #: Positions of its input past ``at`` whose items were consumed too: a
+    #: stage that reorders items after another one says so of the items it
+    #: delivered, for that one to not deliver them again (see ``back``).
+    extra: frozenset[int] = attrs.field(default=frozenset(), eq=False)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"at": self.at}
@@ -88,6 +92,13 @@ class Marks(Generic[V]):
         else:
             self._outs.append(out)
             self._values.append(value)
+
+    def peek(self, out: int) -> tuple[int, V]:
+        """The last point at or before ``out``, forgetting nothing."""
+        i = bisect.bisect_right(self._outs, out) - 1
+        if i < 0:
+            raise NotResumable(f"position {out} is before the earliest one kept")
+        return self._outs[i], self._values[i]
 
     def find(self, out: int) -> tuple[int, V]:
         i = bisect.bisect_right(self._outs, out) - 1
@@ -140,3 +151,26 @@ def split_after(reordered: str | None, what: str) -> str | None:
         f"resumed: a save between two of the items it makes of {what} could not find "
         "the others again; put it before, or keep that order (ordered=True)"
     )
+
+
+def back(op: Any, out: int, extra: frozenset[int]) -> tuple[list[Saved], frozenset[int]]:
+    """Where ``op`` stood when it had yielded ``out`` items, and the positions
+    of its input past there whose items were consumed too.
+
+    ``extra`` are such positions of its output: between two stages that
+    reorder items, where the later one delivered items beyond its position.
+    Each operator there says (``sources``) which of its inputs they came
+    from, and the earlier stage takes them as delivered.
+    """
+    before: frozenset[int] = frozenset()
+    if extra:
+        sources = getattr(op, "sources", None)
+        if sources is None:
+            raise NotResumable(
+                f"{type(op).__name__} between two stages that reorder items cannot say "
+                "which of its inputs its items came from: keep the order of one of them"
+            )
+        before = frozenset(sources(extra))
+    saved = op.saved(out)
+    entries = [saved] if isinstance(saved, Saved) else saved
+    return entries, before | (entries[0].extra if entries else frozenset())

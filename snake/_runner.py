@@ -24,7 +24,7 @@ from ._chunking import CHANNEL_CHUNKS, DownstreamClosed, Inbox, Outbox, Taken
 from ._errors import carried, uncarried
 from ._nursery import open_nursery, raise_as_is
 from ._plan import StagePlan, label, plan
-from ._position import Saved, tracked, tracking
+from ._position import Saved, back, tracked, tracking
 from ._receiver import PipelineReceiver
 from ._report import Reporting, watch
 from ._stages._base import Context, Spec, Stage, StageSpec
@@ -220,7 +220,8 @@ class _Run:
         kept = entries[: 1 + len(p.in_workers)]
         saved = tuple(e for e in kept if e is not None)
         name = label(p.index, p.spec)
-        stage = p.spec.build(Context(name, self.executors, p.in_workers, saved))
+        with tracked(self.track, exactly=self.reordered is not None and self.reordered < p.index):
+            stage = p.spec.build(Context(name, self.executors, p.in_workers, saved))
         steps, drop = [], []
         for (i, spec), entry in zip(p.fused, entries[len(kept) :], strict=True):
             with tracked(self.track, exactly=self.reordered is not None and self.reordered < i):
@@ -235,12 +236,13 @@ class _Run:
 def _walk(stages: Sequence[tuple[Stage, FusedSteps | None]], out: int) -> list[Saved]:
     """Where each operator of a run stood when its consumer had ``out`` items."""
     entries: list[Saved] = []
+    extra: frozenset[int] = frozenset()
     for stage, chain in reversed(stages):
         if chain is not None:
-            steps = chain.saved(out)
+            steps, extra = chain.back(out, extra)
             entries[:0] = steps
             out = steps[0].at
-        own = stage.saved(out)
+        own, extra = back(stage, out, extra)
         if own:
             entries[:0] = own
             out = own[0].at

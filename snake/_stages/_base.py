@@ -99,6 +99,10 @@ class Spec(ABC):
         """Whether its items may leave in another order from run to run."""
         return False
 
+    #: Reordering items, it can take back which of its items the stages
+    #: after it delivered past their positions (see ``_position.back``).
+    absorbs: ClassVar[bool] = False
+
     def unresumable(self, reordered: str | None) -> str | None:
         """Why a run with it cannot save its position (continuing its label), if
         it cannot; ``reordered`` names an operator before it that ``reorders``."""

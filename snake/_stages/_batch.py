@@ -77,6 +77,10 @@ class _BatchStep:
         # A partial batch is read again; after the last one, the end.
         return Saved(min(out * self.size, self.seen))
 
+    def sources(self, positions: frozenset[int]) -> set[int]:
+        size = self.size
+        return {i for b in positions for i in range(b * size, min((b + 1) * size, self.seen))}
+
     def _collate(self, batches: list[list[Any]], last_position: int) -> list[Any]:
         collate = self.collate
         if collate is None or not batches:

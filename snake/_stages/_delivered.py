@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from .._position import Marks, Saved, tracking
+from .._position import Marks, Saved, exact, tracking
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -65,6 +65,20 @@ class InOrder:
             return [Saved(at)] * (self._moved + 1)
         return [Saved(at)] * self._moved + [Saved(at, out - first)]
 
+    def sources(self, positions: frozenset[int]) -> set[int]:
+        """The input positions its results at ``positions`` came from."""
+        if self._marks is None:
+            if self._failures is None:
+                return set(positions)
+            return self._failures.sources(positions)
+        unit = self._unit
+        found: set[int] = set()
+        for q in positions:
+            first, at = self._marks.peek(q)
+            start = at + (q - first) * unit
+            found.update(range(start, min(start + unit, self._in)))
+        return found
+
 
 class Delivered:
     """An unordered stage's positions: which inputs its first results came from.
@@ -94,6 +108,11 @@ class Delivered:
         #: Results out, and items they stand for, before each job left.
         self._items = context.saved[-1].at if context.saved else 0
         self._track = tracking()
+        # After another stage that reorders items, the inputs it delivered
+        # past ``below`` are that one's to not deliver again (``extra``);
+        # the first such stage takes those of the ones after it (``absorbed``).
+        self._chained = exact()
+        self._absorbed: set[int] = set()
         self._jobs: list[tuple[int, int, list[int], list[int]]] = []
 
     def runs(self, items: list[Any], end: int) -> Iterator[tuple[list[Any], int]]:
@@ -124,6 +143,20 @@ class Delivered:
             self._out += -(-len(delivered) // self._unit)
             self._items += len(delivered)
 
+    def sources(self, positions: frozenset[int]) -> set[int]:
+        """The inputs its results at ``positions`` (past the ones saved) came from."""
+        found: set[int] = set()
+        jobs, unit = self._jobs, self._unit
+        for q in positions:
+            for first, _, delivered, _ in reversed(jobs):
+                if first <= q:
+                    found.update(delivered[(q - first) * unit : (q - first + 1) * unit])
+                    break
+        if self._chained:
+            return found
+        self._absorbed |= found
+        return set()
+
     def saved(self, out: int) -> list[Saved]:
         jobs, unit = self._jobs, self._unit
         whole = 0
@@ -148,17 +181,20 @@ class Delivered:
             items += len(part)
         elif jobs:
             items = jobs[0][1]
+        done |= self._absorbed
+        self._absorbed = set()
         below = self.below
         while below in done:
             done.discard(below)
             below += 1
         own: dict[str, Any] = {}
-        if done:
+        if done and not self._chained:
             own["done"] = sorted(done)
         if skipped:
             own["skipped"] = skipped
+        extra = frozenset(done) if self._chained else frozenset()
         # The steps in its workers stand where its items out do.
-        return [Saved(below, own=own or None)] + [Saved(items)] * self._moved
+        return [Saved(below, own=own or None, extra=extra)] + [Saved(items)] * self._moved
 
 
 class MaybeUnordered:
@@ -178,14 +214,7 @@ class MaybeUnordered:
     def reorders(self) -> bool:
         return not self.ordered
 
-    def unresumable(self, reordered: str | None) -> str | None:
-        if self.ordered or reordered is None:
-            return None
-        return (
-            f"reorders items after {reordered}, which does too: which items it has "
-            "delivered could not be found again; make one of them keep its order "
-            "(ordered=True)"
-        )
+    absorbs = True
 
 
 def positions(context: Context, ordered: bool, failures: Failures | None) -> InOrder | Delivered:

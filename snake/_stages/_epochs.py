@@ -227,6 +227,11 @@ class _ShardStep:
         # From the start of the round after the last item out: nothing held.
         return Saved(min(out * self.count, self.seen))
 
+    def sources(self, positions: frozenset[int]) -> set[int]:
+        if self.equal == "pad":
+            raise NotResumable("shard(equal='pad') pads with items it cannot place")
+        return {self.index + q * self.count for q in positions}
+
 
 @attrs.frozen
 class Shard(InlineSpec):
@@ -237,6 +242,14 @@ class Shard(InlineSpec):
     def describe(self) -> str:
         extra = "" if self.equal is None else f", equal={self.equal!r}"
         return f"shard({self.index}, {self.count}{extra})"
+
+    def unresumable(self, reordered: str | None) -> str | None:
+        if reordered is None:
+            return None
+        return (
+            f"comes after {reordered}, which may give its items in another order when "
+            "resumed, so which items fall to this shard would change: shard before it"
+        )
 
     def step(self, label: str, position: int = 0, saved: Saved | None = None) -> Step:
         return _ShardStep(self.index, self.count, self.equal, position)

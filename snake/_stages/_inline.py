@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._errors import failed_at, item_error
-from .._position import Marks, Saved, exact, split_after, tracking
+from .._position import Marks, NotResumable, Saved, back, exact, split_after, tracking
 from .._validate import func_name
 from ._base import InlineSpec, InWorkers, Step
 from ._length import Unknown
@@ -69,7 +69,8 @@ class ItemStep:
         self.seen += len(items)
         if self.marks is not None:
             self.out += len(out)
-            self.marks.add(self.out, self.seen)
+            if out or not self.each:  # marked one by one: where each item came from
+                self.marks.add(self.out, self.seen)
         return out
 
     def saved(self, out: int) -> Saved:
@@ -77,6 +78,13 @@ class ItemStep:
             return Saved(out)  # one to one
         first, at = self.marks.find(out)
         return Saved(at, out - first)
+
+    def sources(self, positions: frozenset[int]) -> set[int]:
+        if self.marks is None:
+            return set(positions)
+        if not self.each:
+            raise NotResumable(f"{self.label} does not mark where each of its items came from")
+        return {self.marks.peek(q + 1)[1] - 1 for q in positions}
 
     def _apply(self, it: Iterator[Any]) -> list[Any]:
         raise NotImplementedError
@@ -213,11 +221,13 @@ class FusedSteps:
                 out = self._dropped(i, out)
         return out
 
-    def saved(self, out: int) -> list[Saved]:
-        """Where each step stood when the last had yielded ``out`` items."""
-        entries = []
+    def back(self, out: int, extra: frozenset[int]) -> tuple[list[Saved], frozenset[int]]:
+        """Where each step stood when the last had yielded ``out`` items (see
+        ``_position.back``), and the positions past there of their input
+        consumed too."""
+        entries: list[Saved] = []
         for step in reversed(self._steps):
-            entry = step.saved(out)
+            [entry], extra = back(step, out, extra)
             entries.append(entry)
             out = entry.at
-        return entries[::-1]
+        return entries[::-1], extra

@@ -52,6 +52,15 @@ class Interleave(StageSpec):
     def reorders(self) -> bool:
         return not self.ordered
 
+    def unresumable(self, reordered: str | None) -> str | None:
+        if reordered is None:
+            return None
+        return (
+            f"comes after {reordered}, which may give its items in another order when "
+            "resumed: the items its open pipelines were made of could not be found again; "
+            "interleave before it, or keep that order (ordered=True)"
+        )
+
     def build(self, context: Context) -> Stage:
         return _InterleaveStage(self, context)
 

@@ -416,3 +416,6 @@ class _ParallelStage:
 
     def saved(self, out: int) -> list[Saved]:
         return self._positions.saved(out)
+
+    def sources(self, positions: frozenset[int]) -> set[int]:
+        return self._positions.sources(positions)

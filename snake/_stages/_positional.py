@@ -33,6 +33,9 @@ class _EnumerateStep:
     def saved(self, out: int) -> Saved:
         return Saved(out)
 
+    def sources(self, positions: frozenset[int]) -> frozenset[int]:
+        return positions
+
 
 @attrs.frozen
 class Enumerate(InlineSpec):
@@ -66,6 +69,9 @@ class _TakeStep:
 
     def saved(self, out: int) -> Saved:
         return Saved(out)
+
+    def sources(self, positions: frozenset[int]) -> frozenset[int]:
+        return positions
 
 
 @attrs.frozen
@@ -106,6 +112,9 @@ class _SkipStep:
     def saved(self, out: int) -> Saved:
         # Before its first item out, any place up to its n-th item in will do.
         return Saved(out + self.n if out else min(self.seen, self.n))
+
+    def sources(self, positions: frozenset[int]) -> set[int]:
+        return {q + self.n for q in positions}
 
 
 @attrs.frozen

@@ -50,6 +50,9 @@ class _PrefetchStage:
     def saved(self, out: int) -> list[Saved]:
         return []  # its items are the ones before it, in order
 
+    def sources(self, positions: frozenset[int]) -> frozenset[int]:
+        return positions
+
     async def run(self, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
         send, recv = trio.open_memory_channel[list[Any]](math.inf)

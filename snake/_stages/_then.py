@@ -85,6 +85,9 @@ class _ThenStage:
     def saved(self, out: int) -> list[Saved]:
         return [Saved(out) if self.failures is None else self.failures.resumed_at(out)]
 
+    def sources(self, positions: frozenset[int]) -> set[int]:
+        return set(positions) if self.failures is None else self.failures.sources(positions)
+
     async def run(self, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
         if outbox.done:  # take(0): not one call
