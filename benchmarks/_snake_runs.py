@@ -1,7 +1,8 @@
 """The snake runs the benchmark scripts time, and every snake private module they use.
 
 The seed workload is ``snake._apps._demo.pipeline``, with its ideal time as a
-reference; the chain is ``.then(ident)`` stages over ``range(n)``.
+reference; the chain is ``.then(ident)`` stages over ``range(n)``; runs that
+keep no positions are those started inside ``positions_off()``.
 
 snake's private modules are imported here and nowhere else in this folder,
 so that a module of snake that moves needs one line changed, here.
@@ -9,6 +10,7 @@ so that a module of snake that moves needs one line changed, here.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import time
@@ -19,11 +21,13 @@ import trio
 
 import snake
 import snake._apps._demo
+import snake._checkpoint
 import snake._runner
 from snake._collate import default_collate as default_collate
 from snake._workers._executors import cpu_count as cpu_count
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from types import ModuleType
 
 #: The seed workload's code: ``pipeline``, ``fib``, ``fib_input``, ``estimate``.
@@ -56,6 +60,19 @@ def then_collect(n: int, stages: int, measure: bool = True) -> tuple[float, list
         return time.perf_counter() - began, out
     finally:
         snake._runner.MEASURE = True
+
+
+@contextlib.contextmanager
+def positions_off() -> Iterator[None]:
+    """Runs started inside keep no positions, as a run of a pipeline that cannot save
+    them: ``snake._checkpoint.not_resumable`` is what a run asks, when it starts,
+    whether it can, and here it says no. ``state_dict()`` then raises, naming why."""
+    asked = snake._checkpoint.not_resumable
+    snake._checkpoint.not_resumable = lambda specs: "positions off for a measurement"
+    try:
+        yield
+    finally:
+        snake._checkpoint.not_resumable = asked
 
 
 def seed_expected(n: int) -> list[int]:
