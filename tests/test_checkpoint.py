@@ -552,3 +552,27 @@ def test_states_taken_all_along_a_long_run_each_resume_exactly() -> None:
         assert next(it) == full[k]
     for k in (0, 997 * 5, max(states)):
         assert list(pipeline().iterate(state=states[k])) == full[k:]
+
+
+async def _identity(x: int) -> int:
+    return x
+
+
+def test_a_state_after_every_item_of_the_synchronous_iterator_resumes_exactly() -> None:
+    # The operators forget positions behind the consumer as the pipeline's
+    # thread reads ahead, while the consumer's states ask of later ones.
+    pipeline = (
+        snake.from_iterable(range(20_000))
+        .par_then(_identity, concurrency=4)  # small chunks: many of them
+        .shuffle(200, seed=0)
+        .batch(8)
+    )
+    full = list(pipeline.iterate(epoch=0))
+    it = pipeline.iterate(epoch=0)
+    states = []
+    for _ in it:
+        states.append(it.state_dict())
+    for state in states[::61]:
+        resumed = pipeline.iterate(state=state)
+        assert next(resumed, None) == [*full, None][state["position"]]
+        resumed.close()

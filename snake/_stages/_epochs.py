@@ -126,6 +126,8 @@ class _ShuffleStep:
             return Saved(0, out, own or None)  # still filling: from the start
         slots = list(self.positions)
         undo, base = self.undo, self.undo_base
+        if drawn < base:  # its draws before ``base`` are forgotten: walks never go back
+            raise NotResumable(f"position {out} is before the earliest one kept")
         for at, position in reversed(undo[drawn - base :]):
             slots[at] = position
         del undo[: drawn - base]
