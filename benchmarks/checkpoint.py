@@ -29,7 +29,9 @@ Three workloads, printed as four tables:
     (``--quick``: 200,000): ``from_iterable(range(N)).shuffle(10_000,
     seed=0).par_map(work, concurrency=2).batch(32)``, ``work`` a few µs of
     arithmetic in 2 worker processes. Contenders: snake resuming from a state
-    saved at 90 % (and at 10 % and 50 %); snake replaying the epoch from its
+    saved at 90 % (and at 10 % and 50 %); the same pipeline with ``shuffle()``
+    by index (a permutation of the indices, as the sampler below draws)
+    resuming at 90 %; snake replaying the epoch from its
     start and skipping the first 90 % of its batches; ``StatefulDataLoader(
     Dataset(N, work), batch_size=32, shuffle=True, num_workers=2)`` (its
     sampler draws a permutation of the whole epoch) resuming from its
@@ -452,13 +454,12 @@ def work_seconds() -> float:
     return (time.perf_counter() - began) / count
 
 
-def resume_pipeline(n: int) -> snake.Pipeline[list[int]]:
-    return (
-        snake.from_iterable(range(n))
-        .shuffle(SHUFFLE, seed=0)
-        .par_map(work, concurrency=WORKERS)
-        .batch(BATCH)
-    )
+def resume_pipeline(n: int, by_index: bool = False) -> snake.Pipeline[list[int]]:
+    """The resume workload; ``by_index``: shuffled by a permutation of the indices
+    (``shuffle()``, as StatefulDataLoader's sampler does) instead of a buffer."""
+    source = snake.from_iterable(range(n))
+    shuffled = source.shuffle(seed=0) if by_index else source.shuffle(SHUFFLE, seed=0)
+    return shuffled.par_map(work, concurrency=WORKERS).batch(BATCH)
 
 
 def collected(run: Callable[[], float]) -> Callable[[], float]:
@@ -486,21 +487,14 @@ class Saved:
     following: list[list[int]]
 
 
-def snake_saves(n: int, fractions: Sequence[float]) -> dict[float, Saved]:
-    """One uninterrupted run of epoch 0, its state saved at each of ``fractions``.
-
-    Through ``open()``: in this version, ``state_dict()`` on the iterator of
-    ``iterate()`` with a ``batch`` after a ``par_map``, followed by more items,
-    may end the run with ``NotResumable`` ("position ... is before the earliest
-    one kept"), when the run forgets positions behind the start of the chunk
-    the consumer reads, which the call had already forgotten.
-    """
+def snake_saves(n: int, fractions: Sequence[float], by_index: bool = False) -> dict[float, Saved]:
+    """One uninterrupted run of epoch 0, its state saved at each of ``fractions``."""
     total = -(-n // BATCH)
 
     async def run() -> dict[float, Saved]:
         saves = {}
         taken = 0
-        async with resume_pipeline(n).open(epoch=0) as items:
+        async with resume_pipeline(n, by_index).open(epoch=0) as items:
             for fraction in sorted(fractions):
                 at = round(fraction * total)
                 for _ in range(at - taken):
@@ -581,6 +575,8 @@ class Resume(Workload):
     missing: str | None  # why there are no loaders
     #: Filled once, before the rounds, by ``prepare``.
     ours: dict[float, Saved] = field(default_factory=dict)
+    #: The same pipeline shuffled by index (``shuffle()``).
+    indexed: dict[float, Saved] = field(default_factory=dict)
     theirs: dict[float, Saved] = field(default_factory=dict)
     prepared: dict[str, float] = field(default_factory=dict)
     per_item: float = 0.0
@@ -605,6 +601,7 @@ class Resume(Workload):
         began = time.perf_counter()
         self.ours = snake_saves(self.n, (0.0, *RESUME_AT))
         self.prepared["snake"] = time.perf_counter() - began
+        self.indexed = snake_saves(self.n, (RESUME_GOAL_AT,), by_index=True)
         if self.loaders is not None:
             began = time.perf_counter()
             self.theirs = self.loaders.saves(self.n, (0.0, RESUME_GOAL_AT))
@@ -624,6 +621,10 @@ class Resume(Workload):
                     f"snake, resume at {percent(f)}", collected(functools.partial(self.resume, f))
                 )
                 for f in RESUME_AT
+            ),
+            Contender(
+                f"snake, shuffle() by index, resume at {goal}",
+                collected(functools.partial(self.resume, RESUME_GOAL_AT, by_index=True)),
             ),
             # Seconds long, and no faster for a warm-up: it skips the warm-up round.
             Contender(
@@ -651,6 +652,7 @@ class Resume(Workload):
         order = [
             "StatefulDataLoader, resume",
             *(f"snake, resume at {percent(f)}" for f in reversed(RESUME_AT)),
+            "snake, shuffle() by index",
             "snake, replay",
             "snake, start",
             "StatefulDataLoader, start",
@@ -726,9 +728,9 @@ class Resume(Workload):
 
     # --- the contenders ---------------------------------------------------------
 
-    def resume(self, fraction: float) -> float:
-        saved = self.ours[fraction]
-        pipeline = resume_pipeline(self.n)
+    def resume(self, fraction: float, by_index: bool = False) -> float:
+        saved = (self.indexed if by_index else self.ours)[fraction]
+        pipeline = resume_pipeline(self.n, by_index)
         began = time.perf_counter()
         with contextlib.closing(pipeline.iterate(state=saved.state)) as it:
             first = next(it)
