@@ -52,8 +52,10 @@ class _ShuffleStep:
     #: For each draw since ``undo_base``: its slot, and the position it replaced.
     undo: list[tuple[int, int]] = attrs.Factory(list)
     undo_base: int = 0
-    #: Resuming: the slot of each input position still in one, up to ``refill_end``.
-    refill: dict[int, int] | None = None
+    #: Resuming: the input positions still in a slot, in order, with their
+    #: slots, from the ``refilled``-th on; up to ``refill_end``.
+    refill: list[tuple[int, int]] | None = None
+    refilled: int = 0
     refill_end: int = 0
     done = False
     ends = False
@@ -95,13 +97,17 @@ class _ShuffleStep:
         return out
 
     def _refilled(self, items: list[Any]) -> list[Any]:
+        """Put back the items of ``items`` still in a slot; those after the
+        position it was saved at are new."""
         assert self.refill is not None
         refill, buffer, seen = self.refill, self.buffer, self.seen
         take = min(len(items), self.refill_end - seen)
-        for j in range(take):
-            slot = refill.get(seen + j)
-            if slot is not None:
-                buffer[slot] = items[j]
+        i, end = self.refilled, seen + take
+        while i < len(refill) and refill[i][0] < end:  # the slots' items only
+            position, slot = refill[i]
+            buffer[slot] = items[position - seen]
+            i += 1
+        self.refilled = i
         self.seen += take
         if self.seen == self.refill_end:
             self.refill = None
@@ -171,7 +177,7 @@ class Shuffle(InlineSpec):
             slots, drawn = list(own["slots"]), int(own["drawn"])
             draws.skip_to(drawn, lambda r: r.randrange(size))
             step.buffer, step.positions = [None] * len(slots), slots
-            step.refill = {position: k for k, position in enumerate(slots)}
+            step.refill = sorted((position, k) for k, position in enumerate(slots))
             step.refill_end, step.undo_base = size + drawn, drawn
         return step
 
