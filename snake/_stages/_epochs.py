@@ -36,10 +36,12 @@ class _ShuffleStep:
     """tf.data's buffer shuffle: each item leaves at a random place of a full buffer.
 
     Where the run keeps positions, it knows the input position of each
-    slot's item, and how to undo its draws back to the consumer's: its
-    saved state is the slots' positions and the number of draws, and a
-    resumed one reads its input again from the oldest slot's item, putting
-    back the items still in a slot (``refill``) until it is where it was.
+    slot's item at some draw (``positions``, at draw ``undo_base``) and the
+    slot of each draw since: draw ``j`` puts input item ``size + j`` in its
+    slot, so replaying them gives the slots at any later draw. Its saved
+    state is the slots' positions and the number of draws, and a resumed
+    one reads its input again from the oldest slot's item, putting back the
+    items still in a slot (``refill``) until it is where it was.
     """
 
     size: int
@@ -47,10 +49,10 @@ class _ShuffleStep:
     #: Items taken.
     seen: int
     buffer: list[Any] = attrs.Factory(list)
-    #: The input position of each slot's item, where the run keeps positions.
+    #: The input position of each slot's item after ``undo_base`` draws,
+    #: where the run keeps positions; the slot of each draw since.
     positions: list[int] | None = None
-    #: For each draw since ``undo_base``: its slot, and the position it replaced.
-    undo: list[tuple[int, int]] = attrs.Factory(list)
+    slots: list[int] = attrs.Factory(list)
     undo_base: int = 0
     #: Resuming: the input positions still in a slot, in order, with their
     #: slots, from the ``refilled``-th on; up to ``refill_end``.
@@ -82,14 +84,12 @@ class _ShuffleStep:
                     out.append(buffer[at])
                     buffer[at] = x
             else:
-                undo, position = self.undo.append, self.seen + i
+                drew = self.slots.append
                 for x in part:
                     at = below(size)
                     out.append(buffer[at])
                     buffer[at] = x
-                    undo((at, positions[at]))
-                    positions[at] = position
-                    position += 1
+                    drew(at)
             i += k
             draws.left -= k
             draws.drawn += k
@@ -130,16 +130,15 @@ class _ShuffleStep:
         drawn = min(out, self.draws.drawn)
         if not drawn or self.positions is None:
             return Saved(0, out, own or None)  # still filling: from the start
-        slots = list(self.positions)
-        undo, base = self.undo, self.undo_base
+        positions, base, size = self.positions, self.undo_base, self.size
         if drawn < base:  # its draws before ``base`` are forgotten: walks never go back
             raise NotResumable(f"position {out} is before the earliest one kept")
-        for at, position in reversed(undo[drawn - base :]):
-            slots[at] = position
-        del undo[: drawn - base]
+        for j, at in enumerate(self.slots[: drawn - base], start=base):
+            positions[at] = size + j
+        del self.slots[: drawn - base]
         self.undo_base = drawn
-        own.update(slots=slots, drawn=drawn)
-        return Saved(min(slots), out - drawn, own)
+        own.update(slots=list(positions), drawn=drawn)
+        return Saved(min(positions), out - drawn, own)
 
 
 @attrs.frozen
