@@ -132,9 +132,18 @@ def load(specs: Sequence[Spec], saved: object) -> tuple[int, int, Resume]:
             f"the state is of format {saved['snake_state']!r}, this version of snake "
             f"reads format {FORMAT}: resume with the version that saved it"
         )
-    _same_shape(list(saved["shape"]), shape(specs))
-    position = int(saved["position"])
-    return int(saved["epoch"]), int(saved["seed"]), nested(specs, saved["operators"], position)
+    try:
+        _same_shape(list(saved["shape"]), shape(specs))
+        position = int(saved["position"])
+        resume = nested(specs, saved["operators"], position)
+        return int(saved["epoch"]), int(saved["seed"]), resume
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, StateMismatchError):
+            raise
+        raise StateMismatchError(
+            f"the state is incomplete or damaged ({type(exc).__name__}: {exc}): "
+            "pass state_dict()'s dict as it was, or its JSON loaded again"
+        ) from exc
 
 
 def nested(specs: Sequence[Spec], operators: Sequence[Any], position: int) -> Resume:

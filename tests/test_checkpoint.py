@@ -298,6 +298,9 @@ def test_a_state_of_another_pipeline_is_refused_naming_what_differs() -> None:
         snake.from_iterable(range(10)).batch(4).iterate(state=state, epoch=3)
     with pytest.raises(snake.StateMismatchError, match="what state_dict"):
         snake.from_iterable(range(10)).iterate(state=[1, 2])
+    damaged = {**state, "operators": state["operators"][:1]}
+    with pytest.raises(snake.StateMismatchError, match="incomplete or damaged"):
+        snake.from_iterable(range(10)).batch(4).iterate(state=damaged)
     # Holding nothing, a prefetch may come and go.
     assert list(snake.from_iterable(range(10)).prefetch(3).batch(4).iterate(state=state)) == [
         [0, 1, 2, 3],
