@@ -108,9 +108,6 @@ class Marks(Generic[V]):
             del self._outs[:i], self._values[:i]
         return self._outs[0], self._values[0]
 
-    def __len__(self) -> int:
-        return len(self._outs)
-
 
 #: Whether the operators being built keep their positions: on in a run that
 #: can save its state, off in worker processes and in runs that cannot.
@@ -141,16 +138,28 @@ def tracked(on: bool, *, exactly: bool = False) -> Iterator[None]:
         _exact.reset(exact_token)
 
 
+def after_reordering(reordered: str | None, why: str) -> str | None:
+    """Why an operator cannot save its position after ``reordered``, an
+    operator that reorders items, if there is one: ``why`` ends the sentence."""
+    if reordered is None:
+        return None
+    return f"comes after {reordered}, which may give its items in another order when resumed{why}"
+
+
 def split_after(reordered: str | None, what: str) -> str | None:
     """Why an operator that makes several items of one (``flat_map``) cannot
     save its position after one that reorders items, if it is after one."""
-    if reordered is None:
-        return None
-    return (
-        f"comes after {reordered}, which may give its items in another order when "
-        f"resumed: a save between two of the items it makes of {what} could not find "
-        "the others again; put it before, or keep that order (ordered=True)"
+    return after_reordering(
+        reordered,
+        f": a save between two of the items it makes of {what} could not find the others "
+        "again; put it before, or keep that order (ordered=True)",
     )
+
+
+def dropped(items: list[Any], drop: int) -> tuple[list[Any], int]:
+    """``items`` but the first ``drop``, which a resumed operator makes again,
+    and how many are left to drop after them."""
+    return items[drop:], max(0, drop - len(items))
 
 
 def back(op: Any, out: int, extra: frozenset[int]) -> tuple[list[Saved], frozenset[int]]:

@@ -21,7 +21,7 @@ from .._checkpoint import not_resumable, shape
 from .._chunking import MAX_CHUNK, Inbox, Outbox
 from .._info import Draws
 from .._nursery import open_nursery
-from .._position import Marks, Saved, tracking
+from .._position import Marks, Saved, dropped, tracking
 from .._runner import open_inner, processes, pump
 from ._base import Context, Spec, Stage, StageSpec
 from ._length import ENDLESS, Unknown, nested
@@ -337,7 +337,7 @@ class _MixStage(_Combined):
         if self._marks is not None:
             self._marks.add(self.out, self._mark(pending))
         if self.drop:
-            out, self.drop = out[self.drop :], max(0, self.drop - len(out))
+            out, self.drop = dropped(out, self.drop)
         await outbox.emit(out)
 
     def _draw(self, weights: list[float] | None) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from .._position import Marks, Saved, exact, tracking
+from .._position import Marks, Saved, dropped, exact, tracking
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -52,7 +52,7 @@ class InOrder:
             self._out += len(results)
             self._marks.add(self._out, self._in)
         if self.drop:
-            results, self.drop = results[self.drop :], max(0, self.drop - len(results))
+            results, self.drop = dropped(results, self.drop)
         return results
 
     def saved(self, out: int) -> list[Saved]:
@@ -166,9 +166,7 @@ class Delivered:
             self._skipped += len(failed)
             whole += 1
         del jobs[:whole]
-        while self.below in self.done:
-            self.done.discard(self.below)
-            self.below += 1
+        self.below = _advanced(self.below, self.done)
         done, skipped = set(self.done), self._skipped
         items = self._items
         if jobs and jobs[0][0] < out:  # out, wholly or in part: its first results
@@ -183,10 +181,7 @@ class Delivered:
             items = jobs[0][1]
         done |= self._absorbed
         self._absorbed = set()
-        below = self.below
-        while below in done:
-            done.discard(below)
-            below += 1
+        below = _advanced(self.below, done)
         own: dict[str, Any] = {}
         if done and not self._chained:
             own["done"] = sorted(done)
@@ -220,3 +215,11 @@ class MaybeUnordered:
 def positions(context: Context, ordered: bool, failures: Failures | None) -> InOrder | Delivered:
     """Where a stage stands: by count if ordered, by what it delivered if not."""
     return InOrder(context, failures) if ordered else Delivered(context, failures)
+
+
+def _advanced(below: int, done: set[int]) -> int:
+    """The first input from ``below`` on not in ``done``; those passed leave ``done``."""
+    while below in done:
+        done.discard(below)
+        below += 1
+    return below

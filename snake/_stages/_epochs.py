@@ -16,7 +16,7 @@ import attrs
 
 from .._checkpoint import not_resumable, shape
 from .._info import Draws, current, entered
-from .._position import NotResumable, Saved, tracking
+from .._position import NotResumable, Saved, after_reordering, tracking
 from .._runner import processes, pump
 from ._base import Context, InlineSpec, Spec, Stage, StageSpec, Step
 from ._length import ENDLESS, nested
@@ -157,12 +157,10 @@ class Shuffle(InlineSpec):
         return self.seed is None
 
     def unresumable(self, reordered: str | None) -> str | None:
-        if reordered is None:
-            return None
-        return (
-            f"comes after {reordered}, which may give its items in another order when "
-            "resumed, so the items in the shuffle buffer cannot be found again: "
-            "shuffle before it, or make it keep its order (ordered=True)"
+        return after_reordering(
+            reordered,
+            ", so the items in the shuffle buffer cannot be found again: "
+            "shuffle before it, or make it keep its order (ordered=True)",
         )
 
     def step(self, label: str, position: int = 0, saved: Saved | None = None) -> Step:
@@ -251,11 +249,8 @@ class Shard(InlineSpec):
         return f"shard({self.index}, {self.count}{extra})"
 
     def unresumable(self, reordered: str | None) -> str | None:
-        if reordered is None:
-            return None
-        return (
-            f"comes after {reordered}, which may give its items in another order when "
-            "resumed, so which items fall to this shard would change: shard before it"
+        return after_reordering(
+            reordered, ", so which items fall to this shard would change: shard before it"
         )
 
     def step(self, label: str, position: int = 0, saved: Saved | None = None) -> Step:

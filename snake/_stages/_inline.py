@@ -18,7 +18,16 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._errors import failed_at, item_error
-from .._position import Marks, NotResumable, Saved, back, exact, split_after, tracking
+from .._position import (
+    Marks,
+    NotResumable,
+    Saved,
+    back,
+    dropped,
+    exact,
+    split_after,
+    tracking,
+)
 from .._validate import func_name
 from ._base import InlineSpec, InWorkers, Step
 from ._length import Unknown
@@ -202,10 +211,8 @@ class FusedSteps:
 
     def _dropped(self, i: int, items: list[Any]) -> list[Any]:
         assert self._drop is not None
-        drop = self._drop[i]
-        if drop:
-            self._drop[i] = max(0, drop - len(items))
-            items = items[drop:]
+        if self._drop[i]:
+            items, self._drop[i] = dropped(items, self._drop[i])
             if not any(self._drop):
                 self._drop = None
         return items

@@ -18,7 +18,7 @@ import trio
 
 from .._errors import carried
 from .._nursery import open_nursery
-from .._position import Marks, NotResumable, Saved, tracking
+from .._position import Marks, NotResumable, Saved, after_reordering, dropped, tracking
 from .._runner import forward
 from .._validate import func_name
 from ._base import Context, Spec, Stage, StageSpec
@@ -53,12 +53,10 @@ class Interleave(StageSpec):
         return not self.ordered
 
     def unresumable(self, reordered: str | None) -> str | None:
-        if reordered is None:
-            return None
-        return (
-            f"comes after {reordered}, which may give its items in another order when "
-            "resumed: the items its open pipelines were made of could not be found again; "
-            "interleave before it, or keep that order (ordered=True)"
+        return after_reordering(
+            reordered,
+            ": the items its open pipelines were made of could not be found again; "
+            "interleave before it, or keep that order (ordered=True)",
         )
 
     def build(self, context: Context) -> Stage:
@@ -133,7 +131,7 @@ class _InterleaveStage:
     async def _emit(self, items: list[Any], outbox: Outbox) -> None:
         self._out += len(items)
         if self._drop:
-            items, self._drop = items[self._drop :], max(0, self._drop - len(items))
+            items, self._drop = dropped(items, self._drop)
         await outbox.emit(items)
 
     async def run(self, inbox: Any, outbox: Outbox) -> None:

@@ -43,7 +43,7 @@ from .._chunking import (
 from .._errors import item_error
 from .._flushing import watching
 from .._info import Draws
-from .._position import Marks, NotResumable, Saved, tracking
+from .._position import Marks, NotResumable, Saved, dropped, tracking
 from .._validate import func_name
 from ._base import Context, Stage, StageSpec
 from ._length import counted
@@ -177,7 +177,7 @@ class _SyncSource:
     ) -> None:
         self._obj = obj
         self._label = label
-        # A shuffled order's own seed, if it drew one (see ``_permuted``).
+        # A shuffled order's own seed, if it drew one (see ``IndexShuffle``).
         self._unseeded = unseeded
         self._start = 0 if saved is None else saved.at
         self._own = hasattr(obj, "iter_from") and hasattr(obj, "__iter__")
@@ -232,7 +232,7 @@ class _SyncSource:
                 marks.add(produced, it.position())
             ended = len(items) < size
             if drop:
-                items, drop = items[drop:], max(0, drop - len(items))
+                items, drop = dropped(items, drop)
             await outbox.emit(items)
             if ended:
                 return
