@@ -705,9 +705,9 @@ class Resume(Workload):
             "the replay runs the epoch from its start, timed in full to the first batch after "
             "the skipped ones (measured, not estimated)",
             "StatefulDataLoader resumes by drawing its sampler's permutation again and stepping "
-            "it past the items already given (no item is loaded again); snake resumes its source "
-            "by index, from its shuffle buffer's oldest item, and reads again the items from "
-            f"there to the save ({self.reread_note()})",
+            "it past the items already given (no item is loaded again); snake reads its "
+            "shuffle buffer's items again by index, and its source goes on by index from where "
+            f"the shuffle was ({self.reread_note()})",
             f"states saved once before the rounds, untimed: {prepared}; {sizes}",
             f"start methods: snake {snake_start_method()}; StatefulDataLoader "
             f"{multiprocessing.get_start_method()}; torch is imported before snake's first "
@@ -722,9 +722,12 @@ class Resume(Workload):
         for fraction in RESUME_AT:
             state = self.ours[fraction].state
             source, shuffle = state["operators"][:2]
-            # The shuffle had read ``SHUFFLE + drawn`` items; its oldest is at ``at``.
-            counts.append(f"{SHUFFLE + shuffle['own']['drawn'] - source['at']:,}")
-        return f"{' / '.join(counts)} items at {' / '.join(percent(f) for f in RESUME_AT)}"
+            if shuffle["own"].get("read"):  # its slots' items, by index
+                counts.append(f"{len(shuffle['own']['slots']):,}")
+            else:  # the shuffle had read ``SHUFFLE + drawn`` items; its oldest is at ``at``
+                counts.append(f"{SHUFFLE + shuffle['own']['drawn'] - source['at']:,}")
+        read = " / ".join(counts)
+        return f"{read} items read again at {' / '.join(percent(f) for f in RESUME_AT)}"
 
     # --- the contenders ---------------------------------------------------------
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import importlib
 import random
 import sys
 from typing import TYPE_CHECKING, Any
@@ -272,6 +273,17 @@ def enter_worker(info: WorkerInfo | None) -> None:
     """Set this worker's info for good: in a worker process, or the copy of a
     context a worker thread's call runs in."""
     _worker.set(info)
+
+
+def load_generators() -> None:
+    """Import numpy's global generator where numpy is loaded, in the fork server.
+
+    numpy loads ``numpy.random`` on first use, about 7 ms, which each new
+    worker would otherwise spend on its first ``seed_globals``.
+    """
+    if "numpy" in sys.modules:
+        with contextlib.suppress(Exception):  # a numpy that cannot: its workers will say
+            importlib.import_module("numpy.random")
 
 
 def seed_globals(seed: int, skip: set[str] | frozenset[str] = frozenset()) -> None:

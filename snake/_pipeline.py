@@ -471,7 +471,9 @@ class Pipeline(Generic[T]):
         check.check_int(buffer_size, "buffer_size", minimum=1)
         from ._stages._epochs import Shuffle
 
-        return self._add(Shuffle(buffer_size, seed))
+        return self._add(
+            Shuffle(buffer_size, seed, self._specs[0] if len(self._specs) == 1 else None)
+        )
 
     def shard(
         self,

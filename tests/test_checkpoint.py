@@ -394,6 +394,63 @@ def test_a_state_holds_positions_so_its_size_does_not_grow_with_the_data() -> No
     assert large < 2_000
 
 
+class Counted:
+    """A map-style dataset that counts the items read from it, and may fail on one."""
+
+    def __init__(self, n: int, fails: int | None = None) -> None:
+        self.n, self.fails, self.reads = n, fails, 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        self.reads += 1
+        if i == self.fails:
+            raise KeyError(i)
+        return i
+
+
+def test_a_shuffle_right_after_a_sequence_reads_only_its_slots_again() -> None:
+    data = Counted(2_000)
+    pipeline = snake.from_iterable(data).shuffle(100, seed=2).batch(10)
+    full = list(pipeline.iterate(epoch=0))
+    it = pipeline.iterate(epoch=0)
+    head = [next(it) for _ in range(150)]
+    state = json.loads(json.dumps(it.state_dict()))
+    it.close()
+    # The source goes on from where the shuffle was, not from its oldest slot.
+    assert state["operators"][0]["at"] == 100 + 1_500
+    assert state["operators"][1]["own"]["read"] is True
+    data.reads = 0
+    assert head + list(pipeline.iterate(state=state)) == full
+    assert data.reads == 100 + 400  # the slots' items, then the rest of the epoch
+
+    # After a map, the shuffle's input is no source's item: read from the oldest slot.
+    mapped = snake.from_iterable(data).map(int).shuffle(100, seed=2).batch(10)
+    it = mapped.iterate(epoch=0)
+    head = [next(it) for _ in range(150)]
+    state = it.state_dict()
+    it.close()
+    assert state["operators"][0]["at"] == min(state["operators"][2]["own"]["slots"])
+    assert head + list(mapped.iterate(state=state)) == full
+
+
+def test_an_item_that_fails_as_a_resumed_shuffle_reads_it_again_names_the_source() -> None:
+    pipeline = snake.from_iterable(Counted(500)).shuffle(50, seed=1)
+    it = pipeline.iterate()
+    for _ in range(100):
+        next(it)
+    state = it.state_dict()
+    it.close()
+    slot = min(state["operators"][1]["own"]["slots"])
+    failing = snake.from_iterable(Counted(500, fails=slot)).shuffle(50, seed=1)
+    with pytest.raises(KeyError) as caught:
+        list(failing.iterate(state=state))
+    assert any(
+        "#0 from_iterable(Counted)" in note and str(slot) in note for note in caught.value.__notes__
+    )
+
+
 def test_a_source_that_says_its_own_position_resumes_from_it() -> None:
     opened: list[Any] = []
 

@@ -127,6 +127,34 @@ def test_the_forked_server_holds_none_of_the_programs_pipes(tmp_path: Path) -> N
     assert run(str(script), tmp_path, timeout=30) == "ok"
 
 
+GENERATORS = """
+import multiprocessing.forkserver, os, sys, threading, time, numpy, snake
+
+if os.environ["SNAKE_TEST_THREAD"] == "1":
+    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+
+def seeded(x):
+    return int(numpy.random.randint(1_000_000))
+
+if __name__ == "__main__":
+    assert "numpy.random" not in sys.modules  # numpy loads it on first use
+    pipeline = snake.from_iterable(range(2)).par_map(seeded, concurrency=1)
+    assert list(pipeline.iterate(epoch=0)) == list(pipeline.iterate(epoch=0))  # seeded
+    server = multiprocessing.forkserver._forkserver._forkserver_pid
+    with open(f"/proc/{server}/maps") as maps:
+        print("numpy.random" in sys.modules, "numpy/random" in maps.read())
+"""
+
+
+@pytest.mark.parametrize("thread", [False, True], ids=["alone", "threaded"])
+def test_the_fork_server_loads_the_generators_workers_seed(tmp_path: Path, thread: bool) -> None:
+    # Each worker seeds numpy's generator; loaded by the server, it is not
+    # imported again by every worker of every run. The program's stays unloaded.
+    script = tmp_path / "generators.py"
+    script.write_text(GENERATORS)
+    assert run(str(script), tmp_path, SNAKE_TEST_THREAD=str(int(thread))) == "False True"
+
+
 STDIN = """
 import os, threading, time, snake
 if os.environ["SNAKE_TEST_THREAD"] == "1":

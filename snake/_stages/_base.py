@@ -44,6 +44,8 @@ import attrs
 from ._length import Unknown
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .._chunking import Inbox, Outbox
     from .._policy import ErrorPolicy, Failures
     from .._position import Saved
@@ -86,6 +88,12 @@ class Spec(ABC):
     def shuffled(self, seed: int | None) -> StageSpec | None:
         """A source's items in a shuffled order of their indices (``shuffle()``),
         if it can give them so."""
+        return None
+
+    def reader(self) -> Callable[[int], Any] | None:
+        """A source's item at a position, read on its own, if it can give one
+        so (a sequence, by index): a resumed ``shuffle`` right after it reads
+        its slots' items so instead of reading every item from the oldest."""
         return None
 
     def inner(self) -> tuple[tuple[Spec, ...], ...]:

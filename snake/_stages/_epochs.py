@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from .._checkpoint import not_resumable, shape
+from .._errors import item_error
 from .._info import Draws, current, entered
 from .._position import NotResumable, Saved, after_reordering, tracking
 from .._runner import processes, pump
@@ -23,7 +24,7 @@ from ._length import ENDLESS, nested
 from ._nested import Sequential
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from .._policy import Failures
     from .._workers._executors import Executors
@@ -41,7 +42,9 @@ class _ShuffleStep:
     slot, so replaying them gives the slots at any later draw. Its saved
     state is the slots' positions and the number of draws, and a resumed
     one reads its input again from the oldest slot's item, putting back the
-    items still in a slot (``refill``) until it is where it was.
+    items still in a slot (``refill``) until it is where it was. Right
+    after a sequence source (``read``), it reads just its slots' items, by
+    index, and the source goes on from where the shuffle was.
     """
 
     size: int
@@ -59,6 +62,8 @@ class _ShuffleStep:
     refill: list[tuple[int, int]] | None = None
     refilled: int = 0
     refill_end: int = 0
+    #: The source's item at a position, where the shuffle comes right after it.
+    read: Callable[[int], Any] | None = None
     done = False
     ends = False
 
@@ -101,6 +106,11 @@ class _ShuffleStep:
         position it was saved at are new."""
         assert self.refill is not None
         refill, buffer, seen = self.refill, self.buffer, self.seen
+        if self.read is not None and seen == self.refill_end:  # by index
+            for position, slot in refill:
+                buffer[slot] = self.read(position)
+            self.refill = None
+            return items
         take = min(len(items), self.refill_end - seen)
         i, end = self.refilled, seen + take
         while i < len(refill) and refill[i][0] < end:  # the slots' items only
@@ -114,6 +124,8 @@ class _ShuffleStep:
         return items[take:]
 
     def finish(self) -> list[Any]:
+        if self.refill is not None and self.read is not None:
+            self._refilled([])
         if self.refill is not None:
             raise NotResumable(
                 "a resumed shuffle's input ended before the position it was saved at: "
@@ -138,6 +150,8 @@ class _ShuffleStep:
         del self.slots[: drawn - base]
         self.undo_base = drawn
         own.update(slots=list(positions), drawn=drawn)
+        if self.read is not None:
+            return Saved(size + drawn, out - drawn, own | {"read": True})
         return Saved(min(positions), out - drawn, own)
 
 
@@ -145,6 +159,8 @@ class _ShuffleStep:
 class Shuffle(InlineSpec):
     size: int
     seed: int | None
+    #: The source it comes right after, if it is the first operator after one.
+    source: Spec | None = attrs.field(default=None, eq=False, repr=False)
 
     def describe(self) -> str:
         return f"shuffle({self.size}" + ("" if self.seed is None else f", seed={self.seed}") + ")"
@@ -169,14 +185,36 @@ class Shuffle(InlineSpec):
         step = _ShuffleStep(self.size, draws, position)
         if tracking():
             step.positions = []
+            step.read = self._reader()
         if "slots" in own:
             size = self.size
             slots, drawn = list(own["slots"]), int(own["drawn"])
             draws.skip_to(drawn, lambda r: r.randrange(size))
             step.buffer, step.positions = [None] * len(slots), slots
-            step.refill = sorted((position, k) for k, position in enumerate(slots))
+            order = sorted(range(len(slots)), key=slots.__getitem__)
+            step.refill = [(slots[k], k) for k in order]
             step.refill_end, step.undo_base = size + drawn, drawn
+            step.read = self._reader() if own.get("read") else None
         return step
+
+    def _reader(self) -> Callable[[int], Any] | None:
+        """Its source's item at a position, as a resumed run reads it (see ``reader``)."""
+        source = self.source
+        read = None if source is None else source.reader()
+        if source is None or read is None:
+            return None
+        label = f"#0 {source.describe()}"
+
+        def again(position: int) -> Any:
+            try:
+                return read(position)
+            except Exception as exc:
+                error = item_error(exc, label, position, source=True)
+                if error is exc:
+                    raise
+                raise error from exc
+
+        return again
 
 
 #: No item yet.

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import inspect
 import itertools
 import logging
@@ -49,7 +50,7 @@ from ._base import Context, Stage, StageSpec
 from ._length import counted
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     from .._policy import Failures
 
@@ -155,6 +156,14 @@ class IterableSource(StageSpec):
         if hasattr(self.obj, "__aiter__") or not (is_map_style(self.obj) or _indexed(self.obj)):
             return None
         return IndexShuffle(self, seed)
+
+    def reader(self) -> Callable[[int], Any] | None:
+        obj = self.obj
+        if hasattr(obj, "__aiter__") or hasattr(obj, "iter_from"):
+            return None
+        if is_map_style(obj) or _indexed(obj):
+            return functools.partial(operator.getitem, obj)
+        return None
 
     def build(self, context: Context) -> Stage:
         saved = context.saved[0] if context.saved else None

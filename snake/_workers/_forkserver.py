@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from .. import _info
 from ._worker import serve
 
 if TYPE_CHECKING:
@@ -178,6 +179,7 @@ def _become_server(command: str, passfds: Sequence[int]) -> None:  # pragma: no 
     # walked (a pause each time, 0.1 s with torch's) nor copied page by page
     # into each worker. Not collected first either, for that pause.
     gc.freeze()
+    _info.load_generators()
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)

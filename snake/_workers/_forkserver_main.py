@@ -16,6 +16,8 @@ import json
 import os
 import sys
 
+from snake import _info
+
 try:
     _parent, _path, _sys_path = json.loads(os.environ.get("SNAKE_FORKSERVER_MAIN", ""))
 except ValueError:
@@ -41,3 +43,6 @@ elif _mine and _path and getattr(sys.modules.get("__main__"), "__file__", None) 
         sys.modules.pop("__mp_main__", None)
     finally:
         del process.current_process()._inheriting  # type: ignore[attr-defined]
+
+# What workers seed, loaded once here rather than in each of them.
+_info.load_generators()
