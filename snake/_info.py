@@ -80,6 +80,15 @@ class Runs:
         self._next, self._seed = epoch + 1, seed
         return Epoch((epoch,), seed)
 
+    def shared(self) -> Runs:
+        """The runs of a copy of the pipeline (``snake.testing``'s): the same seed,
+        drawn now if no run drew it, and the same next epoch."""
+        if self._seed is None:
+            self._seed = random.getrandbits(63)
+        runs = Runs()
+        runs._next, runs._seed = self._next, self._seed
+        return runs
+
     def next(self, epoch: int | None) -> Epoch:
         if epoch is None:
             epoch = self._next

@@ -16,7 +16,9 @@ operator types or label text:
   operators after it may follow, and with ``processes`` which worker
   processes it needs;
 * ``length(n)``: how many items it yields from ``n``, for ``len(pipeline)``
-  (see ``_length``); ``most``, the bound a ``take`` puts on endless items.
+  (see ``_length``); ``most``, the bound a ``take`` puts on endless items;
+* ``rehearsed(rehearsal)``: the operator as a test runs it, in this process
+  (``snake.testing``, see ``_rehearsal``).
 
 Buffering: what a running step or stage holds is its own (a batch's partial
 batch, a shuffle's buffer, a parallel stage's window), bounded by its spec's
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
     from .._workers._executors import Executors
     from .._workers._options import MapOptions
     from ._length import Length
+    from ._rehearsal import Rehearsal
 
 
 class Spec(ABC):
@@ -125,6 +128,13 @@ class Spec(ABC):
         """The most items it yields however many it gets (``take(n)``'s ``n``):
         what it makes of endless items. ``None``: they stay endless."""
         return None
+
+    def rehearsed(self, rehearsal: Rehearsal) -> Spec:
+        """The operator as ``snake.testing`` runs it: its calls of user
+        functions in this process, waiting as ``rehearsal`` says before each,
+        and, where it is ``sequential``, one call at a time in input order.
+        Itself by default (inline steps, which call in order already)."""
+        return self
 
 
 class Stage(Protocol):

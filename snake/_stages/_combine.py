@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .._receiver import PipelineReceiver
     from .._workers._options import MapOptions
     from ._length import Length
+    from ._rehearsal import Rehearsal
 
 Pipelines = tuple[tuple[Spec, ...], ...]
 
@@ -60,6 +61,10 @@ class _Combining(StageSpec):
 
     def inner(self) -> tuple[tuple[Spec, ...], ...]:
         return self.pipelines
+
+    def rehearsed(self, rehearsal: Rehearsal) -> Spec:
+        pipelines = tuple(map(rehearsal.specs, self.pipelines))
+        return attrs.evolve(self, pipelines=pipelines)  # type: ignore[misc]  # each kind is
 
     def unresumable(self, reordered: str | None) -> str | None:
         whys = (not_resumable(specs) for specs in self.pipelines)
@@ -204,6 +209,11 @@ class Merge(_Combining):
 
     def describe(self) -> str:
         return f"merge({_inner(self.pipelines)})"
+
+    def rehearsed(self, rehearsal: Rehearsal) -> Spec:
+        pipelines = tuple(map(rehearsal.specs, self.pipelines))
+        # One after the other, as a plain loop over them would give them.
+        return Concat(pipelines) if rehearsal.sequential else Merge(pipelines)
 
     def length(self, n: int) -> Length:
         return self._sum()

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .._workers._executors import Executors
     from .._workers._options import MapOptions
     from ._length import Length
+    from ._rehearsal import Rehearsal
 
 
 @attrs.define(eq=False)
@@ -325,6 +326,9 @@ class Repeat(StageSpec):
             return 0 if self.times == 0 else ENDLESS
         once = nested(self.specs)
         return ENDLESS if once is ENDLESS else once * self.times
+
+    def rehearsed(self, rehearsal: Rehearsal) -> Spec:
+        return Repeat(rehearsal.specs(self.specs), self.times)
 
     def build(self, context: Context) -> Stage:
         return _RepeatStage(self.specs, self.times, context.executors, context.saved)

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from .._chunking import Outbox
     from .._policy import Failures
     from .._workers._executors import Executors
+    from ._base import Spec
+    from ._rehearsal import Rehearsal
 
 
 @attrs.frozen
@@ -58,6 +60,10 @@ class Interleave(StageSpec):
             ": the items its open pipelines were made of could not be found again; "
             "interleave before it, or keep that order (ordered=True)",
         )
+
+    def rehearsed(self, rehearsal: Rehearsal) -> Spec:
+        fn, ordered = rehearsal.opening(self.fn), self.ordered or rehearsal.sequential
+        return attrs.evolve(self, fn=fn, ordered=ordered)
 
     def build(self, context: Context) -> Stage:
         return _InterleaveStage(self, context)

@@ -19,19 +19,16 @@ before the cancellation reaches them, the earliest item's error arrives.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import trio
 
 from .. import _validate as check
-from .._chunking import DownstreamClosed, Inbox, Outbox, Pacer
+from .._chunking import Pacer
 from .._errors import add_stage_note, carried
 from .._exceptions import ItemTimeoutError
-from .._nursery import open_nursery
-from .._ordering import Reorderer
-from .._policy import ErrorPolicy, Failures, retrying_async
+from .._policy import ErrorPolicy, retrying_async
 from .._retry import retry_delay, tried
 from .._validate import func_name
 from .._weight import CHUNK_BYTES, nbytes
@@ -39,13 +36,15 @@ from .._workers._deaths import WorkerDiedError
 from .._workers._options import MapOptions, WorkerOptions
 from .._workers._work import ChunkResult, Work
 from ._base import Context, OnePerItem, Stage, StageSpec
-from ._delivered import Delivered, InOrder, MaybeUnordered, positions
-from ._window import Window
+from ._delivered import MaybeUnordered, positions
+from ._inflight import ParallelStage
 
 if TYPE_CHECKING:
-    from .._position import Saved
-    from .._stats import StageClock
+    from collections.abc import Awaitable, Callable
+
     from .._workers._executors import Executor
+    from ._base import Spec
+    from ._rehearsal import Rehearsal
 
 #: Seconds of work a ``par_map`` job aims for. Each job costs the main process
 #: a round trip and a fraction of a millisecond of CPU taken from the workers;
@@ -77,15 +76,12 @@ JOB_BYTES = CHUNK_BYTES
 #: ahead of its consumer (one more when iterated synchronously).
 LARGE_CALLS = 6
 
-#: A job: (items, stage position of the first) -> what it gave.
-Call = Callable[[list[Any], int], Awaitable[ChunkResult]]
-
 
 def _skipped_or_raise(exc: Exception, label: str, base: int, skips: bool) -> ChunkResult:
     """A failed one-item job: ``exc`` with its stage note, raised, or its item skipped.
 
     A skipped item counts against the stage's failure budget when its place
-    in the output comes (see ``_ParallelStage._release``).
+    in the output comes (see ``ParallelStage._release``).
     """
     add_stage_note(exc, label, base)
     if not skips:
@@ -99,11 +95,18 @@ class ParThen(MaybeUnordered, OnePerItem, StageSpec):
     concurrency: int
     ordered: bool
     policy: ErrorPolicy = ErrorPolicy()
+    #: How it describes itself, rehearsing another operator (see ``_rehearsal``).
+    shown: str | None = attrs.field(default=None, kw_only=True)
 
     advice = "raise its `concurrency`, or make its function faster"
 
     def describe(self) -> str:
-        return f"par_then({func_name(self.fn)})"
+        return self.shown or f"par_then({func_name(self.fn)})"
+
+    def rehearsed(self, rehearsal: Rehearsal) -> Spec:
+        return rehearsal.calls(
+            self, self.fn, self.policy, concurrency=self.concurrency, ordered=self.ordered
+        )
 
     def build(self, context: Context) -> Stage:
         label = context.label
@@ -121,7 +124,7 @@ class ParThen(MaybeUnordered, OnePerItem, StageSpec):
                 return _skipped_or_raise(exc, label, base, skips)
 
         failures = self.policy.failures(label, context.saved[0] if context.saved else None)
-        return _ParallelStage(
+        return ParallelStage(
             call, self.concurrency, positions(context, self.ordered, failures),
             Pacer(maximum=1), failures=failures, large=LARGE_CALLS,
         )  # fmt: skip
@@ -140,6 +143,12 @@ class ParMap(MaybeUnordered, OnePerItem, StageSpec):
 
     def describe(self) -> str:
         return f"par_map({func_name(self.fn)})"
+
+    def rehearsed(self, rehearsal: Rehearsal) -> Spec:
+        return rehearsal.calls(
+            self, self.fn, self.policy, awaits=False, concurrency=self.concurrency,
+            ordered=self.ordered,
+        )  # fmt: skip
 
     def workers(self) -> Literal["process", "thread", "ray"] | None:
         # With errors="skip", steps after the map would see items at other
@@ -197,225 +206,4 @@ class ParMap(MaybeUnordered, OnePerItem, StageSpec):
         # at once: the stage starts there, until its results are weighed.
         large = concurrency + 1
         where = positions(context, self.ordered, failures)
-        return _ParallelStage(call, window, where, sizer, unit, failures, large, start_large=True)
-
-
-@attrs.frozen
-class _Failed:
-    """A failed job's place in the ordered output: its first item and its error."""
-
-    base: int
-    exc: Exception
-
-
-@attrs.frozen
-class _Ran:
-    """A finished job's place in the output: its first item, its size, what it gave."""
-
-    base: int
-    count: int
-    result: ChunkResult
-
-
-#: What a job gives the collector: its number, and what it gave or its failure.
-Finished = tuple[int, "_Ran | _Failed"]
-
-
-class _ParallelStage:
-    def __init__(
-        self,
-        call: Call,
-        concurrency: int,
-        positions: InOrder | Delivered,
-        sizer: Pacer,
-        unit: int = 1,
-        failures: Failures | None = None,
-        large: int | None = None,
-        *,
-        start_large: bool = False,
-    ) -> None:
-        self.failures = failures
-        self._clock: StageClock | None = None
-        self._call = call
-        self._concurrency = concurrency
-        # The window while results hold a chunk's worth of buffers each (a
-        # MiB or more): what waits to leave is then counted in large items.
-        # With `start_large`, it starts there until the first job's results
-        # are weighed, so a full window of large ones is not under way before
-        # it shrinks: for a stage whose jobs past `large` would only wait.
-        self._large = concurrency if large is None else min(large, concurrency)
-        self._window = Window(self._large if start_large else concurrency)
-        self._positions = positions
-        self._ordered = isinstance(positions, InOrder)
-        self._sizer = sizer
-        self._unit = unit  # jobs hold whole multiples of it, but the last
-        self._failed: tuple[int, Exception] | None = None  # earliest failure
-        self._failed_jobs = 0  # jobs that failed: once one has, start no more
-
-    async def run(self, inbox: Inbox | None, outbox: Outbox) -> None:
-        assert inbox is not None
-        done_send, done_recv = trio.open_memory_channel[Finished](math.inf)
-        slots = self._window
-        self._clock = clock = outbox.clock
-        if clock is not None:
-            clock.concurrency = self._concurrency
-            clock.in_flight = lambda: slots.used
-        closed = False
-        # Closed only once every job has ended: a job finishing while the
-        # stage is being cancelled must not fail on a closed channel.
-        with done_recv:
-            async with open_nursery() as nursery:
-                self._nursery = nursery
-                nursery.start_soon(self._feed, inbox, nursery, done_send, slots)
-                try:
-                    await self._collect(done_recv, slots, outbox)
-                except DownstreamClosed:
-                    closed = True
-                # Done early (a fused take is satisfied, or nobody reads): stop
-                # feeding and stop the work in flight.
-                nursery.cancel_scope.cancel()
-        if self._failed is not None:
-            exc = self._failed[1]
-            if (also := self._failed_jobs - 1) > 0:
-                exc.add_note(
-                    f"snake: {also} later item(s) of this stage failed "
-                    "at the same time; their errors are not shown"
-                )
-            raise carried(exc)
-        if closed:
-            raise DownstreamClosed
-
-    async def _feed(
-        self,
-        inbox: Inbox,
-        nursery: trio.Nursery,
-        done_send: trio.MemorySendChannel[Finished],
-        slots: Window,
-    ) -> None:
-        with done_send:
-            seq = 0
-            unit = self._unit
-            held: list[Any] = []  # fewer than `unit` items, waiting for more
-            # The collector flushes when it waits; this task must not touch the outbox.
-            while (chunk := await inbox.next(flush=False)) is not None:
-                # Resumed unordered, the inputs it had delivered are not run again.
-                for items, base in self._positions.runs(
-                    held + chunk if held else chunk, inbox.position
-                ):
-                    usable = len(items) - len(items) % unit
-                    start = 0
-                    while start < usable:
-                        size = max(unit, self._sizer.size // unit * unit)
-                        whole = start == 0 and size >= usable == len(items)
-                        job = items if whole else items[start : min(start + size, usable)]
-                        await slots.acquire()
-                        if self._failed_jobs:
-                            return
-                        nursery.start_soon(self._job, seq, job, base + start, done_send.clone())
-                        seq += 1
-                        start += len(job)
-                    held = items[usable:]
-            if held:  # the end of the input: a short last batch
-                await slots.acquire()
-                if self._failed_jobs:
-                    return
-                base = inbox.position - len(held)
-                nursery.start_soon(self._job, seq, held, base, done_send.clone())
-
-    async def _job(
-        self,
-        seq: int,
-        items: list[Any],
-        base: int,
-        done_send: trio.MemorySendChannel[Finished],
-    ) -> None:
-        with done_send:
-            began = trio.current_time()
-            try:
-                done = await self._call(items, base)
-            except Exception as exc:
-                self._failed_jobs += 1
-                if self._ordered and self._failed is None:
-                    # The error waits for its turn in the output, behind the
-                    # earlier jobs, as a sequential loop would raise it.
-                    done_send.send_nowait((seq, _Failed(base, exc)))
-                else:
-                    self._fail(base, exc)
-                return
-            if self._clock is not None:
-                self._clock.latencies.append((trio.current_time() - began) / len(items))
-            self._sizer.record(len(items), done.seconds, done.nbytes)
-            large = done.nbytes >= CHUNK_BYTES * len(done.results) > 0
-            self._window.resize(self._large if large else self._concurrency)
-            done_send.send_nowait((seq, _Ran(base, len(items), done)))
-
-    def _fail(self, base: int, exc: Exception) -> None:
-        # Keep the earliest item's error and stop the stage; the run method
-        # raises it once every job has ended.
-        if self._failed is None or base < self._failed[0]:
-            self._failed = (base, exc)
-        self._nursery.cancel_scope.cancel()
-
-    async def _collect(
-        self,
-        done_recv: trio.MemoryReceiveChannel[Finished],
-        slots: Window,
-        outbox: Outbox,
-    ) -> None:
-        reorder: Reorderer[_Ran | _Failed] | None = Reorderer() if self._ordered else None
-        while not outbox.done:
-            try:
-                seq, finished = done_recv.receive_nowait()
-            except trio.WouldBlock:
-                await outbox.flush()
-                try:
-                    seq, finished = await done_recv.receive()
-                except trio.EndOfChannel:
-                    return
-            except trio.EndOfChannel:
-                return
-            for ready in [finished] if reorder is None else reorder.push(seq, finished):
-                if isinstance(ready, _Failed):  # its turn: every earlier job has left
-                    if not outbox.done:  # else a fused take ended the stage first
-                        self._fail(ready.base, ready.exc)
-                    return
-                if not await self._release(ready, outbox):
-                    return
-                slots.release()
-
-    async def _release(self, ran: _Ran, outbox: Outbox) -> bool:
-        """Hand a finished job's results over; whether the stage goes on.
-
-        The items it skipped count against the failure budget here, as its
-        results leave (in order, for an ordered stage), so the same input
-        always stops at the item a sequential loop would stop at. Past the
-        budget, the results before that item leave, then its error stops
-        the stage.
-        """
-        results = ran.result.results
-        failures = self.failures
-        if failures is not None:
-            for k, (position, exc) in enumerate(ran.result.skipped):
-                try:
-                    failures.skip(exc, position)
-                except Exception as over:
-                    before = position - ran.base - k  # results of the items before it
-                    if before:
-                        await outbox.emit(results[:before])
-                    if not outbox.done:  # else a fused take ended the stage first
-                        self._fail(position, over)
-                    return False
-            failures.seen = max(failures.seen, ran.base + ran.count)
-        positions = self._positions
-        if isinstance(positions, InOrder):
-            results = positions.released(results, ran.count)
-        else:
-            positions.released(ran.base, ran.count, [p for p, _ in ran.result.skipped])
-        await outbox.emit(results)
-        return True
-
-    def saved(self, out: int) -> list[Saved]:
-        return self._positions.saved(out)
-
-    def sources(self, positions: frozenset[int]) -> set[int]:
-        return self._positions.sources(positions)
+        return ParallelStage(call, window, where, sizer, unit, failures, large, start_large=True)

@@ -25,16 +25,24 @@ from ._base import Context, OnePerItem, Stage, StageSpec
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from ._base import Spec
+    from ._rehearsal import Rehearsal
+
 
 @attrs.frozen
 class Then(OnePerItem, StageSpec):
     fn: Callable[[Any], Awaitable[Any]]
     policy: ErrorPolicy = ErrorPolicy()
+    #: How it describes itself, rehearsing another operator (see ``_rehearsal``).
+    shown: str | None = attrs.field(default=None, kw_only=True)
 
     advice = "use par_then(...) to run calls concurrently"
 
     def describe(self) -> str:
-        return f"then({func_name(self.fn)})"
+        return self.shown or f"then({func_name(self.fn)})"
+
+    def rehearsed(self, rehearsal: Rehearsal) -> Spec:
+        return rehearsal.calls(self, self.fn, self.policy)
 
     def build(self, context: Context) -> Stage:
         return _stage(self.fn, self.policy, context)
@@ -53,6 +61,9 @@ class InlineMap(OnePerItem, StageSpec):
 
     def describe(self) -> str:
         return f"par_map({func_name(self.fn)})"
+
+    def rehearsed(self, rehearsal: Rehearsal) -> Spec:
+        return rehearsal.calls(self, self.fn, self.policy, awaits=False)
 
     def build(self, context: Context) -> Stage:
         fn = self.fn
