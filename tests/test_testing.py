@@ -254,3 +254,129 @@ def test_a_failing_timing_shrinks_to_the_simplest_and_reproduces() -> None:
     (waits,) = found[0].waits  # one operator's waits, shrunk
     assert len(waits) <= 2
     assert max(waits) == 0.001  # the shortest wait that reorders: trio wakes sleepers in any order
+
+
+# --- random pipelines ------------------------------------------------------------
+
+# This section's own imports (the file's top is being edited elsewhere).
+import doctest  # noqa: E402
+import itertools  # noqa: E402
+
+import attrs  # noqa: E402
+from hypothesis import strategies as hst  # noqa: E402
+
+
+def plus_one(x: int) -> int:
+    return x + 1
+
+
+#: A library's own operator, and one whose reference is off by one.
+MINE = st_snake.Op("map(x+1)", lambda p: p.map(plus_one), lambda it: map(plus_one, it))
+WRONG = attrs.evolve(MINE, label="map(x+1), wrong", reference=lambda it: (x + 2 for x in it))
+MINE_UNORDERED = st_snake.Op(
+    "par_map(x+1, ordered=False)",
+    lambda p: p.par_map(plus_one, ordered=False),
+    lambda it: map(plus_one, it),
+    ordered=False,
+)
+
+
+def drawn(strategy: hst.SearchStrategy[Any], count: int = 400) -> list[Any]:
+    """``count`` examples of ``strategy``, the same on every run."""
+    found: list[Any] = []
+
+    @settings(max_examples=count, derandomize=True, database=None)
+    @given(strategy)
+    def draw(example: Any) -> None:
+        found.append(example)
+
+    draw()
+    return found
+
+
+def test_operators_draws_every_row_of_the_table_and_the_callers_own() -> None:
+    ops = drawn(st_snake.operators(ordered=None, extra=[MINE, hst.just(MINE_UNORDERED)]))
+    rows = [row for row in st_snake._table.OPERATORS if not row.endless]
+    labels = {op.label for op in ops}
+    missing = [
+        row.name
+        for row in rows
+        if not any(label.startswith(row.name) or f".{row.name}(" in label for label in labels)
+    ]
+    assert missing == []
+    assert MINE in ops
+    assert MINE_UNORDERED in ops
+    assert any("executor='process'" in label for label in labels)  # run() runs them here
+    assert not any(label == "repeat()" for label in labels)  # never endless
+    assert {op.ordered for op in ops} == {True, False}
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_operators_keeps_to_the_order_asked_for_the_callers_ops_too(ordered: bool) -> None:
+    ops = drawn(st_snake.operators(ordered=ordered, extra=[MINE, hst.just(MINE_UNORDERED)]), 200)
+    assert {op.ordered for op in ops} == {ordered}
+    assert (MINE_UNORDERED if ordered else MINE) not in ops
+    assert (MINE if ordered else MINE_UNORDERED) in ops
+
+
+def agrees(data: list[int], ops: list[st_snake.Op], delays: Delays) -> None:
+    """``run`` gives ``reference``'s items: in order if every op keeps it."""
+    # What an op that reorders gives depends only on which items come in, not
+    # their order: after the ops that keep it, the chain gives the same items.
+    ops = sorted(ops, key=lambda op: not op.ordered)
+    got = st_snake.run(st_snake.build(data, ops), delays)
+    expected = st_snake.reference(data, ops)
+    if all(op.ordered for op in ops):
+        assert_ordered_equal(got, expected)
+    else:
+        assert_permutation(got, expected)
+
+
+items = hst.lists(hst.integers(-100, 100), max_size=40)
+
+
+@given(
+    items, hst.lists(st_snake.operators(ordered=None, extra=[MINE]), max_size=4), st_snake.delays()
+)
+def test_a_drawn_chain_gives_what_its_reference_gives(
+    data: list[int], ops: list[st_snake.Op], delays: Delays
+) -> None:
+    agrees(data, ops, delays)
+
+
+def test_a_wrong_reference_among_the_callers_ops_is_found_and_shrunk() -> None:
+    def disagrees(example: tuple[list[int], list[st_snake.Op], Delays]) -> bool:
+        try:
+            agrees(*example)
+        except AssertionError:
+            return True
+        return False
+
+    chains = hst.lists(st_snake.operators(ordered=None, extra=[WRONG]), max_size=4)
+    found = find(
+        hst.tuples(items, chains, st_snake.delays()),
+        disagrees,
+        settings=settings(derandomize=True, database=None, max_examples=500),
+    )
+    data, ops, _ = found
+    assert ops == [WRONG]  # shrunk to the op at fault,
+    assert len(data) == 1  # on one item
+
+
+def test_build_and_reference_apply_the_ops_in_turn_and_reference_may_stop_early() -> None:
+    ops = [MINE, st_snake.Op("take(3)", lambda p: p.take(3), lambda it: list(it)[:3])]
+    assert st_snake.run(st_snake.build(range(10), ops)) == st_snake.reference(range(10), ops)
+    assert st_snake.reference(range(10), ops) == [1, 2, 3]
+    assert st_snake.reference(itertools.count(), [MINE, MINE], limit=4) == [2, 3, 4, 5]
+    assert repr(MINE) == "map(x+1)"
+
+
+@pytest.mark.parametrize("name", ["Op", "build", "reference", "operators"])
+def test_the_examples_of_the_random_pipeline_helpers_run(name: str) -> None:
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    out: list[str] = []
+    for test in doctest.DocTestFinder().find(getattr(st_snake, name), name):
+        test.globs = {"snake": snake, "trio": trio}
+        runner.run(test, out=out.append)
+    assert runner.summarize(verbose=False).attempted > 0
+    assert runner.summarize(verbose=False).failed == 0, "".join(out)
