@@ -15,6 +15,7 @@ A new operator is one more row here; ``test_pipeline`` fails until it has one.
 
 from __future__ import annotations
 
+import collections
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any, Literal, TypeVar
@@ -406,6 +407,46 @@ def mixed(weights: tuple[float, float], seed: int | None) -> Example:
     )
 
 
+def windows(k: int, step: int, fn: Fn, waits: list[float]) -> Example:
+    """``through``: the sums of sliding windows of ``k`` items, one every ``step``
+    items, each passed to ``fn``; the generator sleeps ``waits[x % len(waits)]``
+    on each item."""
+
+    async def window_sums(items: AsyncIterator[int]) -> AsyncIterator[Any]:
+        window: collections.deque[int] = collections.deque(maxlen=k)
+        seen = 0
+        async for x in items:
+            await trio.sleep(waits[x % len(waits)])
+            window.append(x)
+            seen += 1
+            if seen >= k and (seen - k) % step == 0:
+                yield fn.call(sum(window))
+
+    def reference(it: Iterable[int]) -> Iterable[Any]:
+        shifted = [itertools.islice(c, j, None) for j, c in enumerate(itertools.tee(it, k))]
+        return map(fn.call, map(sum, itertools.islice(zip(*shifted, strict=False), 0, None, step)))
+
+    return Example(
+        f"through(sums of windows of {k} every {step}, then {fn}, waits={waits})",
+        lambda p: p.through(window_sums),
+        reference,
+    )
+
+
+async def through_fails_at_3(items: AsyncIterator[int]) -> AsyncIterator[int]:
+    async for x in items:
+        if x == 3:
+            raise Boom("through")
+        yield x
+
+
+def applied(fn: Fn) -> Example:
+    def fragment(p: snake.Pipeline[int]) -> snake.Pipeline[Any]:
+        return p.map(fn.call)
+
+    return Example(f"apply(map({fn}))", lambda p: p.apply(fragment), lambda it: map(fn.call, it))
+
+
 # --- the table -----------------------------------------------------------------
 
 
@@ -696,6 +737,30 @@ OPERATORS: list[Operator] = [
         ordered=False,
         draw=lambda draw, d: mixed(
             (draw(st.floats(0.1, 10)), draw(st.floats(0.1, 10))), draw(seeds)
+        ),
+    ),
+    # A stage made of the user's async generator over all the items.
+    Operator(
+        "through",
+        windows(3, 1, IDENTITY, WAITS),
+        draw=lambda draw, d: windows(
+            draw(st.integers(1, 4)),
+            draw(st.integers(1, 3)),
+            fn_or(draw, d, st.just(IDENTITY)),
+            draw(d.delays),
+        ),
+        error=OwnError(
+            lambda p: p.through(through_fails_at_3),
+            "#1 through(through_fails_at_3), at item 3 of its input",
+        ),
+    ),
+    # A fragment of a pipeline: what it adds is the pipeline.
+    Operator(
+        "apply",
+        applied(linear(2, 1)),
+        draw=lambda draw, d: applied(fn_or(draw, d, linears)),
+        error=OwnError(
+            lambda p: p.apply(lambda q: q.map(fails_at(4))), "#1 map(fn), at item 4 of its input"
         ),
     ),
 ]
