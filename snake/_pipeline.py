@@ -713,14 +713,11 @@ class Pipeline(Generic[T]):
 
         Example:
             >>> async def main():
-            ...     send, receive = trio.open_memory_channel(0)
-            ...     async with trio.open_nursery() as nursery:
-            ...         nursery.start_soon(snake.from_iterable("ab").send_to, send)
-            ...         async for x in receive:
-            ...             print(x)
+            ...     send, receive = trio.open_memory_channel(10)
+            ...     await snake.from_iterable("ab").send_to(send)
+            ...     print([x async for x in receive])  # to the end: it was closed
             >>> trio.run(main)
-            a
-            b
+            ['a', 'b']
         """
         try:
             await sent(lambda: self._run(epoch, state, progress, report, report_every), channel)

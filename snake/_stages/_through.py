@@ -118,7 +118,10 @@ class _ThroughStage:
                 if not hasattr(outputs, "__anext__"):
                     raise _no_async_iterator(self._fn, outputs)
             except Exception as exc:
-                raise self._error(exc, items) from None
+                error = self._error(exc, items)
+                if error is exc:
+                    raise
+                raise error from exc
             if hasattr(outputs, "aclose"):  # an async generator: its finally runs now
                 async with contextlib.aclosing(outputs):  # type: ignore[type-var]
                     await self._pull(outputs, items, outbox)
