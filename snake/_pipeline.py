@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import TYPE_CHECKING, Any, Generic, Literal, NoReturn, TypeVar, overload
 
 import attrs
@@ -12,7 +11,7 @@ from ._info import Runs
 from ._plan import describe
 from ._policy import ErrorPolicy
 from ._report import Reporting
-from ._running import Run, collected, iterated, opened
+from ._running import Run, collected, iterated, opened, sent
 from ._stages._inline import Filter, FlatMap, Map
 from ._stages._parallel import ParMap, ParThen
 from ._stages._source import IterableSource
@@ -23,8 +22,10 @@ from ._workers._options import RayOptions, WorkerOptions, check_workers
 # that add them: a fresh program loads only what its pipeline runs.
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
+    from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
     from contextlib import AbstractAsyncContextManager
+
+    import trio
 
     from ._receiver import PipelineReceiver
     from ._stages._base import Spec
@@ -59,22 +60,7 @@ def from_iterable(obj: Iterable[T] | AsyncIterable[T] | MapStyle[T], /) -> Pipel
         >>> list(snake.from_iterable(range(3)).map(str))
         ['0', '1', '2']
     """
-    if inspect.isgeneratorfunction(obj) or inspect.isasyncgenfunction(obj):
-        name = check.func_name(obj)
-        raise TypeError(
-            f"from_iterable() got the generator function {name}, not a generator: "
-            f"call it, as in from_iterable({name}())"
-        )
-    if isinstance(obj, Pipeline):
-        raise TypeError(
-            "from_iterable() got a Pipeline: use the pipeline itself, chaining onto it "
-            "(pipeline.map(fn), ...), or join pipelines with snake.concat(first, second)"
-        )
-    if not any(hasattr(obj, a) for a in ("__iter__", "__aiter__", "__getitem__")):
-        raise TypeError(
-            "from_iterable() needs an iterable or an async iterable, "
-            f"got {type(obj).__name__} {obj!r}"
-        )
+    check.check_iterable(obj, Pipeline)
     return Pipeline((IterableSource(obj),))
 
 
@@ -423,15 +409,7 @@ class Pipeline(Generic[T]):
         if concurrency is not None:
             check.check_int(concurrency, "concurrency", minimum=1)
         check.check_bool(ordered, "ordered")
-        check.check_choice(executor, "executor", ("process", "thread", "ray", "inline"))
-        if executor in ("process", "ray"):
-            check.check_picklable(fn, "par_map")
-        if executor == "inline" and timeout is not None:
-            raise ValueError(
-                '`timeout` cannot be kept with executor="inline": the call runs in the '
-                "pipeline's own thread, where nothing can stop it. Leave timeout out "
-                'while debugging, or use executor="thread" or "process"'
-            )
+        check.check_executor(fn, executor, timeout)
         options = check_workers(workers, executor)
         policy = ErrorPolicy(
             errors=errors, max_failures=max_failures, timeout=timeout, retries=retries
@@ -588,6 +566,47 @@ class Pipeline(Generic[T]):
 
         return self._add(Prefetch(check.check_int(n, "n", minimum=1)))
 
+    def through(self, fn: Callable[[AsyncIterator[T]], AsyncIterator[U]], /) -> Pipeline[U]:
+        """What the async generator ``fn(items)`` yields, reading all the items in turn.
+
+        For a step that looks across items (packing, windows, deduplication):
+        ``fn`` gets an async iterator of the items and yields outputs, as
+        many as it likes. A stage of its own; it reads the items as ``fn``
+        asks for them, so a ``fn`` that stops asking holds the stages before
+        it back. On cancel or error, the generator is closed (its
+        ``finally`` runs). A run with it cannot save its position
+        (``state_dict()`` says so).
+
+        Raises:
+          TypeError: ``fn`` is not an async generator function (a plain or
+            ``async`` function, a sync generator function), naming the fix.
+
+        Example:
+            >>> async def pairs(items):
+            ...     async for x in items:
+            ...         yield (x, x * x)
+            >>> list(snake.from_iterable(range(3)).through(pairs))
+            [(0, 0), (1, 1), (2, 4)]
+        """
+        from ._stages._through import through
+
+        return self._add(through(fn))
+
+    def apply(self, fn: Callable[[Pipeline[T]], Pipeline[U]], /) -> Pipeline[U]:
+        """``fn(self)``: a reusable fragment of a pipeline, as tf.data's ``apply``.
+
+        Raises:
+          TypeError: ``fn`` does not return a pipeline.
+
+        Example:
+            >>> def evens_squared(pipeline):
+            ...     return pipeline.filter(lambda x: x % 2 == 0).map(lambda x: x * x)
+            >>> list(snake.from_iterable(range(6)).apply(evens_squared))
+            [0, 4, 16]
+        """
+        check.check_callable(fn, "apply")
+        return check.check_applied(fn(self), fn, Pipeline)
+
     # --- running -----------------------------------------------------------
 
     def open(
@@ -669,6 +688,39 @@ class Pipeline(Generic[T]):
         run = self._run(epoch, state, progress, report, report_every)
         try:
             return await collected(run)
+        except BaseException as exc:
+            trimmed(exc)
+            raise  # as it is: from the caller straight to the user's frames
+
+    async def send_to(
+        self,
+        channel: trio.abc.SendChannel[T],
+        /,
+        *,
+        epoch: int | None = None,
+        state: Mapping[str, Any] | None = None,
+        progress: bool = False,
+        report: Callable[[Statistics], object] | None = None,
+        report_every: float = 1.0,
+    ) -> None:
+        """Run the pipeline, sending each item into ``channel``, then close it.
+
+        For feeding other tasks of a nursery: ``nursery.start_soon(pipeline.send_to,
+        send_channel)``. ``channel`` is closed when the run ends, by an error
+        or a cancel too, so its readers see the end. A reader that closed its
+        side stops the run with ``trio.BrokenResourceError``. ``epoch``,
+        ``progress``, ``report`` and ``report_every`` as for ``open``.
+
+        Example:
+            >>> async def main():
+            ...     send, receive = trio.open_memory_channel(10)
+            ...     await snake.from_iterable("ab").send_to(send)
+            ...     print([x async for x in receive])  # to the end: it was closed
+            >>> trio.run(main)
+            ['a', 'b']
+        """
+        try:
+            await sent(lambda: self._run(epoch, state, progress, report, report_every), channel)
         except BaseException as exc:
             trimmed(exc)
             raise  # as it is: from the caller straight to the user's frames

@@ -22,7 +22,7 @@ from ._workers._forkserver import fork_server_here
 from ._workers._options import WorkerOptions
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from contextlib import AbstractAsyncContextManager
 
     from ._checkpoint import Resume
@@ -73,6 +73,19 @@ async def collected(run: Run) -> list[Any]:
                 out += await items.receive_chunk()
             except trio.EndOfChannel:
                 return out
+
+
+async def sent(start: Callable[[], Run], channel: trio.abc.SendChannel[Any]) -> None:
+    """Run ``start()`` into ``channel``, which is closed at the end, as on an error."""
+    async with channel:
+        async with start().opening() as items:
+            while True:
+                try:
+                    chunk = await items.receive_chunk()
+                except trio.EndOfChannel:
+                    return
+                for x in chunk:
+                    await channel.send(x)
 
 
 def iterated(run: Run) -> PipelineIterator[Any]:

@@ -177,6 +177,19 @@ def check_picklable(fn: Any, method: str) -> None:
         ) from exc
 
 
+def check_executor(fn: object, executor: object, timeout: object) -> None:
+    """``par_map``'s executor, and what it asks of ``fn`` and ``timeout``."""
+    check_choice(executor, "executor", ("process", "thread", "ray", "inline"))
+    if executor in ("process", "ray"):
+        check_picklable(fn, "par_map")
+    if executor == "inline" and timeout is not None:
+        raise ValueError(
+            '`timeout` cannot be kept with executor="inline": the call runs in the '
+            "pipeline's own thread, where nothing can stop it. Leave timeout out "
+            'while debugging, or use executor="thread" or "process"'
+        )
+
+
 def awaitable(value: Awaitable[T]) -> Awaitable[T]:
     """``value``, or a ``TypeError`` naming it if it cannot be awaited."""
     if not hasattr(value, "__await__"):
@@ -232,6 +245,37 @@ def _rank_and_world() -> tuple[object, object, str]:
     if dist is not None and dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size(), "torch.distributed"
     return 0, 1, "a single process"
+
+
+def check_iterable(obj: object, pipeline: type) -> None:
+    """``from_iterable``'s argument: an iterable, not a generator function or a pipeline."""
+    if inspect.isgeneratorfunction(obj) or inspect.isasyncgenfunction(obj):
+        name = func_name(obj)
+        raise TypeError(
+            f"from_iterable() got the generator function {name}, not a generator: "
+            f"call it, as in from_iterable({name}())"
+        )
+    if isinstance(obj, pipeline):
+        raise TypeError(
+            "from_iterable() got a Pipeline: use the pipeline itself, chaining onto it "
+            "(pipeline.map(fn), ...), or join pipelines with snake.concat(first, second)"
+        )
+    if not any(hasattr(obj, a) for a in ("__iter__", "__aiter__", "__getitem__")):
+        raise TypeError(
+            "from_iterable() needs an iterable or an async iterable, "
+            f"got {type(obj).__name__} {obj!r}"
+        )
+
+
+def check_applied(result: object, fn: object, pipeline: type[T]) -> T:
+    """What ``apply(fn)`` returns: ``fn``'s result, which must be a pipeline."""
+    if not isinstance(result, pipeline):
+        raise TypeError(
+            f"apply() needs `fn` to return a snake.Pipeline, but {func_name(fn)} returned "
+            f"{type(result).__name__} {result!r}: return the pipeline it builds, as in "
+            "`def fragment(pipeline): return pipeline.map(...)`"
+        )
+    return result
 
 
 def check_reiterable(source: object, method: str) -> None:

@@ -218,7 +218,7 @@ async def test_prefetch_lets_the_upstream_run_ahead_by_n_items(
 # examples' waits cost no time.
 
 #: The methods of a pipeline that run it rather than build on it.
-RUNNING = {"open", "collect", "iterate", "describe"}
+RUNNING = {"open", "collect", "iterate", "send_to", "describe"}
 
 
 def builds_a_pipeline(fn: Callable[..., Any]) -> bool:

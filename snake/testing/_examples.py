@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import collections
 import itertools
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -17,7 +18,7 @@ from ._ops import Op
 from ._references import Naturals, chunked, interleaved, repeated, sharded
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
 
 # --- the functions the examples call -------------------------------------------
@@ -235,6 +236,49 @@ def interleaving(
         reference,
         ordered=ordered,
     )
+
+
+# --- examples: the user's own stages and fragments ------------------------------
+
+
+def windows(k: int, step: int, fn: Fn, waits: list[float]) -> Op:
+    """``through``: the sums of sliding windows of ``k`` items, one every ``step``
+    items, each passed to ``fn``; the generator sleeps ``waits[x % len(waits)]``
+    on each item."""
+
+    async def window_sums(items: AsyncIterator[int]) -> AsyncIterator[Any]:
+        window: collections.deque[int] = collections.deque(maxlen=k)
+        seen = 0
+        async for x in items:
+            await trio.sleep(waits[x % len(waits)])
+            window.append(x)
+            seen += 1
+            if seen >= k and (seen - k) % step == 0:
+                yield fn.call(sum(window))
+
+    def reference(it: Iterable[int]) -> Iterable[Any]:
+        shifted = [itertools.islice(c, j, None) for j, c in enumerate(itertools.tee(it, k))]
+        return map(fn.call, map(sum, itertools.islice(zip(*shifted, strict=False), 0, None, step)))
+
+    return Op(
+        f"through(sums of windows of {k} every {step}, then {fn}, waits={waits})",
+        lambda p: p.through(window_sums),
+        reference,
+    )
+
+
+async def through_fails_at_3(items: AsyncIterator[int]) -> AsyncIterator[int]:
+    async for x in items:
+        if x == 3:
+            raise Boom("through")
+        yield x
+
+
+def applied(fn: Fn) -> Op:
+    def fragment(p: Pipeline[int]) -> Pipeline[Any]:
+        return p.map(fn.call)
+
+    return Op(f"apply(map({fn}))", lambda p: p.apply(fragment), lambda it: map(fn.call, it))
 
 
 # --- examples: combinators, where the pipeline under test runs nested ------------

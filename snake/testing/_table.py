@@ -13,6 +13,7 @@ from ._examples import (
     WAITS,
     Fn,
     afails_at_3,
+    applied,
     awaited,
     batched,
     concatenated,
@@ -34,7 +35,9 @@ from ._examples import (
     shuffled,
     skipped,
     taken,
+    through_fails_at_3,
     unbatched,
+    windows,
     zipped,
 )
 from ._ops import Op
@@ -341,6 +344,30 @@ OPERATORS: list[Operator] = [
         mixed((3, 1), 0),
         draw=lambda draw, d: mixed(
             (draw(st.floats(0.1, 10)), draw(st.floats(0.1, 10))), draw(seeds)
+        ),
+    ),
+    # A stage made of the user's async generator over all the items.
+    Operator(
+        "through",
+        windows(3, 1, IDENTITY, WAITS),
+        draw=lambda draw, d: windows(
+            draw(st.integers(1, 4)),
+            draw(st.integers(1, 3)),
+            fn_or(draw, d, st.just(IDENTITY)),
+            draw(d.delays),
+        ),
+        error=OwnError(
+            lambda p: p.through(through_fails_at_3),
+            "#1 through(through_fails_at_3), at item 3 of its input",
+        ),
+    ),
+    # A fragment of a pipeline: what it adds is the pipeline.
+    Operator(
+        "apply",
+        applied(linear(2, 1)),
+        draw=lambda draw, d: applied(fn_or(draw, d, linears)),
+        error=OwnError(
+            lambda p: p.apply(lambda q: q.map(fails_at(4))), "#1 map(fn), at item 4 of its input"
         ),
     ),
 ]
