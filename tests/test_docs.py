@@ -15,6 +15,7 @@ import pytest
 import trio
 
 import snake
+import snake.testing
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -136,10 +137,12 @@ def test_misplaced_blocks_are_refused(tmp_path: Path, text: str, error: str) -> 
 def _docstring_examples() -> list[doctest.DocTest]:
     finder = doctest.DocTestFinder(exclude_empty=True)
     found: dict[str, doctest.DocTest] = {}
-    for name in snake.__all__:
-        for test in finder.find(getattr(snake, name), f"snake.{name}", globs={}):
-            if test.examples:
-                found.setdefault(test.name, test)
+    for module in (snake, snake.testing):
+        for name in module.__all__:
+            qualified = f"{module.__name__}.{name}"
+            for test in finder.find(getattr(module, name), qualified, globs={}):
+                if test.examples:
+                    found.setdefault(test.name, test)
     return sorted(found.values(), key=lambda test: test.name)
 
 

@@ -3,14 +3,17 @@ assertions, each checked to fail when it should."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from typing import Any
 
+import attrs
 import pytest
 import trio
 import trio.testing
 from hypothesis import HealthCheck, find, given, settings
+from hypothesis import strategies as st
 
 import snake
 import snake.testing as st_snake
@@ -258,13 +261,6 @@ def test_a_failing_timing_shrinks_to_the_simplest_and_reproduces() -> None:
 
 # --- random pipelines ------------------------------------------------------------
 
-# This section's own imports (the file's top is being edited elsewhere).
-import doctest  # noqa: E402
-import itertools  # noqa: E402
-
-import attrs  # noqa: E402
-from hypothesis import strategies as hst  # noqa: E402
-
 
 def plus_one(x: int) -> int:
     return x + 1
@@ -281,7 +277,7 @@ MINE_UNORDERED = st_snake.Op(
 )
 
 
-def drawn(strategy: hst.SearchStrategy[Any], count: int = 400) -> list[Any]:
+def drawn(strategy: st.SearchStrategy[Any], count: int = 400) -> list[Any]:
     """``count`` examples of ``strategy``, the same on every run."""
     found: list[Any] = []
 
@@ -295,7 +291,7 @@ def drawn(strategy: hst.SearchStrategy[Any], count: int = 400) -> list[Any]:
 
 
 def test_operators_draws_every_row_of_the_table_and_the_callers_own() -> None:
-    ops = drawn(st_snake.operators(ordered=None, extra=[MINE, hst.just(MINE_UNORDERED)]))
+    ops = drawn(st_snake.operators(ordered=None, extra=[MINE, st.just(MINE_UNORDERED)]))
     rows = [row for row in st_snake._table.OPERATORS if not row.endless]
     labels = {op.label for op in ops}
     missing = [
@@ -313,7 +309,7 @@ def test_operators_draws_every_row_of_the_table_and_the_callers_own() -> None:
 
 @pytest.mark.parametrize("ordered", [True, False])
 def test_operators_keeps_to_the_order_asked_for_the_callers_ops_too(ordered: bool) -> None:
-    ops = drawn(st_snake.operators(ordered=ordered, extra=[MINE, hst.just(MINE_UNORDERED)]), 200)
+    ops = drawn(st_snake.operators(ordered=ordered, extra=[MINE, st.just(MINE_UNORDERED)]), 200)
     assert {op.ordered for op in ops} == {ordered}
     assert (MINE_UNORDERED if ordered else MINE) not in ops
     assert (MINE if ordered else MINE_UNORDERED) in ops
@@ -332,11 +328,11 @@ def agrees(data: list[int], ops: list[st_snake.Op], delays: Delays) -> None:
         assert_permutation(got, expected)
 
 
-items = hst.lists(hst.integers(-100, 100), max_size=40)
+items = st.lists(st.integers(-100, 100), max_size=40)
 
 
 @given(
-    items, hst.lists(st_snake.operators(ordered=None, extra=[MINE]), max_size=4), st_snake.delays()
+    items, st.lists(st_snake.operators(ordered=None, extra=[MINE]), max_size=4), st_snake.delays()
 )
 def test_a_drawn_chain_gives_what_its_reference_gives(
     data: list[int], ops: list[st_snake.Op], delays: Delays
@@ -352,9 +348,9 @@ def test_a_wrong_reference_among_the_callers_ops_is_found_and_shrunk() -> None:
             return True
         return False
 
-    chains = hst.lists(st_snake.operators(ordered=None, extra=[WRONG]), max_size=4)
+    chains = st.lists(st_snake.operators(ordered=None, extra=[WRONG]), max_size=4)
     found = find(
-        hst.tuples(items, chains, st_snake.delays()),
+        st.tuples(items, chains, st_snake.delays()),
         disagrees,
         settings=settings(derandomize=True, database=None, max_examples=500),
     )
@@ -369,14 +365,3 @@ def test_build_and_reference_apply_the_ops_in_turn_and_reference_may_stop_early(
     assert st_snake.reference(range(10), ops) == [1, 2, 3]
     assert st_snake.reference(itertools.count(), [MINE, MINE], limit=4) == [2, 3, 4, 5]
     assert repr(MINE) == "map(x+1)"
-
-
-@pytest.mark.parametrize("name", ["Op", "build", "reference", "operators"])
-def test_the_examples_of_the_random_pipeline_helpers_run(name: str) -> None:
-    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
-    out: list[str] = []
-    for test in doctest.DocTestFinder().find(getattr(st_snake, name), name):
-        test.globs = {"snake": snake, "trio": trio}
-        runner.run(test, out=out.append)
-    assert runner.summarize(verbose=False).attempted > 0
-    assert runner.summarize(verbose=False).failed == 0, "".join(out)

@@ -17,6 +17,9 @@ class InjectedError(Exception):
     its one argument is the item."""
 
 
+InjectedError.__module__ = "snake.testing"  # shown, and pickled, as users import it
+
+
 def failing(fn: F, items: Collection[Any]) -> F:
     """``fn``, raising ``InjectedError(x)`` instead of calling it for each item
     ``x`` in ``items``; async if ``fn`` is. ``items`` may be a failure set drawn
