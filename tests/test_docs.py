@@ -15,6 +15,7 @@ import pytest
 import trio
 
 import snake
+import snake.testing
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -49,7 +50,8 @@ def test_every_page_has_examples_found() -> None:
 def test_api_reference_lists_every_public_name() -> None:
     page = (docs.ROOT / "docs" / "api.md").read_text()
     documented = set(re.findall(r"^\.\. auto\w+:: (\w+)", page, re.MULTILINE))
-    assert set(snake.__all__) <= documented, sorted(set(snake.__all__) - documented)
+    public = {*snake.__all__, *snake.testing.__all__}
+    assert public <= documented, sorted(public - documented)
 
 
 PAGE = """\
@@ -136,10 +138,12 @@ def test_misplaced_blocks_are_refused(tmp_path: Path, text: str, error: str) -> 
 def _docstring_examples() -> list[doctest.DocTest]:
     finder = doctest.DocTestFinder(exclude_empty=True)
     found: dict[str, doctest.DocTest] = {}
-    for name in snake.__all__:
-        for test in finder.find(getattr(snake, name), f"snake.{name}", globs={}):
-            if test.examples:
-                found.setdefault(test.name, test)
+    for module in (snake, snake.testing):
+        for name in module.__all__:
+            qualified = f"{module.__name__}.{name}"
+            for test in finder.find(getattr(module, name), qualified, globs={}):
+                if test.examples:
+                    found.setdefault(test.name, test)
     return sorted(found.values(), key=lambda test: test.name)
 
 
@@ -159,4 +163,5 @@ def test_docstring_example(test: doctest.DocTest) -> None:
 def test_the_main_entry_points_have_docstring_examples() -> None:
     names = {test.name for test in DOCSTRING_EXAMPLES}
     expected = {"snake.from_iterable", "snake.Pipeline.par_map", "snake.Pipeline.open"}
+    expected.add("snake.testing.no_leaks")
     assert expected <= names
