@@ -80,6 +80,11 @@ def test_a_child_process_still_running_fails_it() -> None:
     assert "wait for processes the code starts itself" in str(caught.value)
 
 
+def test_each_process_is_listed_on_one_line() -> None:
+    process = _processes.Process(7, 1, "sleeping", ("python", "-c", "import time\ntime.sleep(9)"))
+    assert str(process) == r"process 7 (sleeping): python -c import time\ntime.sleep(9)"
+
+
 @needs_proc
 def test_a_child_process_that_ended_unwaited_fails_it_as_a_zombie() -> None:
     child = subprocess.Popen([sys.executable, "-c", "pass"])

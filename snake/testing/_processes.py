@@ -38,7 +38,8 @@ class Process:
     cmdline: tuple[str, ...]
 
     def __str__(self) -> str:
-        return f"process {self.pid} ({self.status}): {' '.join(self.cmdline) or '?'}"
+        command = " ".join(self.cmdline).replace("\n", "\\n")  # one line: `python -c` code
+        return f"process {self.pid} ({self.status}): {command or '?'}"
 
 
 def descendants(root: int) -> list[Process]:
