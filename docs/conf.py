@@ -32,11 +32,13 @@ napoleon_numpy_docstring = False
 # (the build reads no inventories over the network) and to type variables.
 nitpicky = True
 nitpick_ignore_regex = [
-    (r"py:.*", r"(trio|trio_parallel|typing|collections\.abc|contextlib|ray)\..*"),
+    (r"py:.*", r"(trio|trio_parallel|typing|collections\.abc|contextlib|ray|hypothesis)\..*"),
+    # hypothesis's strategies, as snake.testing's annotations name them.
+    (r"py:class", r"st\.SearchStrategy"),
     # MapStyle: the private protocol of from_iterable's map-style datasets,
     # which its docstring describes.
     (r"py:class", r"AbstractAsyncContextManager|Literal|MapStyle"),
-    (r"py:class", r"(snake\.[\w.]+\.)?[TU]"),
+    (r"py:class", r"(snake\.[\w.]+\.)?[TUF]"),
 ]
 
 html_theme = "furo"

@@ -32,6 +32,8 @@ Package map (the engine, from the builder down to the workers):
   _torch       torch, imported where a feature needs it
 Applications built on it:
   _apps/       the snake command, its demo and its images pipeline
+For code built on it, imported by name only (``import snake.testing``):
+  testing/     the leak check, and a pytest plugin running it around every test
 """
 
 from __future__ import annotations

@@ -50,7 +50,8 @@ def test_every_page_has_examples_found() -> None:
 def test_api_reference_lists_every_public_name() -> None:
     page = (docs.ROOT / "docs" / "api.md").read_text()
     documented = set(re.findall(r"^\.\. auto\w+:: (\w+)", page, re.MULTILINE))
-    assert set(snake.__all__) <= documented, sorted(set(snake.__all__) - documented)
+    public = {*snake.__all__, *snake.testing.__all__}
+    assert public <= documented, sorted(public - documented)
 
 
 PAGE = """\
@@ -162,4 +163,5 @@ def test_docstring_example(test: doctest.DocTest) -> None:
 def test_the_main_entry_points_have_docstring_examples() -> None:
     names = {test.name for test in DOCSTRING_EXAMPLES}
     expected = {"snake.from_iterable", "snake.Pipeline.par_map", "snake.Pipeline.open"}
+    expected.add("snake.testing.no_leaks")
     assert expected <= names

@@ -125,6 +125,22 @@ def test_a_worker_process_loads_the_worker_side_only() -> None:
     assert "snake._workers._worker" in loaded
 
 
+def test_snake_testing_loads_only_when_imported_and_starts_nothing() -> None:
+    # The pytest plugin loads only where a project opts in; psutil, only
+    # where there is no /proc to read.
+    code = (
+        "import os, sys, threading, snake; snake.from_iterable; print('snake.testing' in sys.modules); "
+        "import snake.testing; from snake.testing._processes import descendants; "
+        "print(threading.active_count(), descendants(os.getpid()), "
+        "[m for m in ('pytest', 'psutil', 'hypothesis', 'snake.testing.pytest_plugin') "
+        "if m in sys.modules])"
+    )
+    printed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert printed == "False\n1 [] []\n"
+
+
 def test_the_public_names_are_the_same_for_python_and_for_type_checkers() -> None:
     tree = ast.parse((PACKAGE / "__init__.py").read_text())
     [checking] = [n for n in tree.body if isinstance(n, ast.If)]

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from conftest import worker_processes
 
 import snake
 from snake._workers._executors import cpu_count
+from snake.testing._processes import worker_processes
 
 
 class InFlight:

@@ -11,12 +11,13 @@ import pytest
 import trio
 import trio.lowlevel
 import trio.testing
-from conftest import worker_processes
 from hypothesis import given
 from hypothesis import strategies as st
 from operators import OPERATORS, Boom, Endless, Naturals, Operator
 
 import snake
+import snake.testing
+from snake.testing._processes import worker_processes
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -33,6 +34,17 @@ def test_the_public_api_is_exactly_this() -> None:
     for name in snake.__all__:
         assert getattr(snake, name).__module__.split(".")[0] == "snake"
     assert isinstance(snake.__version__, str)
+
+
+def test_the_public_api_of_snake_testing_is_exactly_this() -> None:
+    assert sorted(snake.testing.__all__) == [
+        "Delays", "InjectedError", "LeakError", "Op", "assert_ordered_equal", "assert_permutation",
+        "assert_prefix", "assert_same_error", "assert_same_items", "build", "delays", "failing",
+        "failures", "in_process", "no_leaks", "operators", "reference", "run", "sequential",
+    ]  # fmt: skip
+    for name in snake.testing.__all__:
+        assert getattr(snake.testing, name).__module__.startswith("snake.testing")
+    assert set(snake.testing.__all__) <= set(dir(snake.testing))
 
 
 async def test_a_pipeline_is_immutable_and_can_be_extended_in_several_ways() -> None:

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 import psutil
 import pytest
 import trio
-from conftest import worker_processes
 
 import snake
+from snake.testing._processes import worker_processes
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -153,12 +153,12 @@ def test_ctrl_c_stops_everything_and_arrives_bare(mode: str, tmp_path: Path) -> 
     try:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "ready"
-        proc = psutil.Process(child.pid)
         # Wait until both worker processes are busy with an item.
         deadline = time.monotonic() + 30
-        while len(workers := worker_processes(proc)) < 2 and time.monotonic() < deadline:
+        while len(found := worker_processes(child.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert len(workers) == 2
+        assert len(found) == 2
+        workers = [psutil.Process(w.pid) for w in found]
         time.sleep(0.2)
         began = time.monotonic()
         os.killpg(child.pid, signal.SIGINT)  # as a terminal's Ctrl-C does
