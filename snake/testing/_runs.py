@@ -58,7 +58,8 @@ def in_process(
     """``pipeline`` with every call of a user function made in this process.
 
     ``then``, ``par_then`` and ``par_map`` (with any executor) await each
-    call in the pipeline's own trio run, after the wait ``delays`` gives it;
+    call in the pipeline's own trio run, after the wait ``delays`` gives it
+    (which counts towards a ``timeout=``, as a slow call's time would);
     a ``par_map`` keeps its ``concurrency`` (4 where it has none) and its
     order, errors, retries and skipping, but starts no worker process or
     thread (``WorkerOptions.init`` is not called, and ``snake.worker_info()``
