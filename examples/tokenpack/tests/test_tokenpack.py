@@ -34,6 +34,7 @@ def test_rows_keep_the_documents_order_whatever_the_timing(
     snake.testing.assert_ordered_equal(got, expected(docs, length))
 
 
+@settings(deadline=None)
 @given(texts)
 def test_the_loader_is_its_own_sequential_reference(docs: list[str]) -> None:
     pipeline = loader(docs)
