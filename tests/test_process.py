@@ -130,6 +130,30 @@ async def test_a_connection_that_is_not_one_of_its_workers_is_refused() -> None:
     assert [first, *rest] == list(range(300))
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/net/unix"), reason="Linux's abstract sockets")
+async def test_workers_greet_on_a_virtual_clock_that_jumps_ahead(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Workers start in real time while the autojump clock jumps: no greeting
+    # may time out on it. A connection that says nothing waits until the run ends.
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as silent:
+        async with snake.from_iterable(range(50)).par_map(slowly, concurrency=2).open() as items:
+            first = await items.receive()
+            [address] = listening_sockets()
+            silent.connect(address)
+            await trio.sleep(3600)  # an hour of the virtual clock, at once
+            silent.setblocking(False)
+            with pytest.raises(BlockingIOError):  # still open, nothing sent
+                silent.recv(1)
+            rest = [x async for x in items]
+        assert [first, *rest] == list(range(50))
+        silent.setblocking(True)
+        silent.settimeout(5)
+        assert silent.recv(1) == b""  # closed as the run ended
+
+
 class CountsPickling:
     """The identity, counting how often this process pickles it."""
 

@@ -40,9 +40,6 @@ if TYPE_CHECKING:
 
     from .._stats import WorkerStatistics
 
-#: Seconds a new connection has to say which lane it serves.
-GREETING_SECONDS = 10.0
-
 _executors = itertools.count()
 
 
@@ -223,13 +220,17 @@ class ProcessExecutor:
                 nursery.start_soon(self._greet, trio.SocketStream(sock))
 
     async def _greet(self, stream: trio.SocketStream) -> None:
-        """A worker sends this executor's token, its lane and its pid; anything else is closed."""
+        """A worker sends this executor's token, its lane and its pid; anything else is closed.
+
+        A connection that says nothing waits, with no timeout, until the run
+        ends: a timeout would count on trio's clock, which in a test may be a
+        virtual one that jumps ahead while a worker starts in real time.
+        """
         size = len(self._token) + 2 * wire.HEADER.size
         hello = b""
         try:
-            with trio.move_on_after(GREETING_SECONDS):
-                with contextlib.suppress(EOFError, trio.BrokenResourceError):
-                    hello = await wire.receive_exactly(stream, size)
+            with contextlib.suppress(EOFError, trio.BrokenResourceError):
+                hello = await wire.receive_exactly(stream, size)
         finally:
             lane = self._lane_of(hello) if len(hello) == size else None
             if lane is not None:
