@@ -55,6 +55,7 @@ _HOMES = {
     "RemoteError": "._exceptions",
     "Resumable": "._stages._source",
     "StageStatistics": "._stats",
+    "TuningStatistics": "._stages._tuner",
     "StateMismatchError": "._exceptions",
     "StatefulLoader": "._loader",
     "Statistics": "._stats",
@@ -92,6 +93,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from ._pipeline import from_iterable as from_iterable
     from ._receiver import PipelineReceiver as PipelineReceiver
     from ._stages._source import Resumable as Resumable
+    from ._stages._tuner import TuningStatistics as TuningStatistics
     from ._stats import StageStatistics as StageStatistics
     from ._stats import Statistics as Statistics
     from ._stats import WorkerStatistics as WorkerStatistics

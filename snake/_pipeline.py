@@ -306,7 +306,7 @@ class Pipeline(Generic[T]):
         fn: Callable[[T], Awaitable[U]],
         /,
         *,
-        concurrency: int = 16,
+        concurrency: int | Literal["auto"] = 16,
         ordered: bool = True,
         errors: Literal["raise", "skip"] = "raise",
         max_failures: float | None = None,
@@ -316,7 +316,10 @@ class Pipeline(Generic[T]):
         """``await fn(x)`` with up to ``concurrency`` calls in flight: async I/O.
 
         Args:
-          concurrency: most calls in flight at once.
+          concurrency: most calls in flight at once; ``"auto"``: tuned while
+            it runs, from 16 up to 1,024, stepped up while that makes the
+            stage faster and it is what holds the pipeline back (the
+            statistics say what it chose, and why).
           ordered: keep input order; with ``False``, results leave as they
             complete.
           errors: ``"raise"`` or ``"skip"``, as for :meth:`then`.
@@ -333,7 +336,7 @@ class Pipeline(Generic[T]):
         are cancelled.
         """
         check.check_async_fn(fn, "par_then")
-        check.check_int(concurrency, "concurrency", minimum=1)
+        check.check_concurrency(concurrency)
         check.check_bool(ordered, "ordered")
         policy = ErrorPolicy(
             errors=errors, max_failures=max_failures, timeout=timeout, retries=retries

@@ -20,6 +20,8 @@ import trio
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from ._stages._tuner import Tuner, TuningStatistics
+
 #: Latency samples a stage keeps (the most recent ones) for its percentiles.
 SAMPLES = 2048
 
@@ -38,6 +40,8 @@ class StageClock:
     #: A parallel stage's calls or jobs in flight now, and its most.
     in_flight: Callable[[], int] | None = None
     concurrency: int | None = None
+    #: Its concurrency's tuner, for ``concurrency="auto"``.
+    tuner: Tuner | None = None
 
     def end(self) -> None:
         if self.ended is None:
@@ -70,6 +74,8 @@ class StageStatistics:
     buffered: int = 0
     #: What to try if this stage is the bottleneck, from its operator.
     advice: str = ""
+    #: With ``concurrency="auto"``: what its tuner chose, and why.
+    tuning: TuningStatistics | None = None
 
     @property
     def busy(self) -> float:
@@ -159,6 +165,7 @@ class Statistics:
             for r in rows
         ]
         lines.insert(1, "  ".join("-" * w for w in widths))
+        lines.extend(f"{s.label}: {s.tuning.line()}" for s in self.stages if s.tuning)
         lines.extend(
             f"worker lane {w.lane} (pid {w.pid}, {w.started} started): {w.jobs:,} jobs, "
             f"{w.items:,} items, busy {self.share(w.busy):.0%}"
@@ -229,4 +236,5 @@ def _stage(figures: Figures, now: float) -> StageStatistics:
         clock.concurrency,
         figures.buffered,
         figures.advice,
+        None if clock.tuner is None else clock.tuner.statistics(),
     )

@@ -14,7 +14,7 @@ import math
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import cloudpickle
 
@@ -53,6 +53,15 @@ def check_int(value: object, name: str, *, minimum: int) -> int:
     if value < minimum:
         raise ValueError(f"`{name}` must be >= {minimum}, got {value}")
     return value
+
+
+def check_concurrency(value: object) -> int | Literal["auto"]:
+    """A concurrency: an int >= 1, or ``"auto"`` (tuned while it runs)."""
+    if value == "auto":
+        return "auto"
+    if isinstance(value, str):
+        raise ValueError(f'`concurrency` must be an int >= 1 or "auto", got {value!r}')
+    return check_int(value, "concurrency", minimum=1)
 
 
 def check_seconds(value: object, name: str, *, finite: bool = False) -> float:

@@ -98,6 +98,9 @@ LARGE = {
     "par_then": lambda mark: snake.from_iterable(range(400)).par_then(
         functools.partial(amarking, mark.args[0])
     ),
+    "par_then auto": lambda mark: snake.from_iterable(range(400)).par_then(
+        functools.partial(amarking, mark.args[0]), concurrency="auto"
+    ),
     "par_map thread": lambda mark: snake.from_iterable(range(400)).par_map(mark, executor="thread"),
     "par_map process": lambda mark: snake.from_iterable(range(400)).par_map(mark),
     "batch": lambda mark: (
@@ -115,6 +118,7 @@ AHEAD = {
     "map": 1,  # in the channel to the consumer
     "then": 2,  # in each of the two channels
     "par_then": LARGE_CALLS,  # in its calls or waiting to leave, the channel's included
+    "par_then auto": LARGE_CALLS,  # the same, whatever its tuner chose
     "par_map thread": cpu_count() + 1,  # in its jobs, likewise
     "par_map process": cpu_count() + 1,
     "batch": 1,  # batches, as for map

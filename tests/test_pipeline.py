@@ -27,7 +27,7 @@ T = TypeVar("T")
 
 def test_the_public_api_is_exactly_this() -> None:
     assert sorted(snake.__all__) == [
-        "ItemTimeoutError", "Pipeline", "PipelineIterator", "PipelineReceiver", "RayOptions", "RemoteError", "Resumable", "StageStatistics", "StateMismatchError", "StatefulLoader", "Statistics", "WorkerDiedError", "WorkerError", "WorkerInfo", "WorkerOptions", "WorkerStatistics",
+        "ItemTimeoutError", "Pipeline", "PipelineIterator", "PipelineReceiver", "RayOptions", "RemoteError", "Resumable", "StageStatistics", "StateMismatchError", "StatefulLoader", "Statistics", "TuningStatistics", "WorkerDiedError", "WorkerError", "WorkerInfo", "WorkerOptions", "WorkerStatistics",
         "concat", "current_epoch",
         "from_iterable", "merge", "mix", "persistent_workers", "worker_info", "zip",
     ]  # fmt: skip

@@ -19,13 +19,14 @@ from operators import IN_PROCESS, Draws, Example, Naturals, chunked, examples, f
 import snake
 import snake.testing
 from snake.testing import Delays, assert_ordered_equal, assert_permutation, build, reference
+from snake.testing._strategies import WAITS
 from snake.testing._table import OPERATORS as PUBLIC
 
 #: The chains draw from every row of the table, so these tests run more
 #: examples than the profile asks for, that each operator turns up often.
 EXAMPLES = settings().max_examples or 100
 
-waits = st.lists(st.sampled_from(snake.testing._strategies.WAITS), min_size=1, max_size=5)
+waits = st.lists(st.sampled_from(WAITS), min_size=1, max_size=5)
 
 
 def ops(*, ordered: bool = True) -> st.SearchStrategy[Example]:

@@ -29,6 +29,8 @@ from snake.testing import (
     in_process,
     sequential,
 )
+from snake.testing._strategies import WAITS
+from snake.testing._table import OPERATORS
 
 
 def negate(x: int) -> int:
@@ -234,7 +236,7 @@ def test_assert_same_items_checks_order_only_where_asked() -> None:
 def test_strategies_draw_within_their_bounds(delays: Delays, bad: frozenset[int]) -> None:
     assert 1 <= len(delays.waits) <= 2
     assert all(1 <= len(w) <= 3 for w in delays.waits)
-    assert all(w in st_snake._strategies.WAITS for per in delays.waits for w in per)
+    assert all(w in WAITS for per in delays.waits for w in per)
     assert bad <= set(range(5))
     assert len(bad) <= 3
 
@@ -292,7 +294,7 @@ def drawn(strategy: st.SearchStrategy[Any], count: int = 400) -> list[Any]:
 
 def test_operators_draws_every_row_of_the_table_and_the_callers_own() -> None:
     ops = drawn(st_snake.operators(ordered=None, extra=[MINE, st.just(MINE_UNORDERED)]))
-    rows = [row for row in st_snake._table.OPERATORS if not row.endless]
+    rows = [row for row in OPERATORS if not row.endless]
     labels = {op.label for op in ops}
     missing = [
         row.name

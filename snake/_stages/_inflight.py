@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .._position import Saved
     from .._stats import StageClock
     from ._delivered import Delivered
+    from ._tuner import Tuner
 
 #: A job: (items, stage position of the first) -> what it gave.
 Call = Callable[[list[Any], int], Awaitable[ChunkResult]]
@@ -68,6 +69,7 @@ class ParallelStage:
         large: int | None = None,
         *,
         start_large: bool = False,
+        tuner: Tuner | None = None,
     ) -> None:
         self.failures = failures
         self._clock: StageClock | None = None
@@ -78,8 +80,12 @@ class ParallelStage:
         # With `start_large`, it starts there until the first job's results
         # are weighed, so a full window of large ones is not under way before
         # it shrinks: for a stage whose jobs past `large` would only wait.
-        self._large = concurrency if large is None else min(large, concurrency)
-        self._window = Window(self._large if start_large else concurrency)
+        self._large = concurrency if large is None else large
+        self._window = Window(min(self._large, concurrency) if start_large else concurrency)
+        self._results_large = start_large  # until the first job's are weighed
+        self._tuner = tuner
+        if tuner is not None:
+            tuner.parked = self._window.parked
         self._positions = positions
         self._ordered = isinstance(positions, InOrder)
         self._sizer = sizer
@@ -95,6 +101,9 @@ class ParallelStage:
         if clock is not None:
             clock.concurrency = self._concurrency
             clock.in_flight = lambda: slots.used
+            clock.tuner = self._tuner
+            if self._tuner is not None:
+                self._tuner.blocked = lambda: clock.waiting_for_output
         closed = False
         # Closed only once every job has ended: a job finishing while the
         # stage is being cancelled must not fail on a closed channel.
@@ -166,6 +175,10 @@ class ParallelStage:
     ) -> None:
         with done_send:
             began = trio.current_time()
+            tuned = None
+            if self._tuner is not None:
+                tuned = self._tuner.started(began)
+                self._tuned(self._tuner.changed())
             try:
                 done = await self._call(items, base)
             except Exception as exc:
@@ -180,9 +193,26 @@ class ParallelStage:
             if self._clock is not None:
                 self._clock.latencies.append((trio.current_time() - began) / len(items))
             self._sizer.record(len(items), done.seconds, done.nbytes)
-            large = done.nbytes >= CHUNK_BYTES * len(done.results) > 0
-            self._window.resize(self._large if large else self._concurrency)
+            if self._tuner is not None and tuned is not None:
+                now = trio.current_time()
+                self._tuner.ended(now, now - began, tuned)
+                self._tuned(self._tuner.changed())
+            self._results_large = done.nbytes >= CHUNK_BYTES * len(done.results) > 0
+            self._resize()
             done_send.send_nowait((seq, _Ran(base, len(items), done)))
+
+    def _tuned(self, concurrency: int | None) -> None:
+        """Its tuner chose ``concurrency`` (``concurrency="auto"``), if a new one."""
+        if concurrency is not None:
+            self._concurrency = concurrency
+            if self._clock is not None:
+                self._clock.concurrency = concurrency
+            self._resize()
+
+    def _resize(self) -> None:
+        """The window for the concurrency, in large items while results are large."""
+        concurrency = self._concurrency
+        self._window.resize(min(self._large, concurrency) if self._results_large else concurrency)
 
     def _fail(self, base: int, exc: Exception) -> None:
         # Keep the earliest item's error and stop the stage; the run method

@@ -38,6 +38,7 @@ from .._workers._work import ChunkResult, Work
 from ._base import Context, OnePerItem, Stage, StageSpec
 from ._delivered import MaybeUnordered, positions
 from ._inflight import ParallelStage
+from ._tuner import PAR_THEN_MOST, PAR_THEN_START, Tuner
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -92,16 +93,25 @@ def _skipped_or_raise(exc: Exception, label: str, base: int, skips: bool) -> Chu
 @attrs.frozen
 class ParThen(MaybeUnordered, OnePerItem, StageSpec):
     fn: Callable[[Any], Awaitable[Any]]
-    concurrency: int
+    concurrency: int | Literal["auto"]
     ordered: bool
     policy: ErrorPolicy = ErrorPolicy()
     #: How it describes itself, rehearsing another operator (see ``_rehearsal``).
     shown: str | None = attrs.field(default=None, kw_only=True)
 
-    advice = "raise its `concurrency`, or make its function faster"
+    @property
+    def advice(self) -> str:
+        if self.concurrency == "auto":
+            return "its concurrency is tuned: make its function faster"
+        return "raise its `concurrency`, or make its function faster"
 
     def describe(self) -> str:
-        return self.shown or f"par_then({func_name(self.fn)})"
+        auto = ', concurrency="auto"' if self.concurrency == "auto" else ""
+        return self.shown or f"par_then({func_name(self.fn)}{auto})"
+
+    def shape(self) -> str:
+        # Its concurrency may change between a save and a resume.
+        return MaybeUnordered.shape(attrs.evolve(self, concurrency=1))
 
     def rehearsed(self, rehearsal: Rehearsal) -> Spec:
         return rehearsal.calls(
@@ -124,9 +134,11 @@ class ParThen(MaybeUnordered, OnePerItem, StageSpec):
                 return _skipped_or_raise(exc, label, base, skips)
 
         failures = self.policy.failures(label, context.saved[0] if context.saved else None)
+        tuner = Tuner(PAR_THEN_START, PAR_THEN_MOST) if self.concurrency == "auto" else None
+        concurrency = self.concurrency if isinstance(self.concurrency, int) else PAR_THEN_START
         return ParallelStage(
-            call, self.concurrency, positions(context, self.ordered, failures),
-            Pacer(maximum=1), failures=failures, large=LARGE_CALLS,
+            call, concurrency, positions(context, self.ordered, failures),
+            Pacer(maximum=1), failures=failures, large=LARGE_CALLS, tuner=tuner,
         )  # fmt: skip
 
 

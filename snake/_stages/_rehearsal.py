@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import trio
@@ -58,7 +58,7 @@ class Rehearsal:
         policy: ErrorPolicy,
         *,
         awaits: bool = True,
-        concurrency: int | None = 1,
+        concurrency: int | Literal["auto"] | None = 1,
         ordered: bool = True,
     ) -> Spec:
         """``spec``, which calls ``fn`` on each item (an async function if

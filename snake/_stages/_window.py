@@ -16,6 +16,9 @@ class Window:
         self.limit = limit
         self.used = 0
         self._room = trio.lowlevel.ParkingLot()
+        #: Seconds jobs have waited for room, and since when one waits now.
+        self._parked = 0.0
+        self._since: float | None = None
 
     async def acquire(self) -> None:
         await trio.lowlevel.checkpoint_if_cancelled()
@@ -23,7 +26,16 @@ class Window:
             self.used += 1
             await trio.lowlevel.cancel_shielded_checkpoint()
             return
-        await self._room.park()  # release() lets us in, counted
+        self._since = trio.current_time()
+        try:
+            await self._room.park()  # release() lets us in, counted
+        finally:
+            self._parked, self._since = self.parked(trio.current_time()), None
+
+    def parked(self, now: float) -> float:
+        """The seconds a job has waited for room until ``now``: how long the
+        window held the stage back (one job waits at a time: the stage's feeder)."""
+        return self._parked + (0.0 if self._since is None else now - self._since)
 
     def release(self) -> None:
         self.used -= 1

@@ -1,0 +1,204 @@
+"""``concurrency="auto"``: the tuner finds a stage's concurrency while it runs.
+
+Every run here is on trio's autojump clock: a call of ``latency`` seconds
+costs none, and the tuner's choices are deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import trio
+import trio.testing
+
+import snake
+from snake._stages._tuner import PAR_THEN_MOST, PAR_THEN_START
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+LATENCY = 0.05
+
+
+def service(capacity: int | None, latency: float = LATENCY) -> Callable[[int], Awaitable[int]]:
+    """A call of ``latency`` seconds to a service that serves ``capacity`` at once."""
+    limiter = None if capacity is None else trio.CapacityLimiter(capacity)
+
+    async def call(x: int) -> int:
+        if limiter is None:
+            await trio.sleep(latency)
+        else:
+            async with limiter:
+                await trio.sleep(latency)
+        return x
+
+    return call
+
+
+def tuned(
+    pipeline: snake.Pipeline[Any], *, halfway: bool = False
+) -> tuple[list[Any], list[snake.StageStatistics]]:
+    """The items of a run, and its tuned stage's statistics at the end (and
+    halfway, first, if asked)."""
+
+    async def main() -> tuple[list[Any], list[snake.StageStatistics]]:
+        seen: list[snake.StageStatistics] = []
+        got: list[Any] = []
+        async with pipeline.open() as items:
+            async for x in items:
+                got.append(x)
+                if halfway and len(got) == len(pipeline) // 2:
+                    seen.append(_tuned_stage(items.statistics()))
+            seen.append(_tuned_stage(items.statistics()))
+        return got, seen
+
+    return trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def _tuned_stage(statistics: snake.Statistics) -> snake.StageStatistics:
+    [stage] = [s for s in statistics.stages if s.tuning is not None]
+    return stage
+
+
+@pytest.mark.parametrize("capacity", [4, 8, 50, 100, 300])
+def test_it_finds_enough_concurrency_for_a_service_of_known_capacity(capacity: int) -> None:
+    # Never below where it starts: a small service queues the rest.
+    pipeline = snake.from_iterable(range(100 * capacity)).par_then(
+        service(capacity), concurrency="auto"
+    )
+    got, [stage] = tuned(pipeline)
+    assert got == list(range(100 * capacity))
+    assert stage.tuning is not None
+    value, rates = stage.tuning.value, dict(stage.tuning.tried)
+    # Enough calls at once for the service's capacity, and not far more.
+    assert max(capacity, PAR_THEN_START) <= value <= max(4 * capacity, PAR_THEN_START)
+    assert rates[value] >= 0.9 * capacity / LATENCY, stage.tuning
+    assert stage.concurrency == value
+
+
+def test_calls_that_do_not_compete_grow_it_to_its_most() -> None:
+    pipeline = snake.from_iterable(range(5_000)).par_then(service(None), concurrency="auto")
+    _, [stage] = tuned(pipeline)
+    assert stage.tuning is not None
+    assert stage.tuning.value == PAR_THEN_MOST
+    values = [v for v, _ in stage.tuning.tried]
+    assert values[0] == PAR_THEN_START
+    assert values == sorted(values)  # up all the way, each step faster
+    rates = [r for _, r in stage.tuning.tried]
+    assert rates == sorted(rates)
+
+
+def test_once_settled_it_stays_put() -> None:
+    n = 40_000
+    pipeline = snake.from_iterable(range(n)).par_then(service(100), concurrency="auto")
+    _, (half, end) = tuned(pipeline, halfway=True)
+    assert half.tuning is not None
+    assert end.tuning is not None
+    assert half.tuning.why.startswith("settled")
+    # The second half of the run changed nothing: no oscillation.
+    assert end.tuning.value == half.tuning.value
+    assert [v for v, _ in end.tuning.tried] == [v for v, _ in half.tuning.tried]
+
+
+def test_a_stage_that_is_not_the_limit_does_not_grow() -> None:
+    async def slow_source(x: int) -> int:
+        await trio.sleep(0.01)  # 100 items/s reach it: 5 calls at once are enough
+        return x
+
+    pipeline = (
+        snake.from_iterable(range(2_000))
+        .then(slow_source)
+        .par_then(service(None), concurrency="auto")
+    )
+    _, [stage] = tuned(pipeline)
+    assert stage.tuning is not None
+    assert stage.tuning.value == PAR_THEN_START
+    assert stage.tuning.why == "settled: the stage is not the limit"
+
+
+def test_a_stage_held_back_by_its_consumer_does_not_grow() -> None:
+    # The window fills with results the consumer has not taken: more calls
+    # would only hold more of them.
+    async def main() -> snake.StageStatistics:
+        pipeline = snake.from_iterable(range(600)).par_then(service(None), concurrency="auto")
+        async with pipeline.open() as items:
+            async for _ in items:
+                await trio.sleep(0.02)  # 50 items/s: 1 call at a time would do
+            return _tuned_stage(items.statistics())
+
+    stage = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert stage.tuning is not None
+    # 50 items/s of 50 ms calls: 2.5 at once. A step up paid nothing: undone.
+    assert stage.tuning.value == PAR_THEN_START, stage.tuning
+    assert max(v for v, _ in stage.tuning.tried) <= 2 * PAR_THEN_START
+
+
+def test_a_rate_that_changes_sets_off_a_new_search() -> None:
+    # Fast calls to a service of 8 at once; halfway, slow calls that do not
+    # compete (the fourth workload of benchmarks/autotune.py, in small).
+    n = 20_000
+    limiter = trio.CapacityLimiter(8)
+
+    async def call(x: int) -> int:
+        if x < n // 2:
+            async with limiter:
+                await trio.sleep(0.005)
+        else:
+            await trio.sleep(0.1)
+        return x
+
+    pipeline = snake.from_iterable(range(n)).par_then(call, concurrency="auto")
+    _, (before, after) = tuned(pipeline, halfway=True)
+    assert before.tuning is not None
+    assert after.tuning is not None
+    assert before.tuning.why.startswith("settled")
+    assert before.tuning.value <= 2 * PAR_THEN_START
+    # The slow calls gain from more at once: it grew again, to its most.
+    assert after.tuning.value == PAR_THEN_MOST
+    assert "growing again" in after.tuning.why or after.tuning.why.startswith("settled at")
+
+
+def test_the_search_is_the_same_on_every_run() -> None:
+    # trio runs the tasks of one moment in a random order: the tuner sums
+    # over moments, so only the floats' last bits may differ.
+    def once() -> list[tuple[int, float]]:
+        pipeline = snake.from_iterable(range(3_000)).par_then(service(60), concurrency="auto")
+        _, [stage] = tuned(pipeline)
+        assert stage.tuning is not None
+        return [(value, round(rate, 6)) for value, rate in stage.tuning.tried]
+
+    assert once() == once()
+
+
+def test_it_is_described_shown_in_the_statistics_and_left_out_of_saved_states() -> None:
+    pipeline = snake.from_iterable(range(3_000)).par_then(service(60), concurrency="auto")
+    assert 'par_then(call, concurrency="auto")' in pipeline.describe()
+
+    async def main() -> tuple[str, dict[str, Any]]:
+        async with pipeline.open(epoch=0) as items:
+            for _ in range(1_000):
+                await items.receive()
+            return items.statistics().table(), items.state_dict()
+
+    table, state = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    line = next(line for line in table.splitlines() if "concurrency auto:" in line)
+    assert line.startswith('#1 par_then(call, concurrency="auto"): concurrency auto: ')
+    assert "items/s at each: 16: " in line
+    # Concurrency may change between a save and a resume: "auto" too.
+    fixed = snake.from_iterable(range(3_000)).par_then(service(60), concurrency=7)
+    rest = trio.run(
+        lambda: fixed.collect(state=json.loads(json.dumps(state))),
+        clock=trio.testing.MockClock(autojump_threshold=0),
+    )
+    assert rest == list(range(1_000, 3_000))
+
+
+@pytest.mark.parametrize("bad", ["Auto", "", 0])
+def test_a_concurrency_that_is_neither_an_int_nor_auto_is_refused(bad: object) -> None:
+    with pytest.raises((TypeError, ValueError), match="concurrency"):
+        snake.from_iterable([1]).par_then(service(None), concurrency=bad)  # type: ignore[arg-type]
+    if isinstance(bad, str):
+        with pytest.raises(ValueError, match='an int >= 1 or "auto"'):
+            snake.from_iterable([1]).par_then(service(None), concurrency=bad)  # type: ignore[arg-type]
