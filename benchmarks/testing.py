@@ -48,7 +48,7 @@ import snake
 import snake.testing
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
 #: The goal: seconds for 500 examples through snake.testing.
 GOAL_SECONDS = 30.0
@@ -75,10 +75,12 @@ def odd(x: int) -> bool:
     return x % 2 == 1
 
 
-def pipeline(items: list[int]) -> snake.Pipeline[list[int]]:
+def pipeline(
+    items: list[int], lookup: Callable[[int], Awaitable[int]] = fetch
+) -> snake.Pipeline[list[int]]:
     return (
         snake.from_iterable(items)
-        .par_then(fetch, concurrency=8)
+        .par_then(lookup, concurrency=8)
         .map(square)
         .par_map(digits, concurrency=2)
         .filter(odd)
@@ -116,15 +118,7 @@ def real_run(data: list[int], delays: snake.testing.Delays) -> None:
         await trio.sleep(REAL_SCALE * delays(0, x))
         return await fetch(x)
 
-    p = (
-        snake.from_iterable(data)
-        .par_then(delayed, concurrency=8)
-        .map(square)
-        .par_map(digits, concurrency=2)
-        .filter(odd)
-        .batch(4)
-    )
-    snake.testing.assert_ordered_equal(trio.run(p.collect), loop(data))
+    snake.testing.assert_ordered_equal(trio.run(pipeline(data, delayed).collect), loop(data))
 
 
 def python_loop(data: list[int]) -> None:
