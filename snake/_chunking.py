@@ -22,6 +22,7 @@ cancel takes effect only between units: each unit starts with
 
 from __future__ import annotations
 
+import contextlib
 from contextvars import ContextVar
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -46,9 +47,34 @@ CHANNEL_CHUNKS = 1
 #: A loop over items checks the clock when ``i & CHECK_EVERY == 0``.
 CHECK_EVERY = 15
 
-#: Wakes a stage that sent a large item once the next stage has taken it;
-#: one per channel, shared by the stage sending and the one receiving.
-Taken = trio.lowlevel.ParkingLot
+
+class Taken:
+    """What the next stage sets off each time it takes a chunk: one per
+    channel, shared by the stage sending and the one receiving.
+
+    It wakes a stage that sent a large item and waits for it to be taken,
+    and hands over the items a stage could not as it blocked (the channel
+    was full then): a stage blocked in user code, a source waiting for its
+    next item, say, would otherwise keep them until it runs again.
+    """
+
+    __slots__ = ("_lot", "stalled")
+
+    def __init__(self) -> None:
+        self._lot = trio.lowlevel.ParkingLot()
+        #: The sending stage's outbox, while it holds items it could not send.
+        self.stalled: Outbox | None = None
+
+    async def park(self) -> None:
+        await self._lot.park()
+
+    def took(self) -> None:
+        """The receiving stage took a chunk: there is room in the channel."""
+        if self._lot:
+            self._lot.unpark_all()
+        stalled, self.stalled = self.stalled, None
+        if stalled is not None:
+            stalled.flush_stalled()
 
 
 #: Set by the synchronous bridge (``_sync``) once its consumer has stopped.
@@ -228,7 +254,9 @@ class Outbox:
 
         Called by the ``_flushing`` instrument, outside the stage's code: an
         error of the hosted ops is kept in ``failed`` and ends the stage by
-        cancelling its scope, and the runner raises it.
+        cancelling its scope, and the runner raises it. What does not fit
+        goes when the next stage takes a chunk (``Taken.took``), if this one
+        is still blocked then.
         """
         if self.raw:
             try:
@@ -238,7 +266,14 @@ class Outbox:
                 if self._scope is not None:
                     self._scope.cancel()
                 return
-        self.flush_nowait()
+        self.flush_stalled()
+
+    def flush_stalled(self) -> None:
+        """``flush_nowait``, and if items are left, again when there is room."""
+        with contextlib.suppress(trio.ClosedResourceError):  # the stage has ended
+            self.flush_nowait()
+            if self.pending and self.taken is not None:
+                self.taken.stalled = self
 
     def settle(self) -> None:
         """Run what ``raw`` holds through the hosted ops, into ``pending``."""
@@ -364,6 +399,6 @@ class Inbox:
         except trio.EndOfChannel:
             return None
         self.received += len(chunk)
-        if self.taken:
-            self.taken.unpark_all()
+        if self.taken is not None:
+            self.taken.took()
         return chunk

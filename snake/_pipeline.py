@@ -348,7 +348,7 @@ class Pipeline(Generic[T]):
         fn: Callable[[T], U],
         /,
         *,
-        concurrency: int | None = None,
+        concurrency: int | Literal["auto"] | None = None,
         ordered: bool = True,
         executor: Literal["process", "thread", "ray", "inline"] = "process",
         workers: WorkerOptions | RayOptions | None = None,
@@ -363,7 +363,9 @@ class Pipeline(Generic[T]):
           concurrency: most chunks of items running at once; ``None`` for
             one per CPU (on Ray, per CPU of the cluster). All process maps
             of a pipeline share one CPU budget (one per CPU, or the largest
-            ``concurrency`` asked for).
+            ``concurrency`` asked for). ``"auto"``: tuned while it runs, as
+            for ``par_then``, from one per CPU; up to 32 with threads, and
+            never past the CPUs with processes or Ray.
           ordered: keep input order, as for ``par_then``.
           executor: ``"process"`` (``trio_parallel`` workers, started for
             each run and stopped when it ends), ``"thread"`` (for functions
@@ -410,7 +412,7 @@ class Pipeline(Generic[T]):
         """
         check.check_sync_fn(fn, "par_map")
         if concurrency is not None:
-            check.check_int(concurrency, "concurrency", minimum=1)
+            check.check_concurrency(concurrency)
         check.check_bool(ordered, "ordered")
         check.check_executor(fn, executor, timeout)
         options = check_workers(workers, executor)

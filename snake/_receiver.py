@@ -244,8 +244,8 @@ class PipelineReceiver(trio.abc.ReceiveChannel[T]):
         return added
 
     def _took(self) -> None:
-        if self._taken:
-            self._taken.unpark_all()
+        if self._taken is not None:
+            self._taken.took()
 
     async def _pause(self) -> None:
         await trio.lowlevel.checkpoint()

@@ -169,3 +169,33 @@ async def test_a_large_item_waits_in_the_channel_alone_small_ones_fill_its_buffe
         assert sent == ([0, 1, 2] if size < CHUNK_BYTES else [0])
         assert recv.statistics().current_buffer_used == (2 if size < CHUNK_BYTES else 1)
         nursery.cancel_scope.cancel()
+
+
+async def _enrich(request: str) -> str:
+    await trio.sleep(0.01)
+    return f"{request}: ok"
+
+
+def test_items_read_while_the_next_stage_was_busy_arrive_though_the_source_then_waits() -> None:
+    # A long-lived source (a channel) reads a burst and waits for more. What
+    # it read while the next stage was busy, so that the channel was full,
+    # goes as soon as that stage takes a chunk, not with the next burst: a
+    # service's last request was once held until the next one came.
+    async def main() -> list[str]:
+        replies: list[str] = []
+        send, receive = trio.open_memory_channel[str](16)
+        pipeline = snake.from_iterable(receive).par_then(_enrich, concurrency=8)
+        async with pipeline.open() as items:
+            for request in ["web-0", "web-1", "cron-0", "cron-1"]:
+                send.send_nowait(request)
+            with trio.move_on_after(60):  # the source never ends: the channel stays open
+                async for reply in items:
+                    replies.append(reply)
+                    if len(replies) == 4:
+                        break
+        send.close()
+        return replies
+
+    for _ in range(40):  # trio's scheduling order varies from run to run
+        replies = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+        assert sorted(replies) == ["cron-0: ok", "cron-1: ok", "web-0: ok", "web-1: ok"]

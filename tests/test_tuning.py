@@ -7,6 +7,7 @@ costs none, and the tuner's choices are deterministic.
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -14,7 +15,8 @@ import trio
 import trio.testing
 
 import snake
-from snake._stages._tuner import PAR_THEN_MOST, PAR_THEN_START
+from snake._stages._tuner import PAR_THEN_MOST, PAR_THEN_START, THREADS_MOST
+from snake._workers._options import cpu_count
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -202,3 +204,60 @@ def test_a_concurrency_that_is_neither_an_int_nor_auto_is_refused(bad: object) -
     if isinstance(bad, str):
         with pytest.raises(ValueError, match='an int >= 1 or "auto"'):
             snake.from_iterable([1]).par_then(service(None), concurrency=bad)  # type: ignore[arg-type]
+
+
+# --- par_map: threads and processes, on the real clock ---------------------------
+
+
+def sleeping(x: int) -> int:
+    time.sleep(0.005)  # releases the GIL: more threads, more items/s
+    return x
+
+
+def spinning(x: int) -> int:
+    return sum(range(2_000)) * 0 + x
+
+
+def run_for_real(pipeline: snake.Pipeline[Any]) -> tuple[list[Any], snake.StageStatistics]:
+    async def main() -> tuple[list[Any], snake.StageStatistics]:
+        async with pipeline.open() as items:
+            got = [x async for x in items]
+            return got, _tuned_stage(items.statistics())
+
+    return trio.run(main)
+
+
+def test_a_thread_map_grows_past_one_thread_per_cpu_while_that_pays() -> None:
+    pipeline = snake.from_iterable(range(2_000)).par_map(
+        sleeping, executor="thread", concurrency="auto"
+    )
+    assert 'par_map(sleeping, concurrency="auto")' in pipeline.describe()
+    got, stage = run_for_real(pipeline)
+    assert got == list(range(2_000))
+    assert stage.tuning is not None
+    start = stage.tuning.tried[0][0]
+    assert start == cpu_count()
+    assert start < stage.tuning.value <= THREADS_MOST
+    assert stage.concurrency == 3 * stage.tuning.value  # jobs in its window: three per thread
+
+
+def test_a_process_map_stays_within_the_cpus() -> None:
+    pipeline = snake.from_iterable(range(2_000)).par_map(spinning, concurrency="auto")
+    got, stage = run_for_real(pipeline)
+    assert got == list(range(2_000))
+    assert stage.tuning is not None
+    assert stage.tuning.value == cpu_count()
+    assert stage.tuning.why == f"settled at its most, {cpu_count()}"
+
+
+def test_a_map_tuned_in_one_run_resumes_with_a_fixed_concurrency() -> None:
+    def build(concurrency: Any) -> snake.Pipeline[int]:
+        return snake.from_iterable(range(300)).par_map(
+            abs, executor="thread", concurrency=concurrency
+        )
+
+    it = build("auto").iterate(epoch=0)
+    head = [next(it) for _ in range(100)]
+    state = it.state_dict()
+    it.close()
+    assert head + list(build(3).iterate(state=state)) == list(range(300))

@@ -70,6 +70,8 @@ class ParallelStage:
         *,
         start_large: bool = False,
         tuner: Tuner | None = None,
+        per: int = 1,
+        on_tuned: Callable[[int], object] | None = None,
     ) -> None:
         self.failures = failures
         self._clock: StageClock | None = None
@@ -83,7 +85,9 @@ class ParallelStage:
         self._large = concurrency if large is None else large
         self._window = Window(min(self._large, concurrency) if start_large else concurrency)
         self._results_large = start_large  # until the first job's are weighed
-        self._tuner = tuner
+        # The tuner's value is calls or jobs at once; the window holds ``per``
+        # as many, and ``on_tuned`` hears of each new value.
+        self._tuner, self._per, self._on_tuned = tuner, per, on_tuned
         if tuner is not None:
             tuner.parked = self._window.parked
         self._positions = positions
@@ -195,7 +199,7 @@ class ParallelStage:
             self._sizer.record(len(items), done.seconds, done.nbytes)
             if self._tuner is not None and tuned is not None:
                 now = trio.current_time()
-                self._tuner.ended(now, now - began, tuned)
+                self._tuner.ended(now, now - began, tuned, len(items))
                 self._tuned(self._tuner.changed())
             self._results_large = done.nbytes >= CHUNK_BYTES * len(done.results) > 0
             self._resize()
@@ -204,9 +208,11 @@ class ParallelStage:
     def _tuned(self, concurrency: int | None) -> None:
         """Its tuner chose ``concurrency`` (``concurrency="auto"``), if a new one."""
         if concurrency is not None:
-            self._concurrency = concurrency
+            self._concurrency = self._per * concurrency
             if self._clock is not None:
-                self._clock.concurrency = concurrency
+                self._clock.concurrency = self._concurrency
+            if self._on_tuned is not None:
+                self._on_tuned(concurrency)
             self._resize()
 
     def _resize(self) -> None:

@@ -38,7 +38,7 @@ from .._workers._work import ChunkResult, Work
 from ._base import Context, OnePerItem, Stage, StageSpec
 from ._delivered import MaybeUnordered, positions
 from ._inflight import ParallelStage
-from ._tuner import PAR_THEN_MOST, PAR_THEN_START, Tuner
+from ._tuner import PAR_THEN_MOST, PAR_THEN_START, THREADS_MOST, Tuner
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -145,16 +145,25 @@ class ParThen(MaybeUnordered, OnePerItem, StageSpec):
 @attrs.frozen
 class ParMap(MaybeUnordered, OnePerItem, StageSpec):
     fn: Callable[[Any], Any]
-    concurrency: int | None
+    concurrency: int | Literal["auto"] | None
     ordered: bool
     executor: Literal["process", "thread", "ray"]
     options: MapOptions = WorkerOptions()
     policy: ErrorPolicy = ErrorPolicy()
 
-    advice = "make its function faster, or raise its `concurrency` if CPUs sit idle"
+    @property
+    def advice(self) -> str:
+        if self.concurrency == "auto":
+            return "its concurrency is tuned: make its function faster"
+        return "make its function faster, or raise its `concurrency` if CPUs sit idle"
 
     def describe(self) -> str:
-        return f"par_map({func_name(self.fn)})"
+        auto = ', concurrency="auto"' if self.concurrency == "auto" else ""
+        return f"par_map({func_name(self.fn)}{auto})"
+
+    def shape(self) -> str:
+        # Its concurrency may change between a save and a resume.
+        return MaybeUnordered.shape(attrs.evolve(self, concurrency=None))
 
     def rehearsed(self, rehearsal: Rehearsal) -> Spec:
         return rehearsal.calls(
@@ -168,7 +177,10 @@ class ParMap(MaybeUnordered, OnePerItem, StageSpec):
         return None if self.policy.skips else self.executor
 
     def processes(self) -> list[tuple[MapOptions, int | None]]:
-        return [] if self.executor == "thread" else [(self.options, self.concurrency)]
+        if self.executor == "thread":
+            return []
+        fixed = self.concurrency if isinstance(self.concurrency, int) else None
+        return [(self.options, fixed)]
 
     def build(self, context: Context) -> Stage:
         label = context.label
@@ -182,8 +194,13 @@ class ParMap(MaybeUnordered, OnePerItem, StageSpec):
         # Without a concurrency of its own, a stage runs one job per CPU at
         # once (on Ray, per CPU of the cluster); the executor's limiter
         # bounds all stages sharing it.
-        concurrency = self.concurrency or executor.concurrency()
+        fixed = self.concurrency if isinstance(self.concurrency, int) else None
+        concurrency = fixed or executor.concurrency()
         running = trio.CapacityLimiter(concurrency)
+        tuner = None
+        if self.concurrency == "auto":  # up from one job per CPU; processes stay within
+            most = THREADS_MOST if self.executor == "thread" else concurrency
+            tuner = Tuner(concurrency, max(most, concurrency))
 
         async def call(items: list[Any], base: int) -> ChunkResult:
             attempt = 0
@@ -218,4 +235,7 @@ class ParMap(MaybeUnordered, OnePerItem, StageSpec):
         # at once: the stage starts there, until its results are weighed.
         large = concurrency + 1
         where = positions(context, self.ordered, failures)
-        return ParallelStage(call, window, where, sizer, unit, failures, large, start_large=True)
+        return ParallelStage(
+            call, window, where, sizer, unit, failures, large, start_large=True, tuner=tuner,
+            per=JOB_WINDOW, on_tuned=lambda value: setattr(running, "total_tokens", value),
+        )  # fmt: skip

@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 #: Where a ``par_then`` with ``concurrency="auto"`` starts, and its most.
 PAR_THEN_START = 16
 PAR_THEN_MOST = 1024
+#: The most a thread ``par_map`` with ``concurrency="auto"`` goes to; it
+#: starts at one per CPU, and a process or Ray one stays within the CPUs.
+THREADS_MOST = 32
 #: A step up pays if it raises the rate by this factor at least (rounds
 #: measure a rate to about 10 %).
 GAIN = 1.2
@@ -105,6 +108,7 @@ class Tuner:
     _blocked_then: float = 0.0
     _area: float = 0.0
     _ended: int = 0
+    _items: int = 0
     _latency: float = 0.0
     _filled: float | None = None
     #: Growing: the value and rate it stepped up from; the next round's rate
@@ -122,14 +126,15 @@ class Tuner:
         self._running += 1
         return self._generation
 
-    def ended(self, now: float, latency: float, started: int) -> None:
-        """A call ended at ``now`` after ``latency`` seconds; ``started`` is what
-        ``started`` gave it."""
+    def ended(self, now: float, latency: float, started: int, items: int = 1) -> None:
+        """A call ended at ``now`` after ``latency`` seconds, with ``items``
+        items (a ``par_map`` job's); ``started`` is what ``started`` gave it."""
         self._moment(now)
         if started != self._generation:
             return  # started before the last change
         self._running -= 1
         self._ended += 1
+        self._items += items
         self._latency += latency
         if self._ended >= self.value and self._filled is None:
             self._filled = now
@@ -154,7 +159,8 @@ class Tuner:
         assert self._began is not None
         seconds = now - self._began
         running = self._area / seconds
-        rate = running / (self._latency / self._ended) if self._latency else math.inf
+        # Items per second: calls per second times items per call.
+        rate = running * self._items / self._latency if self._latency else math.inf
         parked, blocked = self.parked(now), self.blocked()
         # Room was short, and it was short because of calls running, not of
         # results waiting for the stages after it to take them.
@@ -164,7 +170,7 @@ class Tuner:
             and blocked - self._blocked_then < BLOCKED * seconds
         )
         self._began, self._parked_then, self._blocked_then = now, parked, blocked
-        self._area, self._ended = 0.0, 0
+        self._area, self._ended, self._items = 0.0, 0, 0
         self._latency, self._filled = 0.0, None
         if self._ramp:  # the calls of the value before may still have slowed it
             self._ramp = False
