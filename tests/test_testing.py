@@ -367,3 +367,19 @@ def test_build_and_reference_apply_the_ops_in_turn_and_reference_may_stop_early(
     assert st_snake.reference(range(10), ops) == [1, 2, 3]
     assert st_snake.reference(itertools.count(), [MINE, MINE], limit=4) == [2, 3, 4, 5]
     assert repr(MINE) == "map(x+1)"
+
+
+@pytest.mark.parametrize("sequential", [False, True])
+def test_a_copy_of_unordered_and_tuned_stages_saves_states_of_the_same_shape(
+    sequential: bool,
+) -> None:
+    from snake._checkpoint import shape
+
+    pipeline = (
+        snake.from_iterable(range(10))
+        .par_then(wait_then_negate, concurrency="auto", ordered=False)
+        .par_map(negate, concurrency="auto", ordered=False)
+    )
+    copy = in_process(pipeline, sequential=sequential)
+    assert shape(copy._specs) == shape(pipeline._specs)
+    assert repr(copy) == repr(pipeline)

@@ -11,7 +11,7 @@ listed, never run again on resume (:class:`Delivered`).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from .._position import Marks, Saved, dropped, exact, tracking
 
@@ -193,18 +193,33 @@ class Delivered:
 
 
 class MaybeUnordered:
-    """What ``par_then`` and ``par_map`` say of their order, for saved states."""
+    """What ``par_then`` and ``par_map`` say of themselves: their order, for
+    saved states, and a concurrency that may be ``"auto"``."""
 
     __slots__ = ()
     ordered: bool
+    concurrency: int | Literal["auto"] | None
+    #: What to try when its stage is the bottleneck, with a fixed concurrency.
+    fixed_advice: ClassVar[str] = ""
+
+    def named(self) -> str:
+        """The operator and its function: ``par_map(decode)``."""
+        raise NotImplementedError
 
     def describe(self) -> str:
-        raise NotImplementedError
+        named = self.named()
+        return f'{named[:-1]}, concurrency="auto")' if self.concurrency == "auto" else named
 
     def shape(self) -> str:
         """Its order matters to a saved state; its concurrency and executor do not."""
-        described = self.describe()
-        return described if self.ordered else f"{described[:-1]}, ordered=False)"
+        named = self.named()
+        return named if self.ordered else f"{named[:-1]}, ordered=False)"
+
+    @property
+    def advice(self) -> str:
+        if self.concurrency == "auto":
+            return "its concurrency is tuned: make its function faster"
+        return self.fixed_advice
 
     def reorders(self) -> bool:
         return not self.ordered

@@ -96,22 +96,20 @@ class ParThen(MaybeUnordered, OnePerItem, StageSpec):
     concurrency: int | Literal["auto"]
     ordered: bool
     policy: ErrorPolicy = ErrorPolicy()
-    #: How it describes itself, rehearsing another operator (see ``_rehearsal``).
-    shown: str | None = attrs.field(default=None, kw_only=True)
+    #: The operator it stands in for in a test (see ``_rehearsal``): it
+    #: describes itself, and shapes its states, as that one.
+    original: Spec | None = attrs.field(default=None, kw_only=True)
 
-    @property
-    def advice(self) -> str:
-        if self.concurrency == "auto":
-            return "its concurrency is tuned: make its function faster"
-        return "raise its `concurrency`, or make its function faster"
+    fixed_advice = "raise its `concurrency`, or make its function faster"
+
+    def named(self) -> str:
+        return f"par_then({func_name(self.fn)})"
 
     def describe(self) -> str:
-        auto = ', concurrency="auto"' if self.concurrency == "auto" else ""
-        return self.shown or f"par_then({func_name(self.fn)}{auto})"
+        return super().describe() if self.original is None else self.original.describe()
 
     def shape(self) -> str:
-        # Its concurrency may change between a save and a resume.
-        return MaybeUnordered.shape(attrs.evolve(self, concurrency=1))
+        return super().shape() if self.original is None else self.original.shape()
 
     def rehearsed(self, rehearsal: Rehearsal) -> Spec:
         return rehearsal.calls(
@@ -151,19 +149,10 @@ class ParMap(MaybeUnordered, OnePerItem, StageSpec):
     options: MapOptions = WorkerOptions()
     policy: ErrorPolicy = ErrorPolicy()
 
-    @property
-    def advice(self) -> str:
-        if self.concurrency == "auto":
-            return "its concurrency is tuned: make its function faster"
-        return "make its function faster, or raise its `concurrency` if CPUs sit idle"
+    fixed_advice = "make its function faster, or raise its `concurrency` if CPUs sit idle"
 
-    def describe(self) -> str:
-        auto = ', concurrency="auto"' if self.concurrency == "auto" else ""
-        return f"par_map({func_name(self.fn)}{auto})"
-
-    def shape(self) -> str:
-        # Its concurrency may change between a save and a resume.
-        return MaybeUnordered.shape(attrs.evolve(self, concurrency=None))
+    def named(self) -> str:
+        return f"par_map({func_name(self.fn)})"
 
     def rehearsed(self, rehearsal: Rehearsal) -> Spec:
         return rehearsal.calls(

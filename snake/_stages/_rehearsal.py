@@ -9,8 +9,8 @@ pipeline in milliseconds, and the order of everything is decided by the
 test's waits and trio's scheduler alone. Where the rehearsal is
 ``sequential``, every such stage calls one item at a time, in input order,
 as a plain Python loop would. Nested pipelines are rehearsed the same way.
-A rehearsed operator describes itself as the original does, so labels,
-notes and the shape of saved states stay the same.
+A rehearsed operator describes itself, and shapes its saved states, as
+the original does (``original=``), so labels, notes and states stay the same.
 """
 
 from __future__ import annotations
@@ -65,10 +65,9 @@ class Rehearsal:
         ``awaits``) as ``policy`` says, as a ``then`` (one call at a time) or a
         ``par_then`` (``concurrency`` at once; ``None``: ``CONCURRENCY``)."""
         call = self._waiting(fn, awaits)
-        shown = spec.describe()
         if self.sequential or (concurrency == 1 and ordered and policy.timeout is None):
-            return Then(call, attrs.evolve(policy, timeout=None), shown=shown)
-        return ParThen(call, concurrency or CONCURRENCY, ordered, policy, shown=shown)
+            return Then(call, attrs.evolve(policy, timeout=None), original=spec)
+        return ParThen(call, concurrency or CONCURRENCY, ordered, policy, original=spec)
 
     def opening(self, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
         """``fn``, whose pipelines (``interleave``'s) are rehearsed as they are made."""

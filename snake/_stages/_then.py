@@ -33,13 +33,17 @@ if TYPE_CHECKING:
 class Then(OnePerItem, StageSpec):
     fn: Callable[[Any], Awaitable[Any]]
     policy: ErrorPolicy = ErrorPolicy()
-    #: How it describes itself, rehearsing another operator (see ``_rehearsal``).
-    shown: str | None = attrs.field(default=None, kw_only=True)
+    #: The operator it stands in for in a test (see ``_rehearsal``): it
+    #: describes itself, and shapes its states, as that one.
+    original: Spec | None = attrs.field(default=None, kw_only=True)
 
     advice = "use par_then(...) to run calls concurrently"
 
     def describe(self) -> str:
-        return self.shown or f"then({func_name(self.fn)})"
+        return f"then({func_name(self.fn)})" if self.original is None else self.original.describe()
+
+    def shape(self) -> str:
+        return self.describe() if self.original is None else self.original.shape()
 
     def rehearsed(self, rehearsal: Rehearsal) -> Spec:
         return rehearsal.calls(self, self.fn, self.policy)
