@@ -163,6 +163,8 @@ class ParallelStage:
                         seq += 1
                         start += len(job)
                     held = items[usable:]
+            if self._tuner is not None:
+                self._tuner.done = True
             if held:  # the end of the input: a short last batch
                 await slots.acquire()
                 if self._failed_jobs:

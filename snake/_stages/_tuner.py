@@ -1,33 +1,45 @@
 """``concurrency="auto"``: a parallel stage's concurrency, tuned while it runs.
 
-The tuner watches the stage's calls in rounds, a round being as many calls
-as the concurrency allows at once (about one call's latency). After each
-round it knows the stage's rate, by Little's law: the calls it had running
-on average over the round's time, over their mean latency (a count of calls
+The tuner watches the stage's calls in rounds: a round is as many calls as
+the concurrency when it began (about one call's latency), or ``ROUND``
+times the first round's mean latency if that comes first. After each round
+it knows the stage's rate, by Little's law: the calls it had running on
+average over the round's time, over their mean latency (a count of calls
 finished per second would depend on how their ends bunch up at the round's
 edges), and whether the stage was the limit: whether an input item was
 waiting for room in its window for most of the round, a window mostly of
-calls running (not of results waiting for the stages after it). Only calls started since
-the last change count, and the first round of them is not judged either
-(they may still queue behind the calls before):
+calls running, while the stage did not wait for the stages after it.
 
-- growing (from the start): while the stage is the limit and the last step
-  up raised the rate by ``GAIN`` at least, it steps up again, up to its
-  most: it doubles, or quadruples after a step that raised the rate in
-  proportion (``LINEAR``). A step that did not pay is undone, and it
-  settles there. A stage that is not the limit settles where it is.
-- settled: it keeps the value while the rate holds. Once the rate has moved
-  by more than ``CHANGE`` (the items got slower or faster) while the stage
-  is the limit, it grows again from there.
+- starting: as TCP's slow start, each call that ends while an input item
+  waits for room (and the stage is not waiting for the stages after it)
+  raises the concurrency by ``STEP``, so that it grows about fourfold per
+  latency, with no round lost to judging. The start ends with a round:
+  - whose mean latency is past ``QUEUED`` times the first round's: the calls
+    queue somewhere (a service that serves fewer at once). It settles at
+    ``HEADROOM`` times the calls the rate needs at the first round's latency
+    (Little's law again), below where it started if that is less;
+  - in which the stage is not the limit: it settles at ``HEADROOM`` times
+    the calls it had running, not below where it started;
+  - begun at its most; or begun at twice the value of the round judged
+    last, and not faster than it by ``GAIN``: it settles where it began.
+- settled: it keeps the value while the rate holds. While another stage
+  holds it back (its input, or the stages after it), it falls to
+  ``HEADROOM`` times the calls it had running, never below where it started:
+  the rate it sees is the other stage's, and a consumer that takes items in
+  bursts still finds today's default of them ready. Once the rate has moved
+  by more than ``CHANGE`` while the stage is the limit, or it has become
+  the limit after being held back, it searches up.
+- searching up: only calls started since the last change count, and the
+  first round of them is not judged (they may still queue behind the calls
+  before). While the stage is the limit and the last step up raised the
+  rate by ``GAIN`` at least, it steps up again, up to its most: it doubles,
+  or quadruples after a step that raised the rate in proportion
+  (``LINEAR``). A step that did not pay is undone, and it settles there.
 
-It never goes below where it started, today's fixed default: a stage held
-back by another (its input, or the consumer) keeps it, and a service that
-serves fewer calls at once than that gets the calls queued in its own
-function. Going lower needs a signal those cases do not blur.
-
-Latencies are taken on trio's clock, so under a test's autojump clock the
-whole search is deterministic. Every value tried and its rate are kept for the
-statistics (``TuningStatistics``).
+Once the input has ended, nothing changes: the last calls say nothing of
+the stage's own. Latencies are taken on trio's clock, so under a test's
+autojump clock the whole search is deterministic. Every value tried and its
+rate are kept for the statistics (``TuningStatistics``).
 """
 
 from __future__ import annotations
@@ -60,6 +72,17 @@ CHANGE = 1.5
 LIMITED = 0.5
 #: Nor is it if it waited for the stages after it for this share of the round.
 BLOCKED = 0.1
+#: A round also ends once it has lasted this many times the first round's
+#: mean latency: calls that end only as the stages after take their results
+#: would make rounds long.
+ROUND = 4
+#: While starting, each call that ends raises the concurrency by this many.
+STEP = 3
+#: While starting, a round whose mean latency is this many times the first
+#: round's has calls queuing: the start ends.
+QUEUED = 1.5
+#: It then falls to this many times the calls the rate needs.
+HEADROOM = 1.5
 
 
 @attrs.frozen
@@ -91,10 +114,12 @@ class Tuner:
 
     value: int
     most: int
-    why: str = "growing from where it starts"
+    why: str = f"starting: {STEP} more calls for each that ends while the stage is the limit"
     parked: Callable[[float], float] = lambda now: 0.0
     #: The seconds, so far, the stage has waited for the stages after it.
     blocked: Callable[[], float] = lambda: 0.0
+    #: Set once the input has ended: it changes nothing from then on.
+    done: bool = False
     #: Changes so far: a call counts if it started since the last.
     _generation: int = 0
     #: Such calls running now, and since when that count holds.
@@ -111,11 +136,26 @@ class Tuner:
     _items: int = 0
     _latency: float = 0.0
     _filled: float | None = None
+    #: The calls the round under way is made of: the value when it began.
+    _size: int = attrs.field(default=attrs.Factory(lambda self: self.value, takes_self=True))
+    #: Where it started: a stage not the limit goes no lower.
+    _least: int = attrs.field(default=attrs.Factory(lambda self: self.value, takes_self=True))
+    #: Starting: the first round's mean latency, once known.
+    _starting: bool = True
+    _base: float | None = None
+    #: Since when it last looked (and the seconds parked and blocked by
+    #: then), and whether calls that end now raise the concurrency.
+    _mark: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    _grow: bool = False
+    #: The round judged last, and its rate.
+    _last: tuple[int, float] | None = None
     #: Growing: the value and rate it stepped up from; the next round's rate
     #: is not judged. Settled: the rate it settled at.
     _origin: tuple[int, float] | None = None
-    _ramp: bool = True  # the first round fills the window: not judged either
+    _ramp: bool = False
     _settled: float | None = None
+    #: Settled because the stage is not the limit.
+    _idle: bool = False
     _change: int | None = None
     _rates: dict[int, float] = attrs.Factory(dict)
     _order: list[int] = attrs.Factory(list)
@@ -136,8 +176,13 @@ class Tuner:
         self._ended += 1
         self._items += items
         self._latency += latency
-        if self._ended >= self.value and self._filled is None:
+        assert self._began is not None
+        long = self._base is not None and now - self._began >= ROUND * self._base
+        if self._filled is None and (self._ended >= self._size or long):
             self._filled = now
+        if self._starting and self._grow and self.value < self.most:
+            self.value = min(self.most, self.value + STEP)
+            self._change = self.value
 
     def changed(self) -> int | None:
         """The new concurrency, once, if a round ended with a change."""
@@ -149,11 +194,25 @@ class Tuner:
         round filled at an earlier moment ends."""
         if self._began is None:
             self._began = now
-        if self._since is not None:
+        if self._since is not None and now > self._since:
             self._area += self._running * (now - self._since)
+            self._grows(now)
         self._since = now
         if self._filled is not None and now > self._filled:
             self._close(now)
+
+    def _grows(self, now: float) -> None:
+        """Time moved on to ``now``: whether, since the moment before, an input
+        item waited for room most of the time, and the stage did not wait for
+        the stages after it (integrals over time: the same in whatever order
+        trio runs the tasks of a moment)."""
+        then, parked_then, blocked_then = self._mark
+        parked, blocked = self.parked(now), self.blocked()
+        span = now - then
+        self._grow = (
+            parked - parked_then >= LIMITED * span and blocked - blocked_then <= BLOCKED * span
+        )
+        self._mark = (now, parked, blocked)
 
     def _close(self, now: float) -> None:
         assert self._began is not None
@@ -161,37 +220,90 @@ class Tuner:
         running = self._area / seconds
         # Items per second: calls per second times items per call.
         rate = running * self._items / self._latency if self._latency else math.inf
+        latency = self._latency / self._ended
         parked, blocked = self.parked(now), self.blocked()
         # Room was short, and it was short because of calls running, not of
         # results waiting for the stages after it to take them.
-        is_limit = (
-            parked - self._parked_then >= LIMITED * seconds
-            and running >= LIMITED * self.value
-            and blocked - self._blocked_then < BLOCKED * seconds
+        held_back = (  # by its input, or by the stages after it
+            parked - self._parked_then < LIMITED * seconds
+            or blocked - self._blocked_then >= BLOCKED * seconds
         )
+        is_limit = not held_back and running >= LIMITED * self._size
+        size, ended = self._size, self._ended
         self._began, self._parked_then, self._blocked_then = now, parked, blocked
         self._area, self._ended, self._items = 0.0, 0, 0
-        self._latency, self._filled = 0.0, None
+        self._latency, self._filled, self._size = 0.0, None, self.value
+        if self.done:  # the input has ended: the rest says nothing of the calls
+            return
+        if self._starting:
+            self._start_round(size, rate, (ended / seconds, running), latency, is_limit)
+            return
         if self._ramp:  # the calls of the value before may still have slowed it
             self._ramp = False
             return
         if is_limit or self._settled is None:  # not the rate of an input running dry
-            self._record(rate)
+            self._record(self.value, rate)
         searching = self._settled is None
-        value = self._searched(rate, is_limit) if searching else self._held(rate, is_limit)
+        if searching:
+            value = self._searched(rate, is_limit)
+        else:
+            value = self._held(rate, running if held_back else None, is_limit)
         if value != self.value:
-            self.value, self._change, self._ramp = value, value, True
-            self._generation += 1
-            self._running = 0
+            self.value, self._change = value, value
+            self._restart()
+
+    def _restart(self) -> None:
+        """Count only the calls started from now on, after a round of ramp."""
+        self._ramp, self._size = True, self.value
+        self._generation += 1
+        self._running = 0
+
+    def _start_round(
+        self,
+        size: int,
+        rate: float,
+        calls: tuple[float, float],
+        latency: float,
+        is_limit: bool,
+    ) -> None:
+        """A round of the start, begun at ``size``, ended: go on, or end the
+        start; ``calls`` are its calls per second and its calls running."""
+        if is_limit or size not in self._rates:
+            self._record(size, rate)
+        if self._base is None:
+            self._base = latency
+        if self._base and latency > QUEUED * self._base:
+            value = self._fit(calls[0] * self._base, 1)
+            why = f"settled at {value}: calls queued beyond it ({latency / self._base:.1f}x"
+            why += " the first latency)"
+        elif not is_limit:
+            value, why = self._fit(calls[1], self._least), "settled: the stage is not the limit"
+        elif size >= self.most:
+            value, why = self.value, f"settled at its most, {self.most}"
+        elif self._last is not None and size >= 2 * self._last[0] and rate < GAIN * self._last[1]:
+            value, why = size, f"settled: {self.value} was no faster"
+        else:
+            if self._last is None or size >= 2 * self._last[0]:
+                self._last = (size, rate)
+            return
+        # Settled; the rate it settles at is the next round's, at that value.
+        self._starting, self._settled, self._idle, self.why = False, -1.0, not is_limit, why
+        if value != self.value:
+            self.value = self._change = value
+        self._restart()
+
+    def _fit(self, needed: float, least: int) -> int:
+        """``needed`` calls at once, with headroom, from ``least`` up to the value now."""
+        return max(least, min(self.value, math.ceil(HEADROOM * needed)))
 
     def statistics(self) -> TuningStatistics:
         tried = tuple((v, self._rates[v]) for v in self._order)
         return TuningStatistics(self.value, tried, self.why)
 
-    def _record(self, rate: float) -> None:
-        if self.value not in self._rates:
-            self._order.append(self.value)
-        self._rates[self.value] = rate
+    def _record(self, value: int, rate: float) -> None:
+        if value not in self._rates:
+            self._order.append(value)
+        self._rates[value] = rate
 
     def _searched(self, rate: float, is_limit: bool) -> int:
         origin, self._origin = self._origin, None
@@ -208,14 +320,25 @@ class Tuner:
         self.why = "growing: each step so far was faster"
         return min(self.most, (4 if linear else 2) * self.value)
 
-    def _held(self, rate: float, is_limit: bool) -> int:
-        assert self._settled is not None
-        moved = not self._settled / CHANGE <= rate <= self._settled * CHANGE
-        if moved and is_limit and self.value < self.most:
-            self._settled = None
+    def _held(self, rate: float, running: float | None, is_limit: bool) -> int:
+        """Settled: keep the value, search up, or fall to the ``running``
+        calls (with headroom) of a stage another holds back."""
+        settled = self._settled
+        assert settled is not None
+        if settled < 0:  # the first round at the value it settled at
+            self._settled = rate
+            return self.value
+        moved = not settled / CHANGE <= rate <= settled * CHANGE
+        if is_limit and self.value < self.most and (moved or self._idle):
+            self._settled, self._idle = None, False
             self._origin = (self.value, rate)
-            self.why = "growing again: the rate changed"
+            self.why = "growing again: the " + ("rate changed" if moved else "stage is the limit")
             return min(self.most, 2 * self.value)
+        if running is not None:  # what keeps up with the rate it is given
+            self._idle = True
+            if (fit := self._fit(running, self._least)) < self.value:
+                self._settled, self.why = -1.0, "settled: the stage is not the limit"
+                return fit
         if moved:
             self._settled = rate
         return self.value
