@@ -1,16 +1,16 @@
-"""Automatic tuning's baselines: today's default concurrency against the best fixed
-setting found by a grid search in the same run, on the four workloads of issue 20.
+"""Automatic tuning: ``concurrency="auto"`` against today's default concurrency
+and against the best fixed setting found by a grid search in the same run, on
+the four workloads of issue 20.
 
-The tuner (``concurrency="auto"``) is not built yet: these tables are the
-baselines it will be judged against. Each workload builds its pipeline from
-one function of the setting, ``pipeline(setting)``: ``None`` for today's
-default (the argument left out, as a user writes it), a grid value, or
-``"auto"``. When snake accepts ``"auto"`` for a workload's stages, the
-workload gets one more row, ``auto``, run interleaved with the others, and
-judged against the issue's goals: ``auto`` >= 0.9x the items/s of the best
-fixed setting on every workload, and >= 3x today's default on (io), with the
-items held within the pipeline's memory bound. Until then, a line under each
-table says that snake rejects ``"auto"``, and why.
+Each workload builds its pipeline from one function of the setting,
+``pipeline(setting)``: ``None`` for today's default (the argument left out,
+as a user writes it), a grid value, or ``"auto"``. Where snake accepts
+``"auto"`` for a workload's stages, the workload has one more row, ``auto``,
+run interleaved with the others, and judged against the issue's goals:
+``auto`` >= 0.9x the items/s of the best fixed setting on every workload,
+and >= 3x today's default on (io), with the items held within the
+pipeline's memory bound. Where it does not, a line under the table says
+that snake rejects ``"auto"``, and why.
 
 Four workloads, a table each:
 

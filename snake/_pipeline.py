@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any, Generic, Literal, NoReturn, TypeVar, overload
 
 import attrs
@@ -560,8 +561,15 @@ class Pipeline(Generic[T]):
         move.__name__ = move.__qualname__ = f"to_device_{name.replace(':', '_')}"
         return self._add(ParMap(move, 1, True, "thread", WorkerOptions()))
 
-    def prefetch(self, n: int) -> Pipeline[T]:
+    def prefetch(self, n: int | Literal["auto"]) -> Pipeline[T]:
         """A buffer of ``n`` items: the stages before run ahead of those after.
+
+        ``"auto"``: a buffer that sizes itself, as tf.data's autotuned
+        prefetch does. It starts at 2 items and doubles each time the
+        stages after it find it empty after it had been full while they
+        were busy (they take items in bursts), up to 1,024 items and 256 MiB
+        of the arrays, tensors and ``bytes`` it holds, or its share of
+        ``memory_budget``.
 
         Example:
             >>> list(snake.from_iterable(range(3)).prefetch(2))
@@ -569,7 +577,7 @@ class Pipeline(Generic[T]):
         """
         from ._stages._prefetch import Prefetch
 
-        return self._add(Prefetch(check.check_int(n, "n", minimum=1)))
+        return self._add(Prefetch(check.check_concurrency(n, "n")))
 
     def through(self, fn: Callable[[AsyncIterator[T]], AsyncIterator[U]], /) -> Pipeline[U]:
         """What the async generator ``fn(items)`` yields, reading all the items in turn.
@@ -622,6 +630,7 @@ class Pipeline(Generic[T]):
         progress: bool = False,
         report: Callable[[Statistics], object] | None = None,
         report_every: float = 1.0,
+        memory_budget: int | None = None,
     ) -> AbstractAsyncContextManager[PipelineReceiver[T]]:
         """Run the pipeline for the duration of an ``async with`` block.
 
@@ -643,6 +652,10 @@ class Pipeline(Generic[T]):
           report: called with the :class:`snake.Statistics` every
             ``report_every`` seconds and once at the end: for your logger
             or TensorBoard.
+          memory_budget: bytes that the stages with an ``"auto"`` setting
+            (``concurrency="auto"``, ``prefetch("auto")``) may hold in all,
+            shared equally, of the items snake weighs (arrays, tensors,
+            ``bytes``). ``None``: their own bounds only.
 
         Raises:
           Exception: a stage's error as itself, with a note naming the stage
@@ -657,7 +670,7 @@ class Pipeline(Generic[T]):
             a
             b
         """
-        run = self._run(epoch, state, progress, report, report_every)
+        run = self._run(epoch, state, progress, report, report_every, memory_budget)
         return opened(run)
 
     def _run(
@@ -667,11 +680,12 @@ class Pipeline(Generic[T]):
         progress: bool,
         report: Callable[[Statistics], object] | None,
         report_every: float,
+        memory_budget: int | None,
     ) -> Run:
         if epoch is not None:
             check.check_int(epoch, "epoch", minimum=0)
         reporting = Reporting(report, report_every, progress)
-        return Run.start(self._specs, self._runs, epoch, state, reporting)
+        return Run.start(self._specs, self._runs, epoch, state, reporting, memory_budget)
 
     async def collect(
         self,
@@ -681,16 +695,18 @@ class Pipeline(Generic[T]):
         progress: bool = False,
         report: Callable[[Statistics], object] | None = None,
         report_every: float = 1.0,
+        memory_budget: int | None = None,
     ) -> list[T]:
         """Run the pipeline to the end and return its items as a list.
 
-        ``epoch``, ``progress``, ``report`` and ``report_every`` as for ``open``.
+        ``epoch``, ``progress``, ``report``, ``report_every`` and
+        ``memory_budget`` as for ``open``.
 
         Example:
             >>> trio.run(snake.from_iterable(range(3)).collect)
             [0, 1, 2]
         """
-        run = self._run(epoch, state, progress, report, report_every)
+        run = self._run(epoch, state, progress, report, report_every, memory_budget)
         try:
             return await collected(run)
         except BaseException as exc:
@@ -707,6 +723,7 @@ class Pipeline(Generic[T]):
         progress: bool = False,
         report: Callable[[Statistics], object] | None = None,
         report_every: float = 1.0,
+        memory_budget: int | None = None,
     ) -> None:
         """Run the pipeline, sending each item into ``channel``, then close it.
 
@@ -714,7 +731,8 @@ class Pipeline(Generic[T]):
         send_channel)``. ``channel`` is closed when the run ends, by an error
         or a cancel too, so its readers see the end. A reader that closed its
         side stops the run with ``trio.BrokenResourceError``. ``epoch``,
-        ``progress``, ``report`` and ``report_every`` as for ``open``.
+        ``progress``, ``report``, ``report_every`` and ``memory_budget`` as
+        for ``open``.
 
         Example:
             >>> async def main():
@@ -725,7 +743,10 @@ class Pipeline(Generic[T]):
             ['a', 'b']
         """
         try:
-            await sent(lambda: self._run(epoch, state, progress, report, report_every), channel)
+            start = functools.partial(
+                self._run, epoch, state, progress, report, report_every, memory_budget
+            )
+            await sent(start, channel)
         except BaseException as exc:
             trimmed(exc)
             raise  # as it is: from the caller straight to the user's frames
@@ -753,17 +774,18 @@ class Pipeline(Generic[T]):
         progress: bool = False,
         report: Callable[[Statistics], object] | None = None,
         report_every: float = 1.0,
+        memory_budget: int | None = None,
     ) -> PipelineIterator[T]:
-        """``iter(pipeline)``, with ``epoch``, ``progress``, ``report`` and
-        ``report_every`` as for ``open``; ``report`` is called in the
-        pipeline's thread.
+        """``iter(pipeline)``, with ``epoch``, ``progress``, ``report``,
+        ``report_every`` and ``memory_budget`` as for ``open``; ``report`` is
+        called in the pipeline's thread.
 
         Example:
             >>> shuffled = snake.from_iterable(range(4)).shuffle(4, seed=0)
             >>> list(shuffled.iterate(epoch=0)), list(shuffled.iterate(epoch=1))
             ([1, 0, 3, 2], [1, 2, 3, 0])
         """
-        return iterated(self._run(epoch, state, progress, report, report_every))
+        return iterated(self._run(epoch, state, progress, report, report_every, memory_budget))
 
     def __aiter__(self) -> NoReturn:
         raise TypeError(

@@ -20,7 +20,7 @@ import trio
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from ._stages._tuner import Tuner, TuningStatistics
+    from ._stages._tuner import TuningStatistics
 
 #: Latency samples a stage keeps (the most recent ones) for its percentiles.
 SAMPLES = 2048
@@ -40,8 +40,8 @@ class StageClock:
     #: A parallel stage's calls or jobs in flight now, and its most.
     in_flight: Callable[[], int] | None = None
     concurrency: int | None = None
-    #: Its concurrency's tuner, for ``concurrency="auto"``.
-    tuner: Tuner | None = None
+    #: What its tuner chose, for an ``"auto"`` setting.
+    tuning: Callable[[], TuningStatistics] | None = None
 
     def end(self) -> None:
         if self.ended is None:
@@ -74,7 +74,8 @@ class StageStatistics:
     buffered: int = 0
     #: What to try if this stage is the bottleneck, from its operator.
     advice: str = ""
-    #: With ``concurrency="auto"``: what its tuner chose, and why.
+    #: With an ``"auto"`` setting (``concurrency="auto"``,
+    #: ``prefetch("auto")``): what its tuner chose, and why.
     tuning: TuningStatistics | None = None
 
     @property
@@ -236,5 +237,5 @@ def _stage(figures: Figures, now: float) -> StageStatistics:
         clock.concurrency,
         figures.buffered,
         figures.advice,
-        None if clock.tuner is None else clock.tuner.statistics(),
+        None if clock.tuning is None else clock.tuning(),
     )

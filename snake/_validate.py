@@ -55,13 +55,13 @@ def check_int(value: object, name: str, *, minimum: int) -> int:
     return value
 
 
-def check_concurrency(value: object) -> int | Literal["auto"]:
-    """A concurrency: an int >= 1, or ``"auto"`` (tuned while it runs)."""
+def check_concurrency(value: object, name: str = "concurrency") -> int | Literal["auto"]:
+    """A concurrency (or a size): an int >= 1, or ``"auto"`` (tuned while it runs)."""
     if value == "auto":
         return "auto"
     if isinstance(value, str):
-        raise ValueError(f'`concurrency` must be an int >= 1 or "auto", got {value!r}')
-    return check_int(value, "concurrency", minimum=1)
+        raise ValueError(f'`{name}` must be an int >= 1 or "auto", got {value!r}')
+    return check_int(value, name, minimum=1)
 
 
 def check_seconds(value: object, name: str, *, finite: bool = False) -> float:

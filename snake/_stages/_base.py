@@ -103,6 +103,11 @@ class Spec(ABC):
         """The pipelines it runs nested (``concat``'s, ``repeat``'s)."""
         return ()
 
+    def tuned(self) -> bool:
+        """Whether a setting of it is ``"auto"``: sized while it runs, within
+        its share of the run's ``memory_budget`` (see ``_budget``)."""
+        return False
+
     #: It draws at random with no seed of its own (a ``shuffle()``).
     unseeded: ClassVar[bool] = False
 
@@ -192,6 +197,9 @@ class Context:
     #: Where it and its workers' steps resume from, one entry each; empty
     #: for a fresh run.
     saved: tuple[Saved, ...] = ()
+    #: With an ``"auto"`` setting: its share of the run's ``memory_budget``,
+    #: in bytes (``None``: no budget).
+    memory: int | None = None
 
 
 class OnePerItem:

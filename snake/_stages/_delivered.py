@@ -224,6 +224,9 @@ class MaybeUnordered:
     def reorders(self) -> bool:
         return not self.ordered
 
+    def tuned(self) -> bool:
+        return self.concurrency == "auto"
+
     absorbs = True
 
 

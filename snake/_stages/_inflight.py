@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
+from .._budget import slots
 from .._chunking import DownstreamClosed, Inbox, Outbox, Pacer
 from .._errors import carried
 from .._nursery import open_nursery
@@ -72,6 +73,7 @@ class ParallelStage:
         tuner: Tuner | None = None,
         per: int = 1,
         on_tuned: Callable[[int], object] | None = None,
+        memory: int | None = None,
     ) -> None:
         self.failures = failures
         self._clock: StageClock | None = None
@@ -85,6 +87,9 @@ class ParallelStage:
         self._large = concurrency if large is None else large
         self._window = Window(min(self._large, concurrency) if start_large else concurrency)
         self._results_large = start_large  # until the first job's are weighed
+        # Its share of the run's memory budget, and the most a job's results
+        # have weighed: the window holds no more jobs than fit in it.
+        self._memory, self._job_bytes = memory, 0
         # The tuner's value is calls or jobs at once; the window holds ``per``
         # as many, and ``on_tuned`` hears of each new value.
         self._tuner, self._per, self._on_tuned = tuner, per, on_tuned
@@ -105,8 +110,8 @@ class ParallelStage:
         if clock is not None:
             clock.concurrency = self._concurrency
             clock.in_flight = lambda: slots.used
-            clock.tuner = self._tuner
             if self._tuner is not None:
+                clock.tuning = self._tuner.statistics
                 self._tuner.blocked = lambda: clock.waiting_for_output
         closed = False
         # Closed only once every job has ended: a job finishing while the
@@ -204,6 +209,7 @@ class ParallelStage:
                 self._tuner.ended(now, now - began, tuned, len(items))
                 self._tuned(self._tuner.changed())
             self._results_large = done.nbytes >= CHUNK_BYTES * len(done.results) > 0
+            self._job_bytes = max(self._job_bytes, done.nbytes)
             self._resize()
             done_send.send_nowait((seq, _Ran(base, len(items), done)))
 
@@ -218,9 +224,15 @@ class ParallelStage:
             self._resize()
 
     def _resize(self) -> None:
-        """The window for the concurrency, in large items while results are large."""
+        """The window for the concurrency, in large items while results are
+        large, and within its share of the memory budget."""
         concurrency = self._concurrency
-        self._window.resize(min(self._large, concurrency) if self._results_large else concurrency)
+        limit = min(self._large, concurrency) if self._results_large else concurrency
+        if (room := slots(self._memory, self._job_bytes)) is not None:
+            limit = min(limit, room)
+            if self._tuner is not None:
+                self._tuner.hold(max(1, room // self._per))
+        self._window.resize(limit)
 
     def _fail(self, base: int, exc: Exception) -> None:
         # Keep the earliest item's error and stop the stage; the run method

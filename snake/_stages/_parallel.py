@@ -137,6 +137,7 @@ class ParThen(MaybeUnordered, OnePerItem, StageSpec):
         return ParallelStage(
             call, concurrency, positions(context, self.ordered, failures),
             Pacer(maximum=1), failures=failures, large=LARGE_CALLS, tuner=tuner,
+            memory=context.memory,
         )  # fmt: skip
 
 
@@ -227,4 +228,5 @@ class ParMap(MaybeUnordered, OnePerItem, StageSpec):
         return ParallelStage(
             call, window, where, sizer, unit, failures, large, start_large=True, tuner=tuner,
             per=JOB_WINDOW, on_tuned=lambda value: setattr(running, "total_tokens", value),
+            memory=context.memory,
         )  # fmt: skip

@@ -87,18 +87,20 @@ HEADROOM = 1.5
 
 @attrs.frozen
 class TuningStatistics:
-    """What the tuner of a stage with ``concurrency="auto"`` chose, and why."""
+    """What the tuner of a stage with an ``"auto"`` setting chose, and why."""
 
-    #: The concurrency now, and each value tried with its rate (items/s),
-    #: in the order tried (the last rate at each).
+    #: The setting now, and each value tried with its rate (items/s), in the
+    #: order tried (the last rate at each).
     value: int
     tried: tuple[tuple[int, float], ...]
     why: str
+    #: The setting tuned, ``"concurrency"`` or ``"prefetch"`` (its size).
+    setting: str = "concurrency"
 
     def line(self) -> str:
         """The statistics table's line for it."""
         rates = ", ".join(f"{v}: {r:,.0f}/s" for v, r in sorted(self.tried))
-        return f"concurrency auto: {self.value} ({self.why}; items/s at each: {rates or '-'})"
+        return f"{self.setting} auto: {self.value} ({self.why}; items/s at each: {rates or '-'})"
 
 
 @attrs.define(eq=False)
@@ -138,6 +140,9 @@ class Tuner:
     _filled: float | None = None
     #: The calls the round under way is made of: the value when it began.
     _size: int = attrs.field(default=attrs.Factory(lambda self: self.value, takes_self=True))
+    _most_why: str = attrs.field(
+        default=attrs.Factory(lambda self: f"settled at its most, {self.most}", takes_self=True)
+    )
     #: Where it started: a stage not the limit goes no lower.
     _least: int = attrs.field(default=attrs.Factory(lambda self: self.value, takes_self=True))
     #: Starting: the first round's mean latency, once known.
@@ -183,6 +188,15 @@ class Tuner:
         if self._starting and self._grow and self.value < self.most:
             self.value = min(self.most, self.value + STEP)
             self._change = self.value
+
+    def hold(self, most: int) -> None:
+        """Its stage's share of the memory budget allows ``most`` at most."""
+        if most < self.most:
+            self.most, self._least = most, min(self._least, most)
+            if self.value > most:
+                self.value = self._change = most
+                self.why = f"held at {most} by its share of the memory budget"
+            self._most_why = f"settled at {most}, what its share of the memory budget holds"
 
     def changed(self) -> int | None:
         """The new concurrency, once, if a round ended with a change."""
@@ -279,7 +293,7 @@ class Tuner:
         elif not is_limit:
             value, why = self._fit(calls[1], self._least), "settled: the stage is not the limit"
         elif size >= self.most:
-            value, why = self.value, f"settled at its most, {self.most}"
+            value, why = self.value, self._most_why
         elif self._last is not None and size >= 2 * self._last[0] and rate < GAIN * self._last[1]:
             value, why = size, f"settled: {self.value} was no faster"
         else:
@@ -312,7 +326,7 @@ class Tuner:
         if not is_limit:
             return self._settle((self.value, rate), "settled: the stage is not the limit")
         if self.value >= self.most:
-            return self._settle((self.value, rate), f"settled at its most, {self.most}")
+            return self._settle((self.value, rate), self._most_why)
         # Calls that do not slow each other down: the rate grew with the
         # value, so the next step is longer.
         linear = origin is not None and rate >= LINEAR * self.value / origin[0] * origin[1]

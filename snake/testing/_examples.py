@@ -176,8 +176,8 @@ def repeats(times: int | None) -> Op:
     return Op(f"repeat({times})", lambda p: p.repeat(times), lambda it: repeated(it, times))
 
 
-def prefetched(n: int) -> Op:
-    return Op(f"prefetch({n})", lambda p: p.prefetch(n), lambda it: it)
+def prefetched(n: int | Literal["auto"]) -> Op:
+    return Op(f"prefetch({n!r})", lambda p: p.prefetch(n), lambda it: it)
 
 
 # --- examples: stages -----------------------------------------------------------

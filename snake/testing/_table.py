@@ -334,7 +334,11 @@ OPERATORS: list[Operator] = [
     # repeat() of an empty pipeline never ends (where itertools.cycle would):
     # the property suites, whose chains can empty a stream, do not draw it.
     Operator("repeat", repeats(None), label="repeat for ever", endless=True),
-    Operator("prefetch", prefetched(3), draw=lambda draw, d: prefetched(draw(st.integers(1, 20)))),
+    Operator(
+        "prefetch",
+        prefetched(3),
+        draw=lambda draw, d: prefetched(draw(st.integers(1, 20) | st.just("auto"))),
+    ),
     # Combinators: the pipeline under test runs nested in their stage.
     Operator("concat", concatenated()),
     Operator("zip", zipped()),
