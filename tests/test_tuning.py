@@ -123,6 +123,20 @@ def test_it_grows_within_a_few_hundred_items() -> None:
     assert values_seen(uneven, 100, {50})[50] >= 100
 
 
+@pytest.mark.parametrize("kinds", [3, 8])
+def test_calls_of_unequal_latency_do_not_look_queued(kinds: int) -> None:
+    # The first calls to end are the fast ones: the latency the later rounds
+    # are held against is the mean of all the first round's calls.
+    async def uneven(x: int) -> int:
+        await trio.sleep((x % kinds) * LATENCY)
+        return x
+
+    _, [stage] = tuned(snake.from_iterable(range(3_000)).par_then(uneven, concurrency="auto"))
+    assert stage.tuning is not None
+    assert stage.tuning.value >= PAR_THEN_MOST // 2, stage.tuning
+    assert "queued" not in stage.tuning.why
+
+
 def test_it_goes_below_where_it_started_for_a_service_of_fewer_calls() -> None:
     seen = values_seen(service(2), 1_000, {100, 999})
     assert 2 <= seen[100] < PAR_THEN_START

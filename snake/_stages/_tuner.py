@@ -52,6 +52,8 @@ import attrs
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+#: What ``started`` gives for a call of the first round (of generation 0).
+FIRST = -1
 #: Where a ``par_then`` with ``concurrency="auto"`` starts, and its most.
 PAR_THEN_START = 16
 PAR_THEN_MOST = 1024
@@ -148,6 +150,8 @@ class Tuner:
     #: Starting: the first round's mean latency, once known.
     _starting: bool = True
     _base: float | None = None
+    #: The first round's calls: started, ended, and their latencies' sum.
+    _first: list[float] = attrs.Factory(lambda: [0, 0, 0.0])
     #: Since when it last looked (and the seconds parked and blocked by
     #: then), and whether calls that end now raise the concurrency.
     _mark: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -166,15 +170,22 @@ class Tuner:
     _order: list[int] = attrs.Factory(list)
 
     def started(self, now: float) -> int:
-        """A call starts at ``now``; what to give ``ended`` for it."""
+        """A call starts at ``now``; what to give ``ended`` for it (``FIRST``
+        for one of the first round's calls)."""
         self._moment(now)
         self._running += 1
+        if self._first[0] < self._least:
+            self._first[0] += 1
+            return FIRST
         return self._generation
 
     def ended(self, now: float, latency: float, started: int, items: int = 1) -> None:
         """A call ended at ``now`` after ``latency`` seconds, with ``items``
         items (a ``par_map`` job's); ``started`` is what ``started`` gave it."""
         self._moment(now)
+        if started == FIRST:
+            self._first_ended(latency)
+            started = 0
         if started != self._generation:
             return  # started before the last change
         self._running -= 1
@@ -214,6 +225,16 @@ class Tuner:
         self._since = now
         if self._filled is not None and now > self._filled:
             self._close(now)
+
+    def _first_ended(self, latency: float) -> None:
+        """One of the first round's calls ended: once they all have, their
+        mean latency is the calls' own (the calls that end first are the
+        fast ones: the first round's own mean would be too low)."""
+        first = self._first
+        first[1] += 1
+        first[2] += latency
+        if first[1] == self._least:
+            self._base = first[2] / first[1]
 
     def _grows(self, now: float) -> None:
         """Time moved on to ``now``: whether, since the moment before, an input
@@ -284,8 +305,8 @@ class Tuner:
         start; ``calls`` are its calls per second and its calls running."""
         if is_limit or size not in self._rates:
             self._record(size, rate)
-        if self._base is None:
-            self._base = latency
+        if self._base is None:  # it grows on until the first round's calls have ended
+            return
         if self._base and latency > QUEUED * self._base:
             value = self._fit(calls[0] * self._base, 1)
             why = f"settled at {value}: calls queued beyond it ({latency / self._base:.1f}x"
