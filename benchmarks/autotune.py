@@ -1,6 +1,6 @@
 """Automatic tuning: ``concurrency="auto"`` against today's default concurrency
 and against the best fixed setting found by a grid search in the same run, on
-the four workloads of issue 20.
+the four workloads of issue 20; and ``prefetch("auto")`` on a fifth.
 
 Each workload builds its pipeline from one function of the setting,
 ``pipeline(setting)``: ``None`` for today's default (the argument left out,
@@ -12,7 +12,7 @@ and >= 3x today's default on (io), with the items held within the
 pipeline's memory bound. Where it does not, a line under the table says
 that snake rejects ``"auto"``, and why.
 
-Four workloads, a table each:
+Five workloads, a table each:
 
 (io)     2,000 calls (``--quick``: 400) of 50 ms latency each,
          ``par_then(wait)`` with ``wait`` an ``await trio.sleep(0.05)``, then
@@ -38,6 +38,12 @@ Four workloads, a table each:
          about 50 µs per item for the first half, then about 1 ms (20x) for
          the second (calibrated at start). Grid: concurrency 1, 2, 3, 4, 6
          processes; today's default is ``concurrency=None``, one per CPU.
+(bursts) a consumer that takes items in bursts: 640 items (``--quick``:
+         256) of a MiB, each read by ``then`` in 5 ms (an async sleep),
+         taken 32 at a time, each burst then a training step of 160 ms
+         (an async sleep). Grid: ``prefetch(n)`` after the read, n = 2, 8,
+         32 or 64; today's default is no prefetch. ``auto`` is
+         ``prefetch("auto")``.
 
 How it is measured: the machine is shared and noisy, so the contenders of
 a workload run interleaved, round-robin (A, B, C, A, B, C, ...), for
@@ -206,6 +212,9 @@ class Grid(Workload, Generic[S]):
         """``n`` for the warm-up round."""
         return self.n
 
+    async def consumed(self, tally: Tally) -> None:
+        """What the consumer does after each item: nothing, by default."""
+
     # --- the contenders ----------------------------------------------------------
 
     def metric(self) -> Metric:
@@ -258,6 +267,7 @@ class Grid(Workload, Generic[S]):
                 nursery.start_soon(sample_held, items, held)
             async for item in items:
                 tally.add(item)
+                await self.consumed(tally)
             nursery.cancel_scope.cancel()
         return time.perf_counter() - began, tally.result(), held[0]
 
@@ -568,9 +578,79 @@ class Shift(Grid[int]):
         )
 
 
+# --- (bursts) a consumer that takes items in bursts: prefetch's size ------------------
+
+BURST_ITEMS = Count(full=640, quick=256)
+BURST_WARM = 64
+#: Items of a MiB, each read in 5 ms; taken 32 at a time, then a step as long
+#: as reading 32 takes.
+BURST_BYTES = 2**20
+BURST_READ = 0.005
+BURST = 32
+#: prefetch's size; 0: no prefetch, today's default.
+BURST_GRID = (0, 2, 8, 32, 64)
+
+
+async def read_large(i: int) -> Any:
+    """A read of ``BURST_READ`` seconds that gives a MiB: an image, a shard."""
+    import numpy as np
+
+    await trio.sleep(BURST_READ)
+    return np.full(BURST_BYTES // 8, i, dtype=np.int64)
+
+
+class FirstInts(Ints):
+    """Ints, each the first of an array's."""
+
+    def add(self, item: Any) -> None:
+        super().add(int(item[0]))
+
+
+@dataclass
+class Bursts(Grid[int]):
+    def title(self, rounds: int) -> str:
+        return (
+            f"(bursts) {self.n} items of {BURST_BYTES // 2**20} MiB read in "
+            f"{BURST_READ * 1e3:g} ms each (then(read)), taken {BURST} at a time, each "
+            f"burst then a step of {BURST * BURST_READ * 1e3:g} ms; prefetch's size; "
+            f"median of {rounds} rounds"
+        )
+
+    def label(self, setting: int | Auto) -> str:
+        if setting == AUTO:
+            return 'prefetch("auto")'
+        return "no prefetch" if setting == 0 else f"prefetch({setting})"
+
+    def pipeline(self, setting: int | Auto | None) -> snake.Pipeline[Any]:
+        read = snake.from_iterable(range(self.n)).then(read_large)
+        return read if not setting else read.prefetch(setting)
+
+    def tally(self) -> Tally:
+        return FirstInts()
+
+    async def consumed(self, tally: Tally) -> None:
+        assert isinstance(tally, Ints)
+        if tally.count % BURST == 0:
+            await trio.sleep(BURST * BURST_READ)  # a training step
+
+    def expected(self) -> tuple[int, float]:
+        return tally_of(range(self.n))
+
+    def warm_size(self) -> int:
+        return min(self.n, BURST_WARM)
+
+    def judge(self, table: Table) -> None:
+        super().judge(table)
+        table.notes.append(
+            f"reading and the steps each take {self.n * BURST_READ:g} s in all: overlapped, "
+            "the run takes that; today's default: no prefetch (the channels between stages "
+            "hold a few large items)"
+        )
+
+
 # --- command line ----------------------------------------------------------------
 
-WORKLOADS = ("io", "seed", "images", "shift")
+WORKLOADS = ("io", "seed", "images", "shift", "bursts")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -580,7 +660,8 @@ def _parser() -> argparse.ArgumentParser:
         "(see the module docstring for how to read the tables).",
         WORKLOADS,
         f"io: {IO_CALLS.quick:,} calls, seed: {SEED_ITEMS.quick} items, "
-        f"images: {IMAGES.quick}, shift: {SHIFT_ITEMS.quick:,} items",
+        f"images: {IMAGES.quick}, shift: {SHIFT_ITEMS.quick:,} items, "
+        f"bursts: {BURST_ITEMS.quick} items",
     )
 
 
@@ -607,6 +688,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "shift" in args.only:
         loops = calibrate(SHIFT_SLOW)
         workloads["shift"] = Shift(SHIFT_ITEMS.pick(quick), SHIFT_GRID, cpu_count(), loops=loops)
+    workloads["bursts"] = Bursts(BURST_ITEMS.pick(quick), BURST_GRID, 0)
     run_chosen(workloads, args)
     return 0
 
