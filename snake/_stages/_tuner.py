@@ -150,7 +150,9 @@ class Tuner:
     #: Starting: the first round's mean latency, once known.
     _starting: bool = True
     _base: float | None = None
-    #: The first round's calls: started, ended, and their latencies' sum.
+    #: The first round's calls: how many, and of those, started, ended, and
+    #: their latencies' sum.
+    _first_calls: int = attrs.field(default=attrs.Factory(lambda self: self.value, takes_self=True))
     _first: list[float] = attrs.Factory(lambda: [0, 0, 0.0])
     #: Since when it last looked (and the seconds parked and blocked by
     #: then), and whether calls that end now raise the concurrency.
@@ -174,7 +176,7 @@ class Tuner:
         for one of the first round's calls)."""
         self._moment(now)
         self._running += 1
-        if self._first[0] < self._least:
+        if self._first[0] < self._first_calls:
             self._first[0] += 1
             return FIRST
         return self._generation
@@ -218,7 +220,7 @@ class Tuner:
         """Time moves on to ``now``: the calls running count until then, and a
         round filled at an earlier moment ends."""
         if self._began is None:
-            self._began = now
+            self._began, self._mark = now, (now, self.parked(now), self.blocked())
         if self._since is not None and now > self._since:
             self._area += self._running * (now - self._since)
             self._grows(now)
@@ -233,7 +235,7 @@ class Tuner:
         first = self._first
         first[1] += 1
         first[2] += latency
-        if first[1] == self._least:
+        if first[1] == self._first_calls:
             self._base = first[2] / first[1]
 
     def _grows(self, now: float) -> None:
