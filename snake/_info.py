@@ -25,6 +25,8 @@ import attrs
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
+    from ._auto import Kept
+
 
 @attrs.frozen
 class Epoch:
@@ -73,6 +75,8 @@ class Runs:
     def __init__(self) -> None:
         self._next = 0
         self._seed: int | None = None
+        #: Where each ``"auto"`` stage's tuning ended, by stage (see ``_auto``).
+        self.kept: dict[int, Kept] = {}
 
     def resumed(self, epoch: int, seed: int) -> Epoch:
         """The epoch of a run resumed from a state saved in ``epoch`` of a

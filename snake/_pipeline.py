@@ -318,9 +318,10 @@ class Pipeline(Generic[T]):
 
         Args:
           concurrency: most calls in flight at once; ``"auto"``: tuned while
-            it runs, from 16 up to 1,024, stepped up while that makes the
-            stage faster and it is what holds the pipeline back (the
-            statistics say what it chose, and why).
+            it runs, from 16 up to 1,024: it grows while the stage is what
+            holds the pipeline back and comes down when the calls queue or
+            another stage holds it back; the next epoch starts where the
+            last ended (the statistics say what it chose, and why).
           ordered: keep input order; with ``False``, results leave as they
             complete.
           errors: ``"raise"`` or ``"skip"``, as for :meth:`then`.
@@ -569,7 +570,8 @@ class Pipeline(Generic[T]):
         stages after it find it empty after it had been full while they
         were busy (they take items in bursts), up to 1,024 items and 256 MiB
         of the arrays, tensors and ``bytes`` it holds, or its share of
-        ``memory_budget``.
+        ``memory_budget``. Run again (the next epoch), it starts at the size
+        it reached.
 
         Example:
             >>> list(snake.from_iterable(range(3)).prefetch(2))

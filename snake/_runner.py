@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from . import _budget, _checkpoint, _info
+from . import _checkpoint, _info
 from ._chunking import CHANNEL_CHUNKS, DownstreamClosed, Inbox, Outbox, Taken
 from ._errors import carried, uncarried
 from ._nursery import open_nursery, raise_as_is
@@ -39,6 +39,7 @@ from ._workers._options import WorkerOptions, cpu_count
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
+    from ._auto import AutoRun
     from ._checkpoint import Resume
     from ._workers._options import MapOptions
     from ._workers._persistent import persistent_workers
@@ -80,22 +81,22 @@ async def open_pipeline(
     reporting: Reporting = Reporting(),
     kept: persistent_workers | None = None,
     resume: Resume | None = None,
-    memory: int | None = None,
+    auto: AutoRun | None = None,
 ) -> AsyncIterator[PipelineReceiver[Any]]:
     """Run a pipeline for the duration of the block; see ``Pipeline.open``.
 
     ``epoch`` is the run's; ``kept``, the ``persistent_workers`` scope it
     takes its worker processes from, if any; ``output_chunks`` is the buffer of the last
     channel, the one ``items`` reads from; ``reporting``, what to report
-    while it runs; ``resume``, the loaded state it resumes from; ``memory``,
-    its ``memory_budget`` (see ``_budget``). Here errors
+    while it runs; ``resume``, the loaded state it resumes from; ``auto``,
+    what its ``"auto"`` stages are given (see ``_auto``). Here errors
     leave snake: a user's exception group, carried inside the pipeline,
     leaves as the object the user raised (see ``_errors.Carried``).
     """
     try:
         opening = open_inner(
             specs, epoch, output_chunks=output_chunks, reporting=reporting, kept=kept,
-            resume=resume, memory=memory,
+            resume=resume, auto=auto,
         )  # fmt: skip
         async with opening as items:
             yield items
@@ -116,7 +117,7 @@ async def open_inner(
     executors: Executors | None = None,
     kept: persistent_workers | None = None,
     resume: Resume | None = None,
-    memory: int | None = None,
+    auto: AutoRun | None = None,
 ) -> AsyncIterator[PipelineReceiver[Any]]:
     """``open_pipeline`` with a user's exception groups still carried: for the
     synchronous bridge, whose own boundary takes them out, and for a pipeline
@@ -136,8 +137,7 @@ async def open_inner(
             executors = await stack.enter_async_context(open_executors(tokens, kept))
         numbered = [] if epoch is None else _checkpoint.unseeded(specs)
         first = _checkpoint.first_reordering(specs)
-        shared = _budget.share(memory, specs)
-        run = _Run(plans, executors, epoch, resume, track, numbered, first, shared)
+        run = _Run(plans, executors, epoch, resume, track, numbered, first, auto)
         async with _open(run, workers, output_chunks, reporting) as items:
             if epoch is not None:
                 items._state = functools.partial(_state, specs, epoch, items, why)
@@ -214,8 +214,8 @@ class _Run:
     unseeded: list[Spec]
     #: The first of its operators that reorders items, if any.
     reordered: int | None
-    #: Each ``"auto"`` stage's share of its ``memory_budget``, in bytes.
-    memory: int | None = None
+    #: What its ``"auto"`` stages are given; ``None`` for a nested pipeline.
+    auto: AutoRun | None = None
 
     def build(self, p: StagePlan) -> tuple[Stage, FusedSteps | None, int]:
         """Stage ``p``'s running operators, made fresh or where ``resume`` left
@@ -227,8 +227,8 @@ class _Run:
         saved = tuple(e for e in kept if e is not None)
         name = label(p.index, p.spec)
         with tracked(self.track, exactly=self.reordered is not None and self.reordered < p.index):
-            memory = self.memory if p.spec.tuned() else None
-            stage = p.spec.build(Context(name, self.executors, p.in_workers, saved, memory))
+            auto = self.auto.stage(p.index) if self.auto and p.spec.tuned() else None
+            stage = p.spec.build(Context(name, self.executors, p.in_workers, saved, auto))
         steps, drop = [], []
         for (i, spec), entry in zip(p.fused, entries[len(kept) :], strict=True):
             with tracked(self.track, exactly=self.reordered is not None and self.reordered < i):

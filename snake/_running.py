@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from ._budget import check_budget
+from ._auto import AutoRun
 from ._checkpoint import start
 from ._receiver import Opened
 from ._runner import open_inner, open_pipeline, processes
@@ -42,8 +42,8 @@ class Run:
     resume: Resume | None
     reporting: Reporting
     kept: persistent.persistent_workers | None
-    #: Its ``memory_budget``, in bytes (see ``_budget``).
-    memory: int | None = None
+    #: What its ``"auto"`` stages are given (see ``_auto``).
+    auto: AutoRun | None = None
 
     @classmethod
     def start(
@@ -56,14 +56,14 @@ class Run:
         memory_budget: object = None,
     ) -> Run:
         """The next run of a pipeline's ``runs``: epoch ``epoch``, or from ``state``."""
-        memory = check_budget(memory_budget, specs)
+        auto = AutoRun.start(memory_budget, specs, runs.kept)
         run, resume = start(specs, runs, epoch, state)
-        return cls(specs, run, resume, reporting, persistent.current(), memory)
+        return cls(specs, run, resume, reporting, persistent.current(), auto)
 
     def opening(self) -> AbstractAsyncContextManager[PipelineReceiver[Any]]:
         return open_pipeline(
             self.specs, self.epoch, reporting=self.reporting, kept=self.kept, resume=self.resume,
-            memory=self.memory,
+            auto=self.auto,
         )  # fmt: skip
 
 
@@ -105,7 +105,7 @@ def iterated(run: Run) -> PipelineIterator[Any]:
     # The bridge takes a user's carried exception groups out itself.
     opener = functools.partial(
         open_inner, run.specs, run.epoch, reporting=run.reporting, kept=run.kept,
-        resume=run.resume, memory=run.memory,
+        resume=run.resume, auto=run.auto,
     )  # fmt: skip
     iterator = PipelineIterator(opener, 0 if run.resume is None else run.resume.position)
     if run.kept is not None:

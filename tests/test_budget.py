@@ -160,3 +160,15 @@ def test_a_bad_budget_is_refused_when_the_run_starts(budget: Any, error: type, m
         fixed.iterate(memory_budget=budget)
     with pytest.raises(error, match=match):
         fixed.open(memory_budget=budget)
+
+
+def test_prefetch_auto_starts_the_next_epoch_at_the_size_it_grew_to() -> None:
+    pipeline = snake.from_iterable(range(640)).then(made_in(0.01, MiB)).prefetch("auto")
+    first_seconds, first, _ = consumed(pipeline, 0.64, burst=64)
+    second_seconds, second, _ = consumed(pipeline, 0.64, burst=64)
+    grown = tuning(first, "prefetch").value
+    assert grown >= 64
+    again = tuning(second, "prefetch")
+    assert again.why == f"starting from {grown} items, where its last run ended", again
+    assert again.value == grown
+    assert second_seconds < 0.9 * first_seconds  # no bursts lost to growing

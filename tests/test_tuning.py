@@ -315,3 +315,48 @@ def test_a_map_tuned_in_one_run_resumes_with_a_fixed_concurrency() -> None:
     state = it.state_dict()
     it.close()
     assert head + list(build(3).iterate(state=state)) == list(range(300))
+
+
+# --- epochs: a pipeline run again starts where its last run ended ---------------
+
+
+def test_the_next_epoch_starts_where_the_last_one_ended() -> None:
+    pipeline = snake.from_iterable(range(3_000)).par_then(service(None), concurrency="auto")
+
+    async def epoch() -> tuple[float, snake.TuningStatistics]:
+        began = trio.current_time()
+        async with pipeline.open() as items:
+            async for _ in items:
+                pass
+            stage = _tuned_stage(items.statistics())
+        assert stage.tuning is not None
+        return trio.current_time() - began, stage.tuning
+
+    async def main() -> list[tuple[float, snake.TuningStatistics]]:
+        return [await epoch() for _ in range(2)]
+
+    clock = trio.testing.MockClock(autojump_threshold=0)
+    (first_seconds, first), (second_seconds, second) = trio.run(main, clock=clock)
+    assert first.tried[0][0] == PAR_THEN_START
+    assert first.value == PAR_THEN_MOST
+    assert second.why == f"settled at {PAR_THEN_MOST}, where its last run ended"
+    assert {v for v, _ in second.tried} <= {PAR_THEN_MOST}  # it tried nothing else
+    assert second.value == PAR_THEN_MOST
+    assert second_seconds < first_seconds / 2
+    # A new pipeline object, as another program's, searches from the start.
+    rebuilt = snake.from_iterable(range(300)).par_then(service(None), concurrency="auto")
+    _, [stage] = tuned(rebuilt)
+    assert stage.tuning is not None
+    assert stage.tuning.tried[0][0] == PAR_THEN_START
+
+
+def test_the_next_epoch_keeps_a_value_below_the_start() -> None:
+    pipeline = snake.from_iterable(range(400)).par_then(service(4), concurrency="auto")
+    _, [first] = tuned(pipeline)
+    _, [second] = tuned(pipeline)
+    assert first.tuning is not None
+    assert second.tuning is not None
+    assert first.tuning.value < PAR_THEN_START
+    # Settled there from the start: no second search, no calls queued again.
+    assert second.tuning.value == first.tuning.value
+    assert [v for v, _ in second.tuning.tried] == [first.tuning.value]

@@ -48,6 +48,7 @@ from ._length import Unknown
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from .._auto import Auto
     from .._chunking import Inbox, Outbox
     from .._policy import ErrorPolicy, Failures
     from .._position import Saved
@@ -198,8 +199,8 @@ class Context:
     #: for a fresh run.
     saved: tuple[Saved, ...] = ()
     #: With an ``"auto"`` setting: its share of the run's ``memory_budget``,
-    #: in bytes (``None``: no budget).
-    memory: int | None = None
+    #: and where its last run left it (``None`` in a nested pipeline).
+    auto: Auto | None = None
 
 
 class OnePerItem:

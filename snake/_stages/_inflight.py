@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from .._budget import slots
+from .._auto import slots
 from .._chunking import DownstreamClosed, Inbox, Outbox, Pacer
 from .._errors import carried
 from .._nursery import open_nursery
@@ -27,6 +27,7 @@ from ._delivered import InOrder
 from ._window import Window
 
 if TYPE_CHECKING:
+    from .._auto import Auto
     from .._policy import Failures
     from .._position import Saved
     from .._stats import StageClock
@@ -73,7 +74,7 @@ class ParallelStage:
         tuner: Tuner | None = None,
         per: int = 1,
         on_tuned: Callable[[int], object] | None = None,
-        memory: int | None = None,
+        auto: Auto | None = None,
     ) -> None:
         self.failures = failures
         self._clock: StageClock | None = None
@@ -87,9 +88,10 @@ class ParallelStage:
         self._large = concurrency if large is None else large
         self._window = Window(min(self._large, concurrency) if start_large else concurrency)
         self._results_large = start_large  # until the first job's are weighed
-        # Its share of the run's memory budget, and the most a job's results
-        # have weighed: the window holds no more jobs than fit in it.
-        self._memory, self._job_bytes = memory, 0
+        # With "auto": its share of the run's memory budget (the window holds
+        # no more jobs than fit in it, at the most a job's results have
+        # weighed), and where its tuning stands, for the pipeline's next run.
+        self._auto, self._job_bytes = auto, 0
         # The tuner's value is calls or jobs at once; the window holds ``per``
         # as many, and ``on_tuned`` hears of each new value.
         self._tuner, self._per, self._on_tuned = tuner, per, on_tuned
@@ -221,6 +223,8 @@ class ParallelStage:
                 self._clock.concurrency = self._concurrency
             if self._on_tuned is not None:
                 self._on_tuned(concurrency)
+            if self._auto is not None:
+                self._auto.kept.value = concurrency
             self._resize()
 
     def _resize(self) -> None:
@@ -228,7 +232,8 @@ class ParallelStage:
         large, and within its share of the memory budget."""
         concurrency = self._concurrency
         limit = min(self._large, concurrency) if self._results_large else concurrency
-        if (room := slots(self._memory, self._job_bytes)) is not None:
+        memory = None if self._auto is None else self._auto.memory
+        if (room := slots(memory, self._job_bytes)) is not None:
             limit = min(limit, room)
             if self._tuner is not None:
                 self._tuner.hold(max(1, room // self._per))

@@ -38,7 +38,7 @@ from .._workers._work import ChunkResult, Work
 from ._base import Context, OnePerItem, Stage, StageSpec
 from ._delivered import MaybeUnordered, positions
 from ._inflight import ParallelStage
-from ._tuner import PAR_THEN_MOST, PAR_THEN_START, THREADS_MOST, Tuner
+from ._tuner import PAR_THEN_MOST, PAR_THEN_START, THREADS_MOST, tuned
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -132,12 +132,14 @@ class ParThen(MaybeUnordered, OnePerItem, StageSpec):
                 return _skipped_or_raise(exc, label, base, skips)
 
         failures = self.policy.failures(label, context.saved[0] if context.saved else None)
-        tuner = Tuner(PAR_THEN_START, PAR_THEN_MOST) if self.concurrency == "auto" else None
-        concurrency = self.concurrency if isinstance(self.concurrency, int) else PAR_THEN_START
+        auto = self.concurrency == "auto"
+        tuner = tuned(context, PAR_THEN_START, PAR_THEN_MOST) if auto else None
+        concurrency = self.concurrency if tuner is None else tuner.value
+        assert isinstance(concurrency, int)
         return ParallelStage(
             call, concurrency, positions(context, self.ordered, failures),
             Pacer(maximum=1), failures=failures, large=LARGE_CALLS, tuner=tuner,
-            memory=context.memory,
+            auto=context.auto,
         )  # fmt: skip
 
 
@@ -186,11 +188,12 @@ class ParMap(MaybeUnordered, OnePerItem, StageSpec):
         # bounds all stages sharing it.
         fixed = self.concurrency if isinstance(self.concurrency, int) else None
         concurrency = fixed or executor.concurrency()
-        running = trio.CapacityLimiter(concurrency)
         tuner = None
         if self.concurrency == "auto":  # up from one job per CPU; processes stay within
             most = THREADS_MOST if self.executor == "thread" else concurrency
-            tuner = Tuner(concurrency, max(most, concurrency))
+            tuner = tuned(context, concurrency, max(most, concurrency))
+            concurrency = tuner.value
+        running = trio.CapacityLimiter(concurrency)
 
         async def call(items: list[Any], base: int) -> ChunkResult:
             attempt = 0
@@ -228,5 +231,5 @@ class ParMap(MaybeUnordered, OnePerItem, StageSpec):
         return ParallelStage(
             call, window, where, sizer, unit, failures, large, start_large=True, tuner=tuner,
             per=JOB_WINDOW, on_tuned=lambda value: setattr(running, "total_tokens", value),
-            memory=context.memory,
+            auto=context.auto,
         )  # fmt: skip

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 import trio
 
-from .._budget import slots
+from .._auto import Kept, slots
 from .._chunking import DownstreamClosed, Inbox, Outbox
 from .._nursery import open_nursery
 from .._weight import nbytes
@@ -59,10 +59,17 @@ class Prefetch(StageSpec):
         return self.size == "auto"
 
     def build(self, context: Context) -> Stage:
-        if self.size == "auto":
-            bytes_most = AUTO_BYTES if context.memory is None else context.memory
-            return _PrefetchStage(AUTO_START, _Auto(bytes_most))
-        return _PrefetchStage(self.size)
+        if self.size != "auto":
+            return _PrefetchStage(self.size)
+        if context.auto is None:  # in a nested pipeline
+            return _PrefetchStage(AUTO_START, _Auto(AUTO_BYTES))
+        auto = context.auto
+        bytes_most = AUTO_BYTES if auto.memory is None else auto.memory
+        if auto.kept.value is None:
+            return _PrefetchStage(AUTO_START, _Auto(bytes_most, kept=auto.kept))
+        # Run again: from the size its last run ended at.
+        why = f"starting from {auto.kept.value} items, where its last run ended"
+        return _PrefetchStage(auto.kept.value, _Auto(bytes_most, why=why, kept=auto.kept))
 
     def length(self, n: int) -> int:
         return n
@@ -77,6 +84,8 @@ class _Auto:
     #: The stages after it found it full since they last found it empty.
     full: bool = False
     why: str = f"starting at {AUTO_START} items"
+    #: Where its size stands, for the pipeline's next run.
+    kept: Kept = attrs.Factory(Kept)
     #: Why ``most`` is what it is.
     bound: str = f"its most, {AUTO_MOST} items"
     #: Since when it has had its size, and the items it handed on since;
@@ -103,7 +112,7 @@ class _Auto:
             return size
         self._rated(size)
         self.full, self._since, self._out = False, trio.current_time(), 0
-        grown = min(self.most, 2 * size)
+        grown = self.kept.value = min(self.most, 2 * size)
         self.why = f"grown to {grown}: found empty after it had been full"
         if grown == self.most:
             self.why += f"; {self.bound}"

@@ -52,6 +52,8 @@ import attrs
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ._base import Context
+
 #: What ``started`` gives for a call of the first round (of generation 0).
 FIRST = -1
 #: Where a ``par_then`` with ``concurrency="auto"`` starts, and its most.
@@ -85,6 +87,21 @@ STEP = 3
 QUEUED = 1.5
 #: It then falls to this many times the calls the rate needs.
 HEADROOM = 1.5
+
+
+def tuned(context: Context, start: int, most: int) -> Tuner:
+    """A stage's tuner, from ``start`` up to ``most``; or, run again (the
+    pipeline's next epoch), settled where its last run ended: it searches
+    up from there if the rate changes, and falls (not below ``start``) if
+    another stage holds it back."""
+    kept = None if context.auto is None else context.auto.kept.value
+    if kept is None:
+        return Tuner(start, most)
+    value = max(1, min(most, kept))
+    why = f"settled at {value}, where its last run ended"
+    tuner = Tuner(value, most, why, least=min(start, value))
+    tuner.kept()
+    return tuner
 
 
 @attrs.frozen
@@ -210,6 +227,11 @@ class Tuner:
                 self.value = self._change = most
                 self.why = f"held at {most} by its share of the memory budget"
             self._most_why = f"settled at {most}, what its share of the memory budget holds"
+
+    def kept(self) -> None:
+        """It starts settled at its value, where the last run ended: the
+        rate it holds to is the second round's (the first fills the window)."""
+        self._starting, self._settled, self._ramp = False, -1.0, True
 
     def changed(self) -> int | None:
         """The new concurrency, once, if a round ended with a change."""
