@@ -192,6 +192,9 @@ class Grid(Workload, Generic[S]):
     samples_held = False
     #: Whether ``auto`` must also beat today's default by ``GOAL_DEFAULT``.
     goal_default = False
+    #: Whether to time ``auto``'s next epoch too: the same pipeline object
+    #: run a second time, which starts where its first run ended.
+    again = False
 
     # --- what a subclass says ------------------------------------------------------
 
@@ -233,7 +236,12 @@ class Grid(Workload, Generic[S]):
         ]
         if self.takes_auto():
             cs.append(Contender(self.label(AUTO), functools.partial(self.run, AUTO)))
+            if self.again:
+                cs.append(Contender(self.again_label(), functools.partial(self.run, AUTO, True)))
         return cs
+
+    def again_label(self) -> str:
+        return f"{self.label(AUTO)}, next epoch"
 
     def takes_auto(self) -> bool:
         """Whether snake builds the pipeline with ``"auto"``; if not, ``no_auto`` says why."""
@@ -244,10 +252,15 @@ class Grid(Workload, Generic[S]):
             return False
         return True
 
-    def run(self, setting: S | Auto | None) -> float:
-        """One timed run at ``setting``, its output checked."""
-        name = self.label(self.default if setting is None else setting)
-        elapsed, (count, checksum), held = trio.run(self.timed, setting)
+    def run(self, setting: S | Auto | None, again: bool = False) -> float:
+        """One timed run at ``setting``, its output checked; ``again``: the
+        second run of one pipeline object, the first untimed."""
+        name = (
+            self.again_label()
+            if again
+            else self.label(self.default if setting is None else setting)
+        )
+        elapsed, (count, checksum), held = trio.run(self.timed, setting, again)
         want_count, want_checksum = self.expected()
         check(name, "the count of items", count, want_count)
         check(name, "the checksum", checksum, want_checksum)
@@ -255,10 +268,18 @@ class Grid(Workload, Generic[S]):
             self.held.setdefault(name, []).append(held)
         return elapsed
 
-    async def timed(self, setting: S | Auto | None) -> tuple[float, tuple[int, float], int]:
+    async def timed(
+        self, setting: S | Auto | None, again: bool = False
+    ) -> tuple[float, tuple[int, float], int]:
         """The seconds from ``open()`` to the last item, what the items add up to, and
-        the most items held (0 if not sampled)."""
+        the most items held (0 if not sampled); ``again``: of a second run."""
         pipeline = self.pipeline(setting)
+        if again:  # the first epoch, as the consumer takes it
+            first = self.tally()
+            async with pipeline.open() as items:
+                async for item in items:
+                    first.add(item)
+                    await self.consumed(first)
         tally = self.tally()
         held = [0]
         began = time.perf_counter()
@@ -277,7 +298,7 @@ class Grid(Workload, Generic[S]):
         metric, reference = table.metric, table.reference
         assert reference is not None
         auto_name = self.label(AUTO)
-        fixed = [c for c in table.shown if c.ok and c.name != auto_name]
+        fixed = [c for c in table.shown if c.ok and c.name not in (auto_name, self.again_label())]
         if reference.ok and fixed:
             ranked = sorted(fixed, key=metric.median, reverse=True)
             best = ranked[0]
@@ -299,6 +320,11 @@ class Grid(Workload, Generic[S]):
             auto = next((c for c in table.shown if c.name == auto_name), None)
             if auto is not None and auto.ok:
                 self.judge_auto(table, auto, best)
+            again = next((c for c in table.shown if c.name == self.again_label()), None)
+            if again is not None and again.ok:
+                table.notes.append(
+                    f"auto's next epoch / best fixed ({best.name}): {versus(metric, again, best)}"
+                )
         if self.held:
             table.notes.append(self.held_note(table.shown))
         if self.no_auto is not None:
@@ -369,6 +395,7 @@ def mix(i: int) -> int:
 class Io(Grid[int]):
     samples_held = True
     goal_default = True
+    again = True
 
     def title(self, rounds: int) -> str:
         return (
@@ -608,6 +635,8 @@ class FirstInts(Ints):
 
 @dataclass
 class Bursts(Grid[int]):
+    again = True
+
     def title(self, rounds: int) -> str:
         return (
             f"(bursts) {self.n} items of {BURST_BYTES // 2**20} MiB read in "

@@ -32,9 +32,11 @@ if TYPE_CHECKING:
 
 @attrs.define
 class Kept:
-    """Where a stage's tuning stands: its last value, in this run or the last."""
+    """Where a stage's tuning stands: its last value, in this run or the
+    last, and whether it had settled there (else it was still searching)."""
 
     value: int | None = None
+    settled: bool = False
 
 
 @attrs.frozen

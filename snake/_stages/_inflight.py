@@ -223,8 +223,6 @@ class ParallelStage:
                 self._clock.concurrency = self._concurrency
             if self._on_tuned is not None:
                 self._on_tuned(concurrency)
-            if self._auto is not None:
-                self._auto.kept.value = concurrency
             self._resize()
 
     def _resize(self) -> None:

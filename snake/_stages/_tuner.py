@@ -52,6 +52,7 @@ import attrs
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from .._auto import Kept
     from ._base import Context
 
 #: What ``started`` gives for a call of the first round (of generation 0).
@@ -91,16 +92,21 @@ HEADROOM = 1.5
 
 def tuned(context: Context, start: int, most: int) -> Tuner:
     """A stage's tuner, from ``start`` up to ``most``; or, run again (the
-    pipeline's next epoch), settled where its last run ended: it searches
-    up from there if the rate changes, and falls (not below ``start``) if
-    another stage holds it back."""
-    kept = None if context.auto is None else context.auto.kept.value
-    if kept is None:
-        return Tuner(start, most)
-    value = max(1, min(most, kept))
+    pipeline's next epoch), from where its last run ended: settled there if
+    it had settled (it searches up if the rate changes, and falls, not
+    below ``start``, if another stage holds it back), else starting again
+    a latency's growth further on, as if its last run had gone on."""
+    kept = None if context.auto is None else context.auto.kept
+    if kept is None or kept.value is None:
+        return Tuner(start, most, kept=kept)
+    value = max(1, min(most, kept.value))
+    if not kept.settled:
+        grown = min(most, (1 + STEP) * value)
+        why = f"starting from {grown}: its last run ended at {value}, still growing"
+        return Tuner(grown, most, why, kept=kept, least=min(start, value))
     why = f"settled at {value}, where its last run ended"
-    tuner = Tuner(value, most, why, least=min(start, value))
-    tuner.kept()
+    tuner = Tuner(value, most, why, kept=kept, least=min(start, value))
+    tuner.resettle()
     return tuner
 
 
@@ -141,6 +147,8 @@ class Tuner:
     blocked: Callable[[], float] = lambda: 0.0
     #: Set once the input has ended: it changes nothing from then on.
     done: bool = False
+    #: Where it stands, kept for the pipeline's next run (see ``_auto``).
+    kept: Kept | None = None
     #: Changes so far: a call counts if it started since the last.
     _generation: int = 0
     #: Such calls running now, and since when that count holds.
@@ -228,7 +236,7 @@ class Tuner:
                 self.why = f"held at {most} by its share of the memory budget"
             self._most_why = f"settled at {most}, what its share of the memory budget holds"
 
-    def kept(self) -> None:
+    def resettle(self) -> None:
         """It starts settled at its value, where the last run ended: the
         rate it holds to is the second round's (the first fills the window)."""
         self._starting, self._settled, self._ramp = False, -1.0, True
@@ -236,6 +244,8 @@ class Tuner:
     def changed(self) -> int | None:
         """The new concurrency, once, if a round ended with a change."""
         change, self._change = self._change, None
+        if self.kept is not None:  # for the pipeline's next run
+            self.kept.value, self.kept.settled = self.value, self._settled is not None
         return change
 
     def _moment(self, now: float) -> None:
