@@ -12,8 +12,8 @@ Fixed settings are the user's own and not bounded by it; a nested
 pipeline's stages are not either.
 
 A stage run again (the next epoch, iterating the same pipeline) starts
-where its last run ended instead of from the default: epochs after the
-first do not search again from the start.
+where its last run left it instead of from the default, so that epochs
+after the first do not search again from the start (see ``_tuner.tuned``).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class Auto:
 
     #: Its share of the run's ``memory_budget``, in bytes (``None``: no budget).
     memory: int | None
-    #: Where it stood when the last run ended; it keeps its value there.
+    #: Where its tuning stands; the pipeline's next run starts there.
     kept: Kept
 
 

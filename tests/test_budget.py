@@ -37,8 +37,8 @@ def consumed(
     pipeline: snake.Pipeline[Any], step: float, burst: int = 1, **options: Any
 ) -> tuple[float, list[snake.StageStatistics], int]:
     """Take ``burst`` items at a time, then spend ``step`` seconds on them:
-    the run's seconds, its stages at the end, and the most any ``"auto"``
-    stage held (its items in flight or buffered, as its statistics say)."""
+    the run's seconds, its stages at the end, and the most calls or jobs an
+    ``"auto"`` parallel stage had in its window (its ``in_flight``)."""
 
     async def main() -> tuple[float, list[snake.StageStatistics], int]:
         began, most = trio.current_time(), 0

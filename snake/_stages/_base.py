@@ -106,7 +106,7 @@ class Spec(ABC):
 
     def tuned(self) -> bool:
         """Whether a setting of it is ``"auto"``: sized while it runs, within
-        its share of the run's ``memory_budget`` (see ``_budget``)."""
+        its share of the run's ``memory_budget`` (see ``_auto``)."""
         return False
 
     #: It draws at random with no seed of its own (a ``shuffle()``).

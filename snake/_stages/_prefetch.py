@@ -11,12 +11,12 @@ the buffered items are dropped.
 ``AUTO_START`` items and doubles each time the stages after it come for an
 item and find it empty, after it had been full while they were busy since
 they last did: they take items in bursts that a bigger buffer would have
-had ready. A buffer that stays full (a slow
-consumer), or never fills (a slow producer), keeps its size: more room would
-not help. It grows up to ``AUTO_MOST`` items, and to ``AUTO_BYTES`` of
-weighed buffers (its first item's weight times its items, see ``_weight``)
-or its share of the run's ``memory_budget``. It shrinks only to stay within
-those, when heavier items come.
+had ready. A buffer that stays full (a slow consumer), or never fills (a
+slow producer), keeps its size: more room would not help. It grows up to
+``AUTO_MOST`` items, and to ``AUTO_BYTES`` of weighed buffers (its first
+item's weight times its items, see ``_weight``) or its share of the run's
+``memory_budget``; it shrinks only to stay within those, when heavier items
+come. The pipeline's next run starts it at the size it reached.
 """
 
 from __future__ import annotations
