@@ -13,7 +13,10 @@ calls running, while the stage did not wait for the stages after it.
 - starting: as TCP's slow start, each call that ends while an input item
   waits for room (and the stage is not waiting for the stages after it)
   raises the concurrency by ``STEP``, so that it grows about fourfold per
-  latency, with no round lost to judging. The start ends with a round:
+  latency, with no round lost to judging. The first round's latency is the
+  mean of the calls started at the first value, known once they have all
+  ended (the first to end are the fast ones); nothing is judged before.
+  Then the start ends with a round:
   - whose mean latency is past ``QUEUED`` times the first round's: the calls
     queue somewhere (a service that serves fewer at once). It settles at
     ``HEADROOM`` times the calls the rate needs at the first round's latency
@@ -37,7 +40,8 @@ calls running, while the stage did not wait for the stages after it.
   (``LINEAR``). A step that did not pay is undone, and it settles there.
 
 Once the input has ended, nothing changes: the last calls say nothing of
-the stage's own. Latencies are taken on trio's clock, so under a test's
+the stage's own. A stage run again (the pipeline's next epoch) starts where
+its last run left it (``tuned``). Latencies are taken on trio's clock, so under a test's
 autojump clock the whole search is deterministic. Every value tried and its
 rate are kept for the statistics (``TuningStatistics``).
 """
