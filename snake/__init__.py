@@ -27,6 +27,9 @@ Package map (the engine, from the builder down to the workers):
   _running     open(), collect() and iteration: a run, fresh or resumed
   _loader      StatefulLoader: checkpointing as PyTorch does it
   _validate    argument checks, with messages that name the fix
+  _auto        what "auto" stages are given: memory_budget shares, and the
+               values their last run reached
+  _lazy        public names imported on first use (here and in testing)
   _collate     batch(collate="default" | "torch")
   _device      to_device: moving batches to a torch device
   _torch       torch, imported where a feature needs it
@@ -38,8 +41,9 @@ For code built on it, imported by name only (``import snake.testing``):
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from . import _lazy
 
 __version__ = "0.1.0"
 
@@ -104,14 +108,4 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from ._workers._persistent import persistent_workers as persistent_workers
 
 
-def __getattr__(name: str) -> object:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'snake' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home, __name__), name)
-    globals()[name] = value  # found directly from now on
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = _lazy.lazy(__name__, _HOMES, globals())

@@ -25,8 +25,9 @@ when the name is first used, so the leak check needs neither.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from .. import _lazy
 
 #: Where each public name lives, imported on first use.
 _HOMES = {
@@ -75,14 +76,4 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from ._strategies import operators as operators
 
 
-def __getattr__(name: str) -> object:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'snake.testing' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home, __name__), name)
-    globals()[name] = value  # found directly from now on
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = _lazy.lazy(__name__, _HOMES, globals())
