@@ -275,22 +275,23 @@ class Grid(Workload, Generic[S]):
         the most items held (0 if not sampled); ``again``: of a second run."""
         pipeline = self.pipeline(setting)
         if again:  # the first epoch, as the consumer takes it
-            first = self.tally()
             async with pipeline.open() as items:
-                async for item in items:
-                    first.add(item)
-                    await self.consumed(first)
+                await self.take(items, self.tally())
         tally = self.tally()
         held = [0]
         began = time.perf_counter()
         async with pipeline.open() as items, trio.open_nursery() as nursery:
             if self.samples_held:
                 nursery.start_soon(sample_held, items, held)
-            async for item in items:
-                tally.add(item)
-                await self.consumed(tally)
+            await self.take(items, tally)
             nursery.cancel_scope.cancel()
         return time.perf_counter() - began, tally.result(), held[0]
+
+    async def take(self, items: snake.PipelineReceiver[Any], tally: Tally) -> None:
+        """Every item, added to ``tally``, as the workload's consumer takes them."""
+        async for item in items:
+            tally.add(item)
+            await self.consumed(tally)
 
     # --- the table -----------------------------------------------------------------
 

@@ -61,10 +61,10 @@ class AutoRun:
     @classmethod
     def start(cls, budget: object, specs: Sequence[Spec], kept: dict[int, Kept]) -> AutoRun:
         """``budget`` checked against the pipeline it bounds, shared out."""
-        tuned = sum(spec.tuned() for spec in specs)
         if budget is None:
             return cls(None, kept)
         check.check_int(budget, "memory_budget", minimum=1)
+        tuned = sum(spec.tuned() for spec in specs)
         assert isinstance(budget, int)
         if not tuned:
             raise ValueError(
