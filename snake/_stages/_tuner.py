@@ -2,7 +2,10 @@
 
 The tuner watches the stage's calls in rounds: a round is as many calls as
 the concurrency when it began (about one call's latency), or ``ROUND``
-times the first round's mean latency if that comes first. After each round
+times the first round's mean latency if that comes first (at the first
+call that starts or ends after it: a round of a stage whose window is full
+of results the stages after it have not taken may have no call of its own
+end). After each round
 it knows the stage's rate, by Little's law: the calls it had running on
 average over the round's time, over their mean latency (a count of calls
 finished per second would depend on how their ends bunch up at the round's
@@ -29,7 +32,10 @@ calls running, while the stage did not wait for the stages after it.
   holds it back (its input, or the stages after it), it falls to
   ``HEADROOM`` times the calls it had running, never below where it started:
   the rate it sees is the other stage's, and a consumer that takes items in
-  bursts still finds today's default of them ready. Once the rate has moved
+  bursts still finds today's default of them ready. A stage that waited for
+  the stages after it falls at once, in the round after a change too, as
+  does one held back in a round in which none of its calls ended (it settles
+  if it had not). Once the rate has moved
   by more than ``CHANGE`` while the stage is the limit, or it has become
   the limit after being held back, it searches up.
 - searching up: only calls started since the last change count, and the
@@ -82,8 +88,8 @@ LIMITED = 0.5
 #: Nor is it if it waited for the stages after it for this share of the round.
 BLOCKED = 0.1
 #: A round also ends once it has lasted this many times the first round's
-#: mean latency: calls that end only as the stages after take their results
-#: would make rounds long.
+#: mean latency: calls that start only as the stages after take their
+#: results would make rounds long.
 ROUND = 4
 #: While starting, each call that ends raises the concurrency by this many.
 STEP = 3
@@ -132,6 +138,31 @@ class TuningStatistics:
         return f"{self.setting} auto: {self.value} ({self.why}; items/s at each: {rates or '-'})"
 
 
+@attrs.define
+class FirstRound:
+    """The calls started at a tuner's first value: once they have all ended,
+    their mean latency is the calls' own (those that end first are the fast
+    ones: a mean of the first to end would be too low)."""
+
+    calls: int
+    started: int = 0
+    ended: int = 0
+    seconds: float = 0.0
+
+    def start(self) -> bool:
+        """Whether a call that starts now is one of them."""
+        if self.started < self.calls:
+            self.started += 1
+            return True
+        return False
+
+    def end(self, latency: float) -> float | None:
+        """One of them ended after ``latency``: their mean latency, once the last has."""
+        self.ended += 1
+        self.seconds += latency
+        return self.seconds / self.ended if self.ended == self.calls else None
+
+
 @attrs.define(eq=False)
 class Tuner:
     """One run's search for a stage's concurrency (see the module's docstring).
@@ -176,13 +207,12 @@ class Tuner:
     )
     #: Where it started: a stage not the limit goes no lower.
     _least: int = attrs.field(default=attrs.Factory(lambda self: self.value, takes_self=True))
-    #: Starting: the first round's mean latency, once known.
+    #: Starting: the first round's mean latency, once known, from its calls.
     _starting: bool = True
     _base: float | None = None
-    #: The first round's calls: how many, and of those, started, ended, and
-    #: their latencies' sum.
-    _first_calls: int = attrs.field(default=attrs.Factory(lambda self: self.value, takes_self=True))
-    _first: list[float] = attrs.Factory(lambda: [0, 0, 0.0])
+    _first: FirstRound = attrs.field(
+        default=attrs.Factory(lambda self: FirstRound(self.value), takes_self=True)
+    )
     #: Since when it last looked (and the seconds parked and blocked by
     #: then), and whether calls that end now raise the concurrency.
     _mark: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -205,17 +235,15 @@ class Tuner:
         for one of the first round's calls)."""
         self._moment(now)
         self._running += 1
-        if self._first[0] < self._first_calls:
-            self._first[0] += 1
-            return FIRST
-        return self._generation
+        return FIRST if self._first.start() else self._generation
 
     def ended(self, now: float, latency: float, started: int, items: int = 1) -> None:
         """A call ended at ``now`` after ``latency`` seconds, with ``items``
         items (a ``par_map`` job's); ``started`` is what ``started`` gave it."""
         self._moment(now)
         if started == FIRST:
-            self._first_ended(latency)
+            if (base := self._first.end(latency)) is not None:
+                self._base = base
             started = 0
         if started != self._generation:
             return  # started before the last change
@@ -223,9 +251,7 @@ class Tuner:
         self._ended += 1
         self._items += items
         self._latency += latency
-        assert self._began is not None
-        long = self._base is not None and now - self._began >= ROUND * self._base
-        if self._filled is None and (self._ended >= self._size or long):
+        if self._filled is None and self._ended >= self._size:
             self._filled = now
         if self._starting and self._grow and self.value < self.most:
             self.value = min(self.most, self.value + STEP)
@@ -263,16 +289,12 @@ class Tuner:
         self._since = now
         if self._filled is not None and now > self._filled:
             self._close(now)
-
-    def _first_ended(self, latency: float) -> None:
-        """One of the first round's calls ended: once they all have, their
-        mean latency is the calls' own (the calls that end first are the
-        fast ones: the first round's own mean would be too low)."""
-        first = self._first
-        first[1] += 1
-        first[2] += latency
-        if first[1] == self._first_calls:
-            self._base = first[2] / first[1]
+        elif self._filled is None and self._base is not None:
+            # Long enough, whether or not its calls have ended: one that waits
+            # for the stages after it to take results may not end for long.
+            assert self._began is not None
+            if now - self._began >= ROUND * self._base:
+                self._filled = now
 
     def _grows(self, now: float) -> None:
         """Time moved on to ``now``: whether, since the moment before, an input
@@ -293,14 +315,12 @@ class Tuner:
         running = self._area / seconds
         # Items per second: calls per second times items per call.
         rate = running * self._items / self._latency if self._latency else math.inf
-        latency = self._latency / self._ended
+        latency = self._latency / self._ended if self._ended else 0.0
         parked, blocked = self.parked(now), self.blocked()
         # Room was short, and it was short because of calls running, not of
         # results waiting for the stages after it to take them.
-        held_back = (  # by its input, or by the stages after it
-            parked - self._parked_then < LIMITED * seconds
-            or blocked - self._blocked_then >= BLOCKED * seconds
-        )
+        pushed = blocked - self._blocked_then >= BLOCKED * seconds  # by the stages after it
+        held_back = pushed or parked - self._parked_then < LIMITED * seconds
         is_limit = not held_back and running >= LIMITED * self._size
         size, ended = self._size, self._ended
         self._began, self._parked_then, self._blocked_then = now, parked, blocked
@@ -308,19 +328,29 @@ class Tuner:
         self._latency, self._filled, self._size = 0.0, None, self.value
         if self.done:  # the input has ended: the rest says nothing of the calls
             return
+        if not ended:
+            # None of its calls ended: its window held results that the stages
+            # after it had not taken, or it had no input. It has no rate.
+            if held_back:
+                self._unheard(running)
+            return
         if self._starting:
             self._start_round(size, rate, (ended / seconds, running), latency, is_limit)
             return
         if self._ramp:  # the calls of the value before may still have slowed it
             self._ramp = False
-            return
+            # Its rate says nothing, but a settled stage that waited for the
+            # stages after it has more calls than it needs.
+            if not (pushed and self._settled is not None):
+                return
+            rate = -1.0
         if is_limit or self._settled is None:  # not the rate of an input running dry
             self._record(self.value, rate)
         searching = self._settled is None
         if searching:
             value = self._searched(rate, is_limit)
         else:
-            value = self._held(rate, running if held_back else None, is_limit)
+            value = self._held(rate, running if held_back else None, is_limit, pushed)
         if value != self.value:
             self.value, self._change = value, value
             self._restart()
@@ -393,11 +423,15 @@ class Tuner:
         self.why = "growing: each step so far was faster"
         return min(self.most, (4 if linear else 2) * self.value)
 
-    def _held(self, rate: float, running: float | None, is_limit: bool) -> int:
+    def _held(self, rate: float, running: float | None, is_limit: bool, pushed: bool) -> int:
         """Settled: keep the value, search up, or fall to the ``running``
-        calls (with headroom) of a stage another holds back."""
+        calls (with headroom) of a stage another holds back; at once if it
+        was ``pushed`` back by the stages after it (``rate`` is then not
+        the stage's own, and may be -1: not known)."""
         settled = self._settled
         assert settled is not None
+        if pushed and running is not None:
+            return self._fall(running)
         if settled < 0:  # the first round at the value it settled at
             self._settled = rate
             return self.value
@@ -407,13 +441,30 @@ class Tuner:
             self._origin = (self.value, rate)
             self.why = "growing again: the " + ("rate changed" if moved else "stage is the limit")
             return min(self.most, 2 * self.value)
-        if running is not None:  # what keeps up with the rate it is given
-            self._idle = True
-            if (fit := self._fit(running, self._least)) < self.value:
-                self._settled, self.why = -1.0, "settled: the stage is not the limit"
-                return fit
+        if running is not None:
+            return self._fall(running)
         if moved:
             self._settled = rate
+        return self.value
+
+    def _unheard(self, running: float) -> None:
+        """A round held back in which none of its calls ended: it settles, if
+        it had not, and falls to the calls it had ``running``, with headroom."""
+        self._starting = self._ramp = False
+        self._origin = None
+        if self._settled is None:
+            self._settled, self.why = -1.0, "settled: the stage is not the limit"
+        if (value := self._fall(running)) != self.value:
+            self.value = self._change = value
+            self._restart()
+
+    def _fall(self, running: float) -> int:
+        """Held back by another stage: what keeps up with the rate it is
+        given, the ``running`` calls with headroom, if fewer than now."""
+        self._idle = True
+        if (fit := self._fit(running, self._least)) < self.value:
+            self._settled, self.why = -1.0, "settled: the stage is not the limit"
+            return fit
         return self.value
 
     def _settle(self, at: tuple[int, float], why: str) -> int:
