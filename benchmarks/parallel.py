@@ -72,7 +72,10 @@ Six workloads, each printed as a table (cold: two):
         ``next(iter(DataLoader(dataset, batch_size=None, num_workers=2)))``
         over a map-style dataset of the same items (reference); torchdata
         ``ParallelMapper(method="process", num_workers=2)``, without a goal.
-        The time the script takes to import torch and snake is shown too.
+        The time the script takes to import torch and snake is shown too,
+        and the part of each contender's time spent in the garbage
+        collector's passes (the first full pass after ``import torch``
+        falls on whoever allocates a few hundred objects first).
         Goal: both snake rows <= 2x DataLoader.
         (cold seed) the seed workload, run once by a script whose top
         imports the standard library alone: timed from just before the
@@ -84,7 +87,11 @@ Six workloads, each printed as a table (cold: two):
         user's script, and loads the script again, with whatever its top
         imports (torch, for the first item). One untimed warm-up round runs
         every script first, so that they run from the operating system's
-        file cache: a fresh interpreter, not a fresh machine.
+        file cache: a fresh interpreter, not a fresh machine. snake's
+        modules are compiled to bytecode before it, as installing snake
+        from a wheel does: an editable install under
+        ``PYTHONDONTWRITEBYTECODE`` has none, and each script would compile
+        them from source (about 0.04 s), which no installed package pays.
 
 How it is measured: the machine is shared and noisy (single-core speed
 switches between two modes about 1.7x apart within seconds), so the

@@ -9,8 +9,11 @@ of ``double`` over 100 items and takes its first item: timed from just before
 the loader is built, after the imports, to that item; the loader is shut down
 after the timing, and the script exits. Prints one JSON line on stdout:
 ``{"elapsed": seconds, "item": the first item, "imports": {"torch": s, "snake": s, "trio": s},
-"built": s, "script": s}``: ``built``, for snake, the part of ``elapsed`` spent
-building the pipeline (its engine loads there, on first use), else ``null``;
+"built": s, "collected": s, "script": s}``: ``built``, for snake, the part of
+``elapsed`` spent building the pipeline (its engine loads there, on first use),
+else ``null``; ``collected``, the part spent in the garbage collector's passes
+(the first full pass after ``import torch`` falls on whoever allocates enough
+objects first);
 ``script``, the time from the script's first line to the first item, its
 imports included (the wait its user sees; it shuts the loader down after).
 
@@ -27,6 +30,7 @@ CONTENDER is one of ``CONTENDERS``:
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -51,6 +55,22 @@ ITEMS = 100
 #: Seconds from the timing's start to a built snake pipeline: snake loads its
 #: engine on first use, so this is its share of the snake contenders' time.
 _built: float | None = None
+#: When each of the garbage collector's passes began, and its seconds.
+_collections: list[tuple[float, float]] = []
+
+
+def _on_collection(phase: str, info: dict[str, int]) -> None:
+    now = time.perf_counter()
+    if phase == "start":
+        _collections.append((now, 0.0))
+    elif _collections:
+        began, _ = _collections[-1]
+        _collections[-1] = (began, now - began)
+
+
+def collected(began: float, elapsed: float) -> float:
+    """Seconds of the collector's passes that began within ``elapsed`` after ``began``."""
+    return sum(s for at, s in _collections if began <= at <= began + elapsed)
 
 
 def double(x: int) -> int:
@@ -58,7 +78,7 @@ def double(x: int) -> int:
     return x * 2
 
 
-def run_snake_iter() -> tuple[float, int]:
+def run_snake_iter() -> tuple[float, float, int]:
     global _built
     began = time.perf_counter()
     pipeline = snake.from_iterable(range(ITEMS)).par_map(double)
@@ -67,25 +87,25 @@ def run_snake_iter() -> tuple[float, int]:
     first = next(items)
     elapsed = time.perf_counter() - began
     items.close()
-    return elapsed, first
+    return began, elapsed, first
 
 
-def run_snake_open() -> tuple[float, int]:
+def run_snake_open() -> tuple[float, float, int]:
     global _built
     began = time.perf_counter()
     pipeline = snake.from_iterable(range(ITEMS)).par_map(double)
     _built = time.perf_counter() - began
 
-    async def run() -> tuple[float, int]:
+    async def run() -> tuple[float, float, int]:
         async with pipeline.open() as items:
             first = await items.receive()
             elapsed = time.perf_counter() - began
-        return elapsed, first
+        return began, elapsed, first
 
     return trio.run(run)
 
 
-def run_dataloader() -> tuple[float, int]:
+def run_dataloader() -> tuple[float, float, int]:
     from parallel_workloads._common import data_loader
 
     began = time.perf_counter()
@@ -93,10 +113,10 @@ def run_dataloader() -> tuple[float, int]:
     first = next(items)
     elapsed = time.perf_counter() - began
     del items  # stops the workers
-    return elapsed, int(first)
+    return began, elapsed, int(first)
 
 
-def run_torchdata() -> tuple[float, int]:
+def run_torchdata() -> tuple[float, float, int]:
     import torchdata.nodes as tn
 
     from parallel_workloads._common import WORKERS, stop_nodes
@@ -108,7 +128,7 @@ def run_torchdata() -> tuple[float, int]:
     first = next(iter(tn.Loader(node)))
     elapsed = time.perf_counter() - began
     stop_nodes(node)
-    return elapsed, first
+    return began, elapsed, first
 
 
 CONTENDERS = {
@@ -123,10 +143,12 @@ def main(contender: str) -> None:
     # parallel_workloads, for the peers' set-up shared with the warm workloads.
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     imported = time.perf_counter() - _script_began
-    elapsed, first = CONTENDERS[contender]()
+    gc.callbacks.append(_on_collection)
+    began, elapsed, first = CONTENDERS[contender]()
     script = imported + elapsed  # the contender's own set-up left out
     imports = {"torch": _torch_seconds, "snake": _snake_seconds, "trio": _trio_seconds}
     result = {"elapsed": elapsed, "item": first, "imports": imports, "built": _built}
+    result["collected"] = collected(began, elapsed)
     print(json.dumps({**result, "script": script}), flush=True)
 
 

@@ -11,6 +11,7 @@ DataLoader (the reference) and torchdata.nodes.
 
 from __future__ import annotations
 
+import compileall
 import contextlib
 import dataclasses
 import functools
@@ -47,6 +48,10 @@ COLD_SETTLE = 0.3
 #: The first item of ``_cold_first.py``: ``double(0)``.
 FIRST_ITEM = 0
 GOAL_COLD_FIRST = 2.0  # snake first item / DataLoader first item, at most
+COMPILED_NOTE = (
+    "snake's modules are compiled to bytecode before the rounds, as installing it from "
+    "a wheel does (its dependencies' are, by pip)"
+)
 
 
 class ScriptFailed(RuntimeError):
@@ -136,9 +141,20 @@ def _runs(group: int) -> bool:
     return False
 
 
+def compile_snake() -> None:
+    """Compile snake's modules to bytecode, as installing it from a wheel does. An
+    editable install run under ``PYTHONDONTWRITEBYTECODE`` (as on the test machine)
+    has none, and each fresh script would compile them from source: about 0.04 s
+    that the packages installed beside it, torch and trio among them, do not pay."""
+    import snake
+
+    compileall.compile_dir(os.path.dirname(snake.__file__), quiet=1)
+
+
 @dataclass
 class ColdWorkload(_harness.Workload):
-    """A workload whose contenders are scripts: ``scripts`` holds each one's, by name."""
+    """A workload whose contenders are scripts: ``scripts`` holds each one's, by name.
+    snake's bytecode is compiled before they run (``compile_snake``)."""
 
     scripts: dict[str, Script] = field(default_factory=dict, init=False)
 
@@ -193,6 +209,7 @@ class ColdFirst(ColdWorkload, PeersWorkload):
 
     def contenders(self) -> list[Contender]:
         self.scripts, self.ours, self.loader = {}, [], None
+        compile_snake()
         # The script imports torch at its top, whatever it then runs.
         if not self.offer("the cold first item", "torch"):
             return []
@@ -234,6 +251,11 @@ class ColdFirst(ColdWorkload, PeersWorkload):
                 table.rows.append(times_row(label, built))
         for name, script in self.scripts.items():
             if script.results:
+                seconds = [r["collected"] for r in script.results]
+                label = f"{name}: the garbage collector's passes (info, within its time)"
+                table.rows.append(times_row(label, seconds))
+        for name, script in self.scripts.items():
+            if script.results:
                 seconds = [r["script"] for r in script.results]
                 table.rows.append(times_row(f"{name}: from the script's first line", seconds))
         if not self.scripts:
@@ -244,10 +266,13 @@ class ColdFirst(ColdWorkload, PeersWorkload):
             "is built (snake's engine loads there, on first use: its modules, and trio "
             "unless the script imported it) to its first item of 100 "
             "(double(i), a function of the script); 'from the script's first line' adds "
-            "its imports; the loader is shut down after the timing and the script exits",
+            "its imports; the loader is shut down after the timing and the script exits; "
+            "the first full pass of the garbage collector after `import torch` (over its "
+            "objects) falls on whoever first allocates a few hundred objects",
             f"start methods: snake {snake_start_method()} (started inside the timing, a "
             "fork of the script where no other thread runs); the others fork from the "
             "script",
+            COMPILED_NOTE,
             self.walls_note(),
         ]
 
@@ -286,6 +311,7 @@ class ColdSeed(ColdWorkload):
 
     def contenders(self) -> list[Contender]:
         self.scripts = {}
+        compile_snake()
         seed = (str(self.n), str(SEED_UNIT))
         path = SEED_SCRIPT
         ideal = self.add("ideal (estimate)", self.ideal, path, "ideal", *seed, warm=False)
@@ -317,6 +343,7 @@ class ColdSeed(ColdWorkload):
             "imports, to the end of the run, its workers stopped",
             f"start methods: snake {snake_start_method()} (started inside the timing); "
             "ProcessPoolExecutor forks from the script",
+            COMPILED_NOTE,
             self.walls_note(),
         ]
 
