@@ -14,9 +14,10 @@ waiting for room in its window for most of the round, a window mostly of
 calls running, while the stage did not wait for the stages after it.
 
 - starting: as TCP's slow start, each call that ends while an input item
-  waits for room (and the stage is not waiting for the stages after it)
-  raises the concurrency by ``STEP``, so that it grows about fourfold per
-  latency, with no round lost to judging. The first round's latency is the
+  waits for room (and the stage is not waiting for the stages after it;
+  both looked at over ``SPAN`` of a latency at least, so that calls ending
+  together count alike) raises the concurrency by ``STEP``, so that it
+  grows about fourfold per latency, with no round lost to judging. The first round's latency is the
   mean of the calls started at the first value, known once they have all
   ended (the first to end are the fast ones); nothing is judged before.
   Then the start ends with a round:
@@ -48,7 +49,9 @@ calls running, while the stage did not wait for the stages after it.
 Once the input has ended, nothing changes: the last calls say nothing of
 the stage's own. A stage run again (the pipeline's next epoch) starts where
 its last run left it (``tuned``). Latencies are taken on trio's clock, so under a test's
-autojump clock the whole search is deterministic. Every value tried and its
+autojump clock the whole search is deterministic for the same moments of
+calls and items (chunks are sized by CPU time, which moves those of a stage
+behind a slow consumer). Every value tried and its
 rate are kept for the statistics (``TuningStatistics``).
 """
 
@@ -93,6 +96,9 @@ BLOCKED = 0.1
 ROUND = 4
 #: While starting, each call that ends raises the concurrency by this many.
 STEP = 3
+#: Whether the stage is the limit, for that, is looked at over spans of this
+#: share of the calls' latency at least.
+SPAN = 0.25
 #: While starting, a round whose mean latency is this many times the first
 #: round's has calls queuing: the start ends.
 QUEUED = 1.5
@@ -214,9 +220,12 @@ class Tuner:
         default=attrs.Factory(lambda self: FirstRound(self.value), takes_self=True)
     )
     #: Since when it last looked (and the seconds parked and blocked by
-    #: then), and whether calls that end now raise the concurrency.
+    #: then), and whether calls that end now raise the concurrency; it looks
+    #: again once ``_span`` has passed (``SPAN`` of the first round's mean
+    #: latency, or until that is known, of the shortest latency).
     _mark: tuple[float, float, float] = (0.0, 0.0, 0.0)
     _grow: bool = False
+    _span: float | None = None
     #: The round judged last, and its rate.
     _last: tuple[int, float] | None = None
     #: Growing: the value and rate it stepped up from; the next round's rate
@@ -249,6 +258,10 @@ class Tuner:
             return  # started before the last change
         self._running -= 1
         self._ended += 1
+        if self._base is not None:
+            self._span = SPAN * self._base
+        elif self._span is None or SPAN * latency < self._span:
+            self._span = SPAN * latency
         self._items += items
         self._latency += latency
         if self._filled is None and self._ended >= self._size:
@@ -297,13 +310,17 @@ class Tuner:
                 self._filled = now
 
     def _grows(self, now: float) -> None:
-        """Time moved on to ``now``: whether, since the moment before, an input
+        """Time moved on to ``now``: whether, since it last looked, an input
         item waited for room most of the time, and the stage did not wait for
         the stages after it (integrals over time: the same in whatever order
-        trio runs the tasks of a moment)."""
+        trio runs the tasks of a moment). Over a span too short, they would
+        measure how long trio took to run the tasks that calls ending
+        together woke, not whether items wait."""
         then, parked_then, blocked_then = self._mark
-        parked, blocked = self.parked(now), self.blocked()
         span = now - then
+        if self._span is not None and span < self._span:
+            return
+        parked, blocked = self.parked(now), self.blocked()
         self._grow = (
             parked - parked_then >= LIMITED * span and blocked - blocked_then <= BLOCKED * span
         )
