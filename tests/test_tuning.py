@@ -141,6 +141,25 @@ def test_calls_that_end_together_each_grow_it() -> None:
     assert tuner.value == PAR_THEN_START * (1 + STEP)
 
 
+def test_a_round_in_which_none_of_its_calls_ended_is_judged_too() -> None:
+    # Behind a slow consumer its window is full of results, and its calls
+    # start only when the consumer's buffers take a chunk, seconds apart. A
+    # round ends by time at the first call that starts after it, with no
+    # call of its own ended: held back, the stage falls to the calls it had
+    # running (with headroom, not below where it started). Before, such a
+    # round lasted until a call of its own ended, and it stayed at 64.
+    tuner = Tuner(64, PAR_THEN_MOST, least=PAR_THEN_START)
+    tokens = [tuner.started(0.0) for _ in range(64)]
+    for token in tokens:  # no input waited for room: it settles at 64
+        tuner.ended(LATENCY, LATENCY, token)
+    tuner.started(LATENCY + 0.001)  # the first round ends; a call starts
+    assert (tuner.changed(), tuner.value) == (None, 64)
+    tuner.started(10.0)  # the next call, when a chunk of results has left
+    tuner.started(20.0)
+    assert (tuner.changed(), tuner.value) == (PAR_THEN_START, PAR_THEN_START)
+    assert tuner.why == "settled: the stage is not the limit"
+
+
 @pytest.mark.parametrize("kinds", [3, 8])
 def test_calls_of_unequal_latency_do_not_look_queued(kinds: int) -> None:
     # The first calls to end are the fast ones: the latency the later rounds
@@ -195,7 +214,8 @@ def test_a_stage_held_back_by_its_consumer_falls_back() -> None:
     # taken: more calls would only hold more of them. The consumer's buffers
     # take its results a chunk at a time, long apart, and its calls end only
     # then: it falls at the first call it starts once its window has room,
-    # not rounds of calls later (at item 1,849 before it could).
+    # not rounds of calls later (at item 83 or 700-810 in a run here; at
+    # item 1,849-1,981 before).
     async def main() -> tuple[snake.StageStatistics, int, int | None]:
         pipeline = snake.from_iterable(range(3_000)).par_then(service(None), concurrency="auto")
         most, fell, i = 0, None, 0
@@ -215,7 +235,7 @@ def test_a_stage_held_back_by_its_consumer_falls_back() -> None:
     assert stage.tuning.value == PAR_THEN_START < most, (stage.tuning, most)
     assert stage.concurrency == stage.tuning.value
     assert fell is not None
-    assert fell < 1_000, fell
+    assert fell < 1_500, fell
 
 
 def test_a_rate_that_changes_sets_off_a_new_search() -> None:
