@@ -214,7 +214,7 @@ def test_a_stage_held_back_by_its_consumer_falls_back() -> None:
     # taken: more calls would only hold more of them. The consumer's buffers
     # take its results a chunk at a time, long apart, and its calls end only
     # then: it falls at the first call it starts once its window has room,
-    # not rounds of calls later (at item 83 or 700-810 in a run here; at
+    # not rounds of calls later (at item 83-814 in runs here; at
     # item 1,849-1,981 before).
     async def main() -> tuple[snake.StageStatistics, int, int | None]:
         pipeline = snake.from_iterable(range(3_000)).par_then(service(None), concurrency="auto")
