@@ -57,27 +57,44 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def ray_processes(folder: str) -> list[psutil.Process]:
-    """The processes of the Ray started in ``folder``: those naming it, and theirs."""
-    found: dict[int, psutil.Process] = {}
+#: The processes that name the session's Ray's folder (its raylet among them),
+#: once ``ray_runtime`` has started it: its workers are theirs.
+_RAY_ROOTS: list[psutil.Process] = []
+
+
+def _naming(folder: str) -> list[psutil.Process]:
+    """The processes whose command line names ``folder``."""
+    found = []
     for proc in psutil.process_iter():
         with contextlib.suppress(psutil.Error):
             if any(folder in part for part in proc.cmdline()):
-                found[proc.pid] = proc
-                found.update((c.pid, c) for c in proc.children(recursive=True))
+                found.append(proc)
+    return found
+
+
+def ray_processes(folder: str) -> list[psutil.Process]:
+    """The processes of the Ray started in ``folder``: those naming it, and theirs."""
+    found: dict[int, psutil.Process] = {}
+    for proc in _naming(folder):
+        with contextlib.suppress(psutil.Error):
+            found[proc.pid] = proc
+            found.update((c.pid, c) for c in proc.children(recursive=True))
     return list(found.values())
 
 
 def snake_ray_jobs() -> list[psutil.Process]:
-    """Ray workers running a job of snake's now (Ray titles a busy worker with its task)."""
-    busy = []
-    for proc in psutil.process_iter():
+    """Workers of the session's Ray running a job of snake's now (Ray titles a
+    busy worker with its task); another Ray's on the machine do not count."""
+    busy: dict[int, psutil.Process] = {}
+    for root in _RAY_ROOTS:
         with contextlib.suppress(psutil.Error):
-            # Read once: a worker that is exiting changes its command line.
-            title = proc.cmdline()[:1]
-            if title and title[0].startswith("ray::run_job"):
-                busy.append(proc)
-    return busy
+            for proc in root.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    # Read once: a worker that is exiting changes its command line.
+                    title = proc.cmdline()[:1]
+                    if title and title[0].startswith("ray::run_job"):
+                        busy[proc.pid] = proc
+    return list(busy.values())
 
 
 def _warm(x: int) -> int:
@@ -116,8 +133,10 @@ def ray_runtime() -> Iterator[str]:
         # Workers started once, for all the tests: a test's first task does
         # not wait for a worker process to start.
         ray.get([ray.remote(_warm).remote(k) for k in range(4)])
+        _RAY_ROOTS[:] = _naming(folder)
         yield address
     finally:
+        _RAY_ROOTS.clear()
         ray.shutdown()
         for name, value in saved.items():
             if value is None:
