@@ -252,15 +252,13 @@ class Tuner:
         self._moment(now)
         if started == FIRST:
             if (base := self._first.end(latency)) is not None:
-                self._base = base
+                self._base, self._span = base, SPAN * base
             started = 0
         if started != self._generation:
             return  # started before the last change
         self._running -= 1
         self._ended += 1
-        if self._base is not None:
-            self._span = SPAN * self._base
-        elif self._span is None or SPAN * latency < self._span:
+        if self._base is None and (self._span is None or SPAN * latency < self._span):
             self._span = SPAN * latency
         self._items += items
         self._latency += latency
@@ -358,9 +356,9 @@ class Tuner:
             self._ramp = False
             # Its rate says nothing, but a settled stage that waited for the
             # stages after it has more calls than it needs.
-            if not (pushed and self._settled is not None):
-                return
-            rate = -1.0
+            if pushed and self._settled is not None:
+                self._move(self._fall(running))
+            return
         if is_limit or self._settled is None:  # not the rate of an input running dry
             self._record(self.value, rate)
         searching = self._settled is None
@@ -368,8 +366,12 @@ class Tuner:
             value = self._searched(rate, is_limit)
         else:
             value = self._held(rate, running if held_back else None, is_limit, pushed)
+        self._move(value)
+
+    def _move(self, value: int) -> None:
+        """A round chose ``value``: if a new one, only calls started from now on count."""
         if value != self.value:
-            self.value, self._change = value, value
+            self.value = self._change = value
             self._restart()
 
     def _restart(self) -> None:
@@ -444,7 +446,7 @@ class Tuner:
         """Settled: keep the value, search up, or fall to the ``running``
         calls (with headroom) of a stage another holds back; at once if it
         was ``pushed`` back by the stages after it (``rate`` is then not
-        the stage's own, and may be -1: not known)."""
+        the stage's own)."""
         settled = self._settled
         assert settled is not None
         if pushed and running is not None:
@@ -471,9 +473,7 @@ class Tuner:
         self._origin = None
         if self._settled is None:
             self._settled, self.why = -1.0, "settled: the stage is not the limit"
-        if (value := self._fall(running)) != self.value:
-            self.value = self._change = value
-            self._restart()
+        self._move(self._fall(running))
 
     def _fall(self, running: float) -> int:
         """Held back by another stage: what keeps up with the rate it is
