@@ -685,8 +685,8 @@ WORKLOADS = ("io", "seed", "images", "shift", "bursts")
 
 def _parser() -> argparse.ArgumentParser:
     return argument_parser(
-        "Automatic tuning's baselines: today's default concurrency against the best "
-        "fixed setting of a grid, on issue 20's four workloads "
+        'Automatic tuning: "auto" against today\'s default and the best fixed setting '
+        "of a grid, on issue 20's four workloads and a fifth for prefetch "
         "(see the module docstring for how to read the tables).",
         WORKLOADS,
         f"io: {IO_CALLS.quick:,} calls, seed: {SEED_ITEMS.quick} items, "
